@@ -104,10 +104,14 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
     t1 = time.perf_counter()
     if log:
         log(f"  built in {t1 - t0:.1f} s; streaming {len(x)} vectors ...")
+    xml = work / "results.xml"
     try:
-        xml = runner.test(test_module="test_network", hdl_toplevel=rtl["top"], test_dir=work,
-                          build_dir=work / "build", timescale=("1ns", "1ps"), log_file=test_log,
-                          extra_env={"HWGEN_SIM_JOB": str(job_file), "HWGEN_SIM_RESULT": str(result_file)})
+        runner.test(test_module="test_network", hdl_toplevel=rtl["top"], test_dir=work,
+                    build_dir=work / "build", timescale=("1ns", "1ps"), log_file=test_log,
+                    results_xml=str(xml),
+                    extra_env={"HWGEN_SIM_JOB": str(job_file), "HWGEN_SIM_RESULT": str(result_file)})
+    except SystemExit:
+        pass  # cocotb 2.1 exits non-zero when a test fails; the result file says why
     except Exception as exc:
         raise HwgenError(f"{simulator} simulation failed to run: {exc} (see {test_log})") from None
     t2 = time.perf_counter()

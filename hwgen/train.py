@@ -82,6 +82,8 @@ def load_checkpoint(path):
     except FileNotFoundError:
         raise HwgenError(f"checkpoint {path} does not exist") from None
     except Exception as exc:
-        raise HwgenError(f"cannot load checkpoint {path}: {exc.__class__.__name__}: {exc}") from None
+        first = (str(exc).strip().splitlines() or [""])[0][:120]
+        raise HwgenError(f"cannot load checkpoint {path}: not a readable hwgen checkpoint "
+                         f"({exc.__class__.__name__}: {first})") from None
     model.eval()
     return model, info

@@ -1,0 +1,82 @@
+"""The hwgen command line as users run it (real subprocesses)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HWGEN = [sys.executable, "-m", "hwgen.cli"]
+
+
+def hwgen(*args, cwd=None):
+    return subprocess.run([*HWGEN, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def assert_clean_error(proc, needle):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("hwgen: error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], proc.stderr
+    assert needle in errors[0], proc.stderr
+
+
+@pytest.mark.parametrize("verb", ["train", "export", "rtl", "synth", "sim", "flow"])
+def test_every_verb_has_help(verb):
+    proc = hwgen(verb, "--help")
+    assert proc.returncode == 0 and "usage: hwgen" in proc.stdout
+
+
+def test_train_export_rtl_are_deterministic(tmp_path):
+    for run in ("a", "b"):
+        d = tmp_path / run
+        assert hwgen("train", "--bits", "1:0.7,2:0.2,3:0.1", "--hidden", "6", "--epochs", "3",
+                     "-o", d / "m.pt").returncode == 0
+        assert hwgen("export", d / "m.pt", "-o", d / "m.hwgen").returncode == 0
+        assert hwgen("rtl", d / "m.hwgen", "-o", d / "rtl").returncode == 0
+    for name in ("m.hwgen", "rtl/hwgen_top.v", "rtl/hwgen_top.il"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "--bits", "4", "-o", "x.pt"], "out of range"),
+    (["train", "--bits", "1:0.5,2:0.2", "-o", "x.pt"], "sum to"),
+    (["train", "--dataset", "cifar", "-o", "x.pt"], "unknown dataset 'cifar'"),
+    (["export", "missing.pt", "-o", "x.hwgen"], "does not exist"),
+    (["rtl", "missing.hwgen", "-o", "rtl"], "does not exist"),
+    (["synth", "."], "rtl.json is missing"),
+])
+def test_bad_input_gives_one_clear_error(tmp_path, args, needle):
+    assert_clean_error(hwgen(*args, cwd=tmp_path), needle)
+
+
+def test_corrupt_artifact_and_checkpoint(tmp_path):
+    (tmp_path / "bad.hwgen").write_bytes(b"PK\x03\x04 definitely not a zip")
+    assert_clean_error(hwgen("rtl", tmp_path / "bad.hwgen", "-o", tmp_path / "rtl"), "invalid artifact")
+    (tmp_path / "bad.pt").write_bytes(b"\x00" * 100)
+    assert_clean_error(hwgen("export", tmp_path / "bad.pt", "-o", tmp_path / "x.hwgen"), "cannot load checkpoint")
+
+
+@pytest.mark.slow
+def test_sim_catches_tampered_rtl_and_flow_reports(tmp_path):
+    """A tiny network through `hwgen flow`, then `hwgen sim` on a tampered copy."""
+    out = tmp_path / "flow"
+    proc = hwgen("flow", "--hidden", "6", "--epochs", "20", "--target", "generic", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    for key in ("dataset", "avg_weight_bits", "bit_histogram", "accuracy", "bitexact", "area",
+                "artifacts", "timing_s"):
+        assert key in report
+    assert report["bitexact"] == {**report["bitexact"], "mismatches": 0, "vectors": 360}
+    assert report["accuracy"]["rtl"] == report["accuracy"]["integer"]
+    assert report["area"]["generic"]["cells"] > 0
+    assert sum(report["bit_histogram"].values()) == 64 * 6 + 6 * 10
+    assert (out / report["artifacts"]["verilog"]).is_file() and (out / "report.md").is_file()
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_sim import tamper
+    tamper(out / "rtl", tmp_path / "bad_rtl")
+    proc = hwgen("sim", out / "model.hwgen", "--rtl", tmp_path / "bad_rtl")
+    assert_clean_error(proc, "does not match the golden reference")
+    assert "360 vectors, 360 mismatches" in proc.stdout

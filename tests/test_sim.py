@@ -1,0 +1,63 @@
+"""cocotb bit-exact simulation of the digits network on real simulators."""
+import json
+import re
+import shutil
+
+import pytest
+
+from hwgen.errors import HwgenError
+from hwgen.sim import simulate
+
+from conftest import has_icarus
+
+pytestmark = pytest.mark.slow
+
+SIMULATORS = ["verilator", pytest.param("icarus", marks=pytest.mark.skipif(
+    not has_icarus(), reason="Icarus Verilog (iverilog) not installed"))]
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_every_test_image_bit_exact(digits_run, simulator, tmp_path):
+    x = digits_run["data"].x_test
+    res = simulate(digits_run["model"], digits_run["rtl"], x, simulator=simulator,
+                   work_dir=tmp_path, backpressure=0.3 if simulator == "icarus" else 0.0)
+    assert res["vectors"] == len(x) == 360
+    assert res["mismatches"] == 0, res["first_mismatches"]
+
+
+def tamper(src_dir, dst_dir):
+    """Copy the RTL and flip one weight bit of the output layer: the XNOR
+    literal of weight (0, 0) (``~ x[0]`` <-> ``x[0]``)."""
+    shutil.copytree(src_dir, dst_dir)
+    path = dst_dir / "hwgen_top.v"
+    text = path.read_text()
+    module = json.loads((dst_dir / "rtl.json").read_text())["layers"][-1]["module"]
+    start = text.index(f"module \\{module} ")
+    end = text.index("endmodule", start)
+    body = text[start:end]
+    m = re.search(r"= (~ )?x\[0\];", body)
+    assert m, f"weight literal of x[0] not found in {module}"
+    flipped = "= x[0];" if m.group(1) else "= ~ x[0];"
+    body = body[:m.start()] + flipped + body[m.end():]
+    path.write_text(text[:start] + body + text[end:])
+
+
+def test_flipped_weight_bit_is_caught(digits_run, tmp_path):
+    tamper(digits_run["rtl"], tmp_path / "rtl")
+    x = digits_run["data"].x_test
+    res = simulate(digits_run["model"], tmp_path / "rtl", x, simulator="verilator", work_dir=tmp_path / "w")
+    assert res["vectors"] == len(x)
+    # weight (0, 0) feeds class 0's score for every image: each one must differ
+    assert res["mismatches"] == len(x)
+    assert res["first_mismatches"][0]["got_scores"][0] != res["first_mismatches"][0]["expected_scores"][0]
+
+
+def test_missing_rtl_manifest(digits_run, tmp_path):
+    with pytest.raises(HwgenError, match="rtl.json is missing"):
+        simulate(digits_run["model"], tmp_path, digits_run["data"].x_test[:2])
+
+
+def test_missing_simulator_named(digits_run, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(HwgenError, match="apt-get install iverilog"):
+        simulate(digits_run["model"], digits_run["rtl"], digits_run["data"].x_test[:2], simulator="icarus")

@@ -1,0 +1,41 @@
+"""Real Yosys (yowasp) synthesis of a small network, parsed into area reports."""
+import numpy as np
+import pytest
+
+from hwgen import rtl
+from hwgen.errors import HwgenError
+from hwgen.synth import format_table, synthesize
+
+from conftest import random_model
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def small_rtl(tmp_path_factory):
+    d = tmp_path_factory.mktemp("small_rtl")
+    rtl.generate(random_model(np.random.default_rng(1), [12, 8, 4], input_bits=3), d)
+    return d
+
+
+def test_generic_area_per_layer(small_rtl):
+    res = synthesize(small_rtl, "generic")
+    assert res["total"]["cells"] > 0
+    assert {"fc0", "fc1", "argmax", "top (registers, glue)"} <= set(res["per_module"])
+    assert res["total"]["cells"] == sum(m["cells"] for m in res["per_module"].values())
+    assert "fc1" in format_table(res)
+
+
+def test_ice40_area_counts_luts_carries_and_flops(small_rtl):
+    res = synthesize(small_rtl, "ice40")
+    total = res["total"]
+    assert total["lut4"] > 0 and total["dff"] > 0
+    # registers: 8 hidden bits + output (label + 4 scores) + valid flags, all in the top module
+    assert res["per_module"]["top (registers, glue)"]["dff"] == total["dff"]
+    assert res["per_module"]["fc0"]["lut4"] > res["per_module"]["argmax"]["lut4"] > 0
+    assert all(t.startswith("SB_") for t in res["cell_types"])
+
+
+def test_unknown_target(small_rtl):
+    with pytest.raises(HwgenError, match="unknown synthesis target"):
+        synthesize(small_rtl, "xc9")
