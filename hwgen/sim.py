@@ -53,7 +53,8 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
     """Simulate ``x`` (int [N, features]) through the RTL in ``rtl_dir``.
 
     Returns a dict with ``simulator``, ``vectors``, ``mismatches``,
-    ``first_mismatches``, ``inferences_per_s``, ``build_s`` and ``run_s``.
+    ``first_mismatches``, ``labels`` (what the RTL output, in order),
+    ``cycles``, ``inferences_per_s``, ``build_s`` and ``run_s``.
     Raises :class:`HwgenError` if the simulation cannot run at all.
     """
     if simulator not in SIMULATORS:
@@ -121,7 +122,8 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
                          f"(see {test_log})")
     result = json.loads(result_file.read_text())
     return {"simulator": simulator, "vectors": result["vectors"], "mismatches": result["mismatches"],
-            "first_mismatches": result["first_mismatches"], "cycles": result["cycles"],
+            "first_mismatches": result["first_mismatches"], "labels": result["labels"],
+            "cycles": result["cycles"],
             "inferences_per_s": result["vectors"] / max(result["wall_s"], 1e-9),
             "build_s": t1 - t0, "run_s": t2 - t1}
 

@@ -61,8 +61,11 @@ def synthesize(rtl_dir, target="generic", log=None):
     outdir = rtl_dir / "synth"
     outdir.mkdir(exist_ok=True)
     stat_json = f"synth/{target}.stat.json"
+    netlist_dir = outdir / f"{target}_netlist"
+    netlist_dir.mkdir(exist_ok=True)
+    netlist = f"synth/{target}_netlist/{rtl['top']}.v"
     script = (project_dir("rtl_templates") / template).read_text().format(
-        sources=" ".join(rtl["sources"]), top=rtl["top"], stat_json=stat_json)
+        sources=" ".join(rtl["sources"]), top=rtl["top"], stat_json=stat_json, netlist=netlist)
     (outdir / f"{target}.ys").write_text(script)
     (rtl_dir / stat_json).unlink(missing_ok=True)
     log_path = outdir / f"{target}.log"
@@ -77,6 +80,13 @@ def synthesize(rtl_dir, target="generic", log=None):
         tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
         raise HwgenError(f"yosys {target} synthesis failed (exit {proc.returncode}): "
                          f"{' | '.join(tail) or 'no output'} (log: {log_path})")
+    if not (rtl_dir / netlist).is_file():
+        shutil.rmtree(netlist_dir, ignore_errors=True)  # this target's script writes none
+    else:
+        # the netlist directory is an RTL directory of its own: `hwgen sim --rtl` verifies it
+        (netlist_dir / "rtl.json").write_text(json.dumps(
+            dict(rtl, sources=[f"{rtl['top']}.v"], netlist_of=str(rtl_dir), target=target),
+            indent=2, sort_keys=True) + "\n")
     stat = json.loads((rtl_dir / stat_json).read_text())
     per_module = {}
     for name, mod in stat["modules"].items():
@@ -90,7 +100,8 @@ def synthesize(rtl_dir, target="generic", log=None):
     if log:
         log(f"  yosys: {target} done in {seconds:.1f} s: " + ", ".join(f"{k} {v}" for k, v in total.items()))
     return {"target": target, "total": total, "per_module": per_module, "cell_types": cell_types,
-            "seconds": seconds, "log": str(log_path.relative_to(rtl_dir))}
+            "seconds": seconds, "log": str(log_path.relative_to(rtl_dir)),
+            "netlist": str(netlist_dir.relative_to(rtl_dir)) if (rtl_dir / netlist).is_file() else None}
 
 
 def format_table(result):

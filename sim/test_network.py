@@ -43,7 +43,7 @@ async def network_matches_reference(dut):
     await ClockCycles(dut.clk, 2)
     dut.rst.value = 0
 
-    sent, received, mismatches, first = 0, 0, 0, []
+    sent, received, mismatches, first, out_labels = 0, 0, 0, [], []
     cycles, t0 = 0, time.perf_counter()
     limit = 4 * n + 100 + int(n / max(1e-9, 1 - stall)) * 2
     while received < n:
@@ -56,6 +56,7 @@ async def network_matches_reference(dut):
         in_fire = sent < n and dut.i__ready.value == 1
         if dut.o__valid.value == 1 and dut.o__ready.value == 1:
             label, got = _decode(int(dut.o__payload.value), job)
+            out_labels.append(label)
             if label != labels[received] or got != scores[received]:
                 mismatches += 1
                 if len(first) < 10:
@@ -70,6 +71,6 @@ async def network_matches_reference(dut):
 
     elapsed = time.perf_counter() - t0
     with open(os.environ["HWGEN_SIM_RESULT"], "w") as f:
-        json.dump({"vectors": n, "mismatches": mismatches, "first_mismatches": first,
+        json.dump({"vectors": n, "mismatches": mismatches, "first_mismatches": first, "labels": out_labels,
                    "cycles": cycles, "wall_s": elapsed}, f, indent=2)
     assert mismatches == 0, f"{mismatches} of {n} outputs differ from the golden reference"
