@@ -177,7 +177,7 @@ def _get(obj, key, kind, where):
     _need(isinstance(obj, dict), f"{where} must be a JSON object")
     _need(key in obj, f"{where} lacks the key {key!r}")
     value = obj[key]
-    ok = (isinstance(value, kind) and not (kind in (int, (int,)) and isinstance(value, bool)))
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
     _need(ok, f"{where}.{key} must be {getattr(kind, '__name__', kind)}, not {value!r}")
     return value
 

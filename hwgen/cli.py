@@ -103,7 +103,7 @@ def cmd_synth(args):
     _log(f"area report: {out}")
 
 
-def _load_test_inputs(model, dataset, limit):
+def _load_test_inputs(dataset, limit):
     from .data import load_dataset
     data = load_dataset(dataset)
     x, y = data.x_test, data.y_test
@@ -116,7 +116,7 @@ def cmd_sim(args):
     from . import artifact
     from .sim import simulate
     model = artifact.load(args.artifact)
-    x, _ = _load_test_inputs(model, args.dataset, args.limit)
+    x, _ = _load_test_inputs(args.dataset, args.limit)
     failed = False
     for simulator in args.simulator:
         res = simulate(model, args.rtl, x, simulator=simulator,

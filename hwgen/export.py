@@ -29,11 +29,11 @@ def _integer_layer(name, linear, input_kind, input_bits, frac_bits):
     nbits = linear.nbits.numpy().astype(np.uint8)
     max_bits = max(int(nbits.max()), 1)
     mu_ref = mus[0] if mus and mus[0] > 0 else 1.0
-    out_f = nbits.shape[0]
-    alpha = np.array([[round(2 ** frac_bits * mu / mu_ref) for mu in mus]] * out_f, dtype=np.int64)
-    alpha = alpha.reshape(out_f, max_bits) if mus else np.zeros((out_f, max_bits), np.int64)
-    bits = np.stack([(p.numpy() > 0) for p in planes]).astype(np.uint8) if planes else \
-        np.zeros((1, *nbits.shape), np.uint8)
+    alpha = np.zeros((nbits.shape[0], max_bits), np.int64)  # per tensor: equal rows
+    bits = np.zeros((max_bits, *nbits.shape), np.uint8)
+    for b, (mu, plane) in enumerate(zip(mus, planes)):
+        alpha[:, b] = round(2 ** frac_bits * mu / mu_ref)
+        bits[b] = plane.numpy() > 0
     return Layer(name=name, input=input_kind, input_bits=input_bits, output="threshold",
                  nbits=nbits, planes=bits, alpha=alpha), mu_ref
 

@@ -1,4 +1,5 @@
 """``hwgen flow``: every stage in order, then ``report.json`` and ``report.md``."""
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -49,7 +50,7 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
     int_acc = float((golden.pred == data.y_test).mean())
     log(f"  float accuracy {info['float_accuracy']:.4f}, integer accuracy {int_acc:.4f}")
 
-    sha = __import__("hashlib").sha256((out / "model.hwgen").read_bytes()).hexdigest()
+    sha = hashlib.sha256((out / "model.hwgen").read_bytes()).hexdigest()
     manifest = stages.run("rtl", lambda: rtl.generate(integer, out / "rtl", sha))
     area = {}
     for target in targets:

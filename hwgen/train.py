@@ -6,6 +6,7 @@ import time
 import torch
 
 from .data import load_dataset
+from .errors import HwgenError
 from .nn import HBBMLP
 from .quant import parse_bits
 
@@ -68,7 +69,6 @@ def save_checkpoint(model, info, path):
 
 
 def load_checkpoint(path):
-    from .errors import HwgenError
     try:
         blob = torch.load(path, weights_only=True)
         info = json.loads(blob["config"])

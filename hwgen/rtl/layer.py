@@ -50,7 +50,7 @@ class LinearLayer(wiring.Component):
     def layer(self):
         return self._layer
 
-    def _neuron(self, m, o):
+    def _neuron(self, o):
         """Variable part of ``Y[o]`` and the constant to add to it."""
         layer, x = self._layer, self.x
         nbits, planes, alpha = layer.nbits[o], layer.planes[:, o], layer.alpha[o]
@@ -73,7 +73,7 @@ class LinearLayer(wiring.Component):
         m = Module()
         layer = self._layer
         for o in range(layer.out_features):
-            var, const = self._neuron(m, o)
+            var, const = self._neuron(o)
             width, is_signed = self.acc_shapes[o]
             if layer.output == "scores":
                 acc = Signal((signed if is_signed else unsigned)(width), name=f"acc{o}")
