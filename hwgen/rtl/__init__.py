@@ -28,7 +28,7 @@ def generate(model, outdir, artifact_sha256=None):
     top = Network(model)
     text = verilog.convert(top, name=TOP, emit_src=False)
     (outdir / f"{TOP}.v").write_text(text)
-    (outdir / f"{TOP}.il").write_text(rtlil.convert(Network(model), name=TOP, emit_src=False))
+    (outdir / f"{TOP}.il").write_text(rtlil.convert(top, name=TOP, emit_src=False))
     out = top.output_layout
     manifest = {
         "top": TOP, "sources": [f"{TOP}.v"], "input_features": model.input_features,
