@@ -21,7 +21,8 @@ from .quant import MAX_BITS
 __all__ = ["FORMAT", "VERSION", "Layer", "Model", "save", "load", "dumps", "loads"]
 
 FORMAT = "hwgen-model"
-VERSION = 1
+VERSION = 2
+_READS = (1, 2)  # version 1 = dense layers only, no "op" key
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _INT_LIMIT = 2 ** 40  # |alpha|, |bias|, |threshold| must stay far inside int64
 
@@ -39,15 +40,22 @@ _OUTPUT_FIELDS = {"threshold": ("threshold", "direction"), "scores": ("bias",)}
 
 @dataclass
 class Layer:
-    """One fully connected layer in integer form.
+    """One dense or convolutional layer in integer form.
 
     ``Y[o] = sum_b alpha[o, b-1] * P_b[o] (+ bias[o])`` with
     ``P_b[o] = sum_j [nbits[o,j] >= b] * s_b[o,j] * a[j]`` and
-    ``s_b = +1 if planes[b-1] == 1 else -1``.
-    ``input`` is ``"uint"`` (unsigned integers, ``input_bits`` wide) or
-    ``"binary"`` (+-1 activations, bit 1 = +1). ``output`` is ``"threshold"``
-    (activation +1 iff ``Y >= threshold`` for direction +1, iff
-    ``Y <= threshold`` for direction -1) or ``"scores"`` (``Y + bias``).
+    ``s_b = +1 if planes[b-1] == 1 else -1``, ``j`` running over the fan-in
+    (``in_features``). ``input`` is ``"uint"`` (unsigned integers,
+    ``input_bits`` wide) or ``"binary"`` (+-1 activations, bit 1 = +1).
+    ``output`` is ``"threshold"`` (activation +1 iff ``Y >= threshold`` for
+    direction +1, iff ``Y <= threshold`` for direction -1) or ``"scores"``
+    (``Y + bias``).
+
+    ``op`` is ``"dense"`` or ``"conv2d"``: a conv layer reads a ``[C, H, W]``
+    map (``in_shape``, flattened C-major), applies the same neuron at every
+    ``kernel`` window (stride 1, no padding; fan-in order ``c, ky, kx``), and
+    after the threshold max-pools ``pool x pool`` windows (stride ``pool``;
+    ``pool = 1``: none), which on bits is a logical OR.
     """
     name: str
     input: str
@@ -59,6 +67,32 @@ class Layer:
     threshold: np.ndarray = None
     direction: np.ndarray = None
     bias: np.ndarray = None
+    op: str = "dense"
+    in_shape: tuple = None   # conv2d: (C, H, W)
+    kernel: tuple = None     # conv2d: (kh, kw)
+    pool: int = 1            # conv2d: max-pool window after the threshold
+
+    @property
+    def conv_shape(self):
+        """conv2d: ``(out_channels, H', W')`` before pooling."""
+        _, h, w = self.in_shape
+        return self.out_features, h - self.kernel[0] + 1, w - self.kernel[1] + 1
+
+    @property
+    def out_shape(self):
+        """conv2d: ``(out_channels, H'', W'')`` after pooling."""
+        o, h, w = self.conv_shape
+        return o, h // self.pool, w // self.pool
+
+    @property
+    def in_size(self):
+        """Number of input elements the layer reads (flattened)."""
+        return int(np.prod(self.in_shape)) if self.op == "conv2d" else self.in_features
+
+    @property
+    def out_size(self):
+        """Number of output elements the layer produces (flattened)."""
+        return int(np.prod(self.out_shape)) if self.op == "conv2d" else self.out_features
 
     @property
     def out_features(self):
@@ -124,10 +158,12 @@ def dumps(model):
     _validate(model)
     arrays, layers = {}, []
     for layer in model.layers:
-        entry = {"name": layer.name, "kind": "linear", "input": layer.input,
+        entry = {"name": layer.name, "kind": "linear", "op": layer.op, "input": layer.input,
                  "input_bits": layer.input_bits, "output": layer.output,
                  "in_features": layer.in_features, "out_features": layer.out_features,
                  "max_bits": layer.max_bits, "arrays": {}}
+        if layer.op == "conv2d":
+            entry.update(in_shape=list(layer.in_shape), kernel=list(layer.kernel), pool=layer.pool)
         for fname in ("nbits", "planes", "alpha") + _OUTPUT_FIELDS[layer.output]:
             dtype, _ = _FIELDS[fname]
             data = np.ascontiguousarray(getattr(layer, fname), dtype=np.dtype(dtype).newbyteorder("<"))
@@ -197,8 +233,9 @@ def loads(blob):
         raise ArtifactError(f"corrupt archive ({exc.__class__.__name__}: {exc})") from None
     _need(isinstance(manifest, dict), "manifest.json must be a JSON object")
     _need(manifest.get("format") == FORMAT, f"manifest format is {manifest.get('format')!r}, expected {FORMAT!r}")
-    _need(manifest.get("version") == VERSION,
-          f"format version {manifest.get('version')!r} is not supported (this hwgen reads version {VERSION})")
+    _need(manifest.get("version") in _READS,
+          f"format version {manifest.get('version')!r} is not supported (this hwgen reads versions "
+          f"{', '.join(map(str, _READS))})")
     layers = []
     for i, entry in enumerate(_get(manifest, "layers", list, "manifest")):
         where = f"layers[{i}]"
@@ -212,8 +249,14 @@ def loads(blob):
         for fname in ("nbits", "planes", "alpha") + _OUTPUT_FIELDS[output]:
             desc = _get(arrays, fname, dict, f"{where}.arrays")
             kw[fname] = _read_array(zf, names, desc, f"{where}.arrays.{fname}", _FIELDS[fname][0])
+        op = _get(entry, "op", str, where) if manifest["version"] >= 2 else "dense"
+        _need(op in ("dense", "conv2d"), f"{where}.op must be 'dense' or 'conv2d', not {op!r}")
+        if op == "conv2d":
+            kw["in_shape"] = tuple(_int_list(entry, "in_shape", 3, where))
+            kw["kernel"] = tuple(_int_list(entry, "kernel", 2, where))
+            kw["pool"] = _get(entry, "pool", int, where)
         layer = Layer(name=name, input=_get(entry, "input", str, where),
-                      input_bits=_get(entry, "input_bits", int, where), output=output, **kw)
+                      input_bits=_get(entry, "input_bits", int, where), output=output, op=op, **kw)
         _need(layer.nbits.ndim == 2 and layer.planes.ndim == 3,
               f"{where}: nbits must be 2-D [out, in] and planes 3-D [bits, out, in]")
         for key in ("in_features", "out_features", "max_bits"):
@@ -228,6 +271,14 @@ def loads(blob):
                   meta=_get(manifest, "meta", dict, "manifest"))
     _validate(model)
     return model
+
+
+def _int_list(entry, key, n, where):
+    value = _get(entry, key, list, where)
+    _need(len(value) == n and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096
+                                  for v in value),
+          f"{where}.{key} must be a list of {n} integers in 1..4096, not {value!r}")
+    return value
 
 
 def _read_array(zf, names, desc, where, dtype):
@@ -271,9 +322,20 @@ def _validate(model):
         else:
             _need(layer.input_bits == 1, f"{where}: a binary input has input_bits 1, not {layer.input_bits}")
         _need(layer.nbits.ndim == 2, f"{where}: nbits must be 2-D [out, in], has shape {layer.nbits.shape}")
-        _need(layer.in_features == fan_in, f"{where}: takes {layer.in_features} inputs but receives {fan_in}")
         _need(layer.out_features >= 1, f"{where}: has no outputs")
-        fan_in = layer.out_features
+        if layer.op == "conv2d":
+            _need(not last, f"{where}: the last layer must be dense (it produces the class scores)")
+            c, h, w = layer.in_shape
+            kh, kw = layer.kernel
+            _need(c * kh * kw == layer.in_features,
+                  f"{where}: fan-in {layer.in_features} is not in_channels*kh*kw = {c * kh * kw}")
+            _need(kh <= h and kw <= w, f"{where}: kernel {kh}x{kw} is larger than the {h}x{w} input map")
+            _need(1 <= layer.pool <= min(layer.conv_shape[1:]),
+                  f"{where}: pool {layer.pool} must be within 1..{min(layer.conv_shape[1:])}")
+        else:
+            _need(layer.op == "dense", f"{where}: op must be 'dense' or 'conv2d', not {layer.op!r}")
+        _need(layer.in_size == fan_in, f"{where}: takes {layer.in_size} inputs but receives {fan_in}")
+        fan_in = layer.out_size
         for fname, (dtype, shape_of) in _FIELDS.items():
             arr = getattr(layer, fname)
             if fname in ("nbits", "planes", "alpha") or fname in _OUTPUT_FIELDS[layer.output]:

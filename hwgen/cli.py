@@ -25,35 +25,67 @@ def _hidden(text):
     return sizes
 
 
-def _add_train_args(p):
+def _add_data_args(p):
+    from .data import DATASETS
     from .train import DEFAULTS
-    p.add_argument("--dataset", default=DEFAULTS["dataset"], help="dataset name (default: %(default)s)")
-    p.add_argument("--bits", default=DEFAULTS["bits"],
-                   help="weight bit mix: '1:0.6,2:0.4', an average such as '1.4' (= 1:0.6,2:0.4: "
-                        "the two neighbouring widths), or '2' for homogeneous (default: %(default)s)")
+    p.add_argument("--dataset", default=DEFAULTS["dataset"],
+                   help=f"dataset: {', '.join(DATASETS)} (default: %(default)s)")
+    p.add_argument("--data-dir", help="directory holding the dataset files (fashion-mnist: the four "
+                   "*-ubyte.gz files; default: the Debian package's /usr/share/datasets/fashion-mnist)")
+
+
+def _add_model_args(p, sweep=False):
+    from .quant import QUANTIZERS, SCALES, SELECTIONS
+    from .train import DEFAULTS, MODELS
+    _add_data_args(p)
+    p.add_argument("--model", default=DEFAULTS["model"], choices=MODELS,
+                   help="network: mlp (dense blocks), cnn (3x3 convs, then dense blocks) or transformer "
+                        "(BMT-style binarized Transformer over image rows; trains and exports its "
+                        "projections, no whole-network RTL) (default: %(default)s)")
+    p.add_argument("--conv", default=DEFAULTS["conv"],
+                   help="cnn feature layers: c<channels> for a 3x3 conv block, p for a 2x2 max-pool "
+                        "(default: %(default)s)")
     p.add_argument("--hidden", type=_hidden, default=DEFAULTS["hidden"],
-                   help="hidden layer sizes, comma-separated (default: %(default)s)")
+                   help="hidden dense layer sizes, comma-separated (default: %(default)s)")
+    p.add_argument("--dim", type=int, default=DEFAULTS["dim"], help="transformer width (default: %(default)s)")
+    p.add_argument("--depth", type=int, default=DEFAULTS["depth"], help="transformer blocks (default: %(default)s)")
+    p.add_argument("--heads", type=int, default=DEFAULTS["heads"],
+                   help="transformer attention heads (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="default: %(default)s")
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="Adam learning rate (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="default: %(default)s")
-    p.add_argument("--quantizer", default=DEFAULTS["quantizer"], choices=["bc", "bnn"],
-                   help="forward/backward quantizer pair (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="default: %(default)s")
+    p.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="Adam learning rate, cosine-annealed "
+                   "(default: %(default)s)")
+    if not sweep:
+        p.add_argument("--bits", default=DEFAULTS["bits"],
+                       help="weight bit mix: '1:0.6,2:0.4', an average such as '1.4' (= 1:0.6,2:0.4: "
+                            "the two neighbouring widths), or '2' for homogeneous (default: %(default)s)")
+        p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="default: %(default)s")
+        p.add_argument("--quantizer", default=DEFAULTS["quantizer"], choices=list(QUANTIZERS),
+                       help="forward/backward quantizer pair, see docs/training.md (default: %(default)s)")
+        p.add_argument("--selection", default=DEFAULTS["selection"], choices=SELECTIONS,
+                       help="which weights get more bits (default: %(default)s)")
+        p.add_argument("--scale", default=DEFAULTS["scale"], choices=SCALES,
+                       help="one scale per bit per tensor or per output channel (default: %(default)s)")
+    p.add_argument("--recompute-every", type=int, default=DEFAULTS["recompute_every"],
+                   help="recompute the bit masks every N training steps (default: %(default)s)")
+    p.add_argument("--freeze-after", type=float, default=DEFAULTS["freeze_after"],
+                   help="freeze the bit masks after this fraction of training (default: %(default)s = never)")
     p.add_argument("--threads", type=int, default=DEFAULTS["threads"],
-                   help="torch CPU threads (default: %(default)s; more threads slowed this small "
-                        "model down on a loaded 2-core machine)")
+                   help="torch CPU threads (default: 0 = all cores)")
 
 
-def _train_kwargs(args):
-    if args.epochs < 1:
-        raise HwgenError(f"--epochs must be at least 1, not {args.epochs}")
-    return dict(dataset=args.dataset, bits=args.bits, hidden=args.hidden, epochs=args.epochs,
-                lr=args.lr, seed=args.seed, quantizer=args.quantizer, threads=args.threads)
+def _train_kwargs(args, sweep=False):
+    keys = ["dataset", "model", "conv", "hidden", "dim", "depth", "heads", "epochs", "batch_size", "lr", "recompute_every",
+            "freeze_after", "threads"]
+    if not sweep:
+        keys += ["bits", "seed", "quantizer", "selection", "scale"]
+    return {k: getattr(args, k) for k in keys}
 
 
 def cmd_train(args):
     from .train import save_checkpoint, train
     _log(f"training on {args.dataset} with bits {args.bits} ...")
-    model, info = train(**_train_kwargs(args))
+    model, info = train(**_train_kwargs(args), data_dir=args.data_dir)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(model, info, args.output)
     _log(f"float (fake-quantized) test accuracy {info['float_accuracy']:.4f}; checkpoint: {args.output}")
@@ -61,10 +93,8 @@ def cmd_train(args):
 
 def _export(model, info, path, frac_bits):
     from . import artifact
-    from .data import load_dataset
     from .export import export_model
-    data = load_dataset(info["dataset"])
-    integer = export_model(model, info, data.input_bits, frac_bits)
+    integer = export_model(model, info, info["input"]["bits"], frac_bits)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     artifact.save(integer, path)
     return integer
@@ -73,6 +103,17 @@ def _export(model, info, path, frac_bits):
 def cmd_export(args):
     from .train import load_checkpoint
     model, info = load_checkpoint(args.checkpoint)
+    if info.get("model") == "transformer":
+        from . import artifact
+        from .export import export_projections
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        projections = export_projections(model, info, info["input"]["bits"], args.frac_bits)
+        for name, integer in projections.items():
+            artifact.save(integer, out / f"{name}.hwgen")
+        _log(f"transformer: {len(projections)} binarized projections exported to {out}/ "
+             f"(one integer artifact each; the float softmax/LayerNorm stay in PyTorch)")
+        return
     integer = _export(model, info, args.output, args.frac_bits)
     _log(f"artifact {args.output}: {len(integer.layers)} layers, avg {integer.avg_weight_bits():.3f} "
          f"weight bits, histogram {integer.bit_histogram()}")
@@ -103,9 +144,9 @@ def cmd_synth(args):
     _log(f"area report: {out}")
 
 
-def _load_test_inputs(dataset, limit):
+def _load_test_inputs(dataset, limit, data_dir=None):
     from .data import load_dataset
-    data = load_dataset(dataset)
+    data = load_dataset(dataset, data_dir)
     x, y = data.x_test, data.y_test
     if limit is not None:
         x, y = x[:limit], y[:limit]
@@ -116,7 +157,7 @@ def cmd_sim(args):
     from . import artifact
     from .sim import simulate
     model = artifact.load(args.artifact)
-    x, _ = _load_test_inputs(args.dataset, args.limit)
+    x, _ = _load_test_inputs(args.dataset, args.limit, args.data_dir)
     failed = False
     for simulator in args.simulator:
         res = simulate(model, args.rtl, x, simulator=simulator,
@@ -134,7 +175,19 @@ def cmd_sim(args):
 def cmd_flow(args):
     from .report import run_flow
     run_flow(out=Path(args.output), train_kwargs=_train_kwargs(args), frac_bits=args.frac_bits,
-             targets=args.target, simulator=args.simulator, log=_log)
+             targets=args.target, simulator=args.simulator, data_dir=args.data_dir, log=_log)
+
+
+def cmd_sweep(args):
+    from .sweep import sweep
+    if args.model == "transformer":
+        raise HwgenError("hwgen sweep covers whole integer networks (mlp, cnn); train transformers "
+                         "with hwgen train")
+    rows = sweep(out=Path(args.output), base=_train_kwargs(args, sweep=True), bits=args.bits,
+                 quantizers=args.quantizer, selections=args.selection, scales=args.scale,
+                 seeds=args.seed, data_dir=args.data_dir, log=sys.stderr)
+    print((Path(args.output) / "sweep.md").read_text())
+    _log(f"sweep: {len(rows)} configurations; {args.output}/sweep.json, sweep.md, accuracy_vs_bits.png")
 
 
 def build_parser():
@@ -143,7 +196,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train an HBB network and save a checkpoint")
-    _add_train_args(p)
+    _add_model_args(p)
     p.add_argument("-o", "--output", required=True, help="checkpoint file to write")
     p.set_defaults(func=cmd_train)
 
@@ -168,7 +221,7 @@ def build_parser():
     p = sub.add_parser("sim", help="prove RTL bit-exact against the golden reference in cocotb")
     p.add_argument("artifact")
     p.add_argument("--rtl", required=True, help="RTL directory (with rtl.json) to simulate")
-    p.add_argument("--dataset", default="digits", help="test split to stream (default: digits)")
+    _add_data_args(p)
     p.add_argument("--simulator", action="append", choices=["verilator", "icarus"],
                    help="simulator, repeatable (default: verilator)")
     p.add_argument("--limit", type=int, help="only the first N test images")
@@ -177,13 +230,29 @@ def build_parser():
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("flow", help="train, export, generate RTL, synthesize, simulate, report")
-    _add_train_args(p)
+    _add_model_args(p)
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.add_argument("--frac-bits", type=int, default=8, help="fixed-point bits of the scales (default: 8)")
     p.add_argument("--target", action="append", choices=["generic", "ice40"],
                    help="synthesis target, repeatable (default: generic and ice40)")
     p.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
     p.set_defaults(func=cmd_flow)
+
+    p = sub.add_parser("sweep", help="train a grid of bit mixes x quantizers x selection rules; "
+                       "tables and plots of accuracy vs bits (resumable)")
+    _add_model_args(p, sweep=True)
+    from .quant import QUANTIZERS, SCALES, SELECTIONS
+    p.add_argument("--bits", nargs="+", default=["1", "1.4", "2", "3"],
+                   help="bit mixes (default: %(default)s)")
+    p.add_argument("--quantizer", nargs="+", default=["bnn"], choices=list(QUANTIZERS),
+                   help="quantizer presets (default: %(default)s)")
+    p.add_argument("--selection", nargs="+", default=["middle-out"], choices=SELECTIONS,
+                   help="bit-selection rules (default: %(default)s)")
+    p.add_argument("--scale", nargs="+", default=["tensor"], choices=SCALES,
+                   help="scale granularities (default: %(default)s)")
+    p.add_argument("--seed", nargs="+", type=int, default=[0], help="seeds (default: %(default)s)")
+    p.add_argument("-o", "--output", required=True, help="sweep directory (resumed if it exists)")
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -1,25 +1,33 @@
-"""Heterogeneous Bitwidth Binarization (HBB): bit mixes, Middle-Out selection,
-residual binarization and the straight-through quantizer pairs.
+"""Heterogeneous Bitwidth Binarization (HBB): bit mixes, bit selection,
+residual binarization and the ProxConnect++ forward/backward quantizer pairs.
 
-Conventions (also in docs/format.md):
+Conventions (also in docs/format.md and docs/training.md):
 
 * ``sign(0) = +1`` everywhere, so a bit-plane entry is always exactly +-1.
 * A *bit mix* maps a bit count ``b`` (0..MAX_BITS; 0 = pruned) to the fraction
   of a tensor's weights that get exactly ``b`` bits.
+* Weights are handled as a 2-D view ``[out, fan_in]`` (a conv kernel
+  ``[out, c, kh, kw]`` is flattened); scales are per tensor or per output
+  channel (row).
 """
 import math
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
 from .errors import HwgenError
 
-__all__ = ["MAX_BITS", "parse_bits", "mix_counts", "select_bits", "residual_binarize",
-           "hbb_quantize", "QUANTIZERS", "DEFAULT_MIX_1_4"]
+__all__ = ["MAX_BITS", "parse_bits", "mix_counts", "select_bits", "residual_binarize", "hbb",
+           "hbb_quantize", "Quantizer", "QUANTIZERS", "SELECTIONS", "SCALES", "sign_swish",
+           "sign_swish_grad", "prox_sign", "prox_sign_grad"]
 
 MAX_BITS = 3
 
-#: What ``--bits 1.4`` means: 60 % of weights with 1 bit, 40 % with 2 bits.
-DEFAULT_MIX_1_4 = {1: 0.6, 2: 0.4}
+#: Bit-selection rules: which weights of a tensor get more bits.
+SELECTIONS = ("middle-out", "magnitude", "random")
+#: Scale granularity: one ``mu_b`` per tensor (the paper) or per output channel.
+SCALES = ("tensor", "channel")
 
 
 def parse_bits(spec):
@@ -68,90 +76,314 @@ def mix_counts(mix, n):
     return counts
 
 
-def select_bits(w, mix):
-    """Middle-Out bit selection: an int tensor of per-weight bit counts.
+# --------------------------------------------------------------------------
+# Forward/backward functions of the quantizer presets (closed forms)
+# --------------------------------------------------------------------------
 
-    Weights given 0 bits (pruned) are the smallest-magnitude ones. Then at each
-    step ``b`` the scale ``mu_b`` is the mean ``|R_b|`` over the entries still
-    active, and the ``count[b]`` active entries whose ``|R_b|`` is closest to
-    ``mu_b`` stop at ``b`` bits; the rest get another bit. Ties go to the
-    lower flat index, so the result is deterministic.
+def _sign(x):
+    s = torch.sign(x)
+    return s.add_(s == 0)  # sign(0) = +1
+
+
+def sign_swish(x, beta):
+    """SignSwish_beta(x) = 2 sigma(beta x) [1 + beta x (1 - sigma(beta x))] - 1 (BNN+)."""
+    s = torch.sigmoid(beta * x)
+    return 2 * s * (1 + beta * x * (1 - s)) - 1
+
+
+def sign_swish_grad(x, beta):
+    """d/dx SignSwish_beta(x) = beta [2 - beta x tanh(beta x / 2)] / (1 + cosh(beta x))."""
+    bx = beta * x
+    return beta * (2 - bx * torch.tanh(bx / 2)) / (1 + torch.cosh(bx))
+
+
+def prox_sign(x, rho):
+    """Proximal map of ``rho * dist(x, {-1, +1})``: moves ``x`` by ``rho``
+    towards the nearest of +-1 without overshooting. ``rho = 0`` is the
+    identity; ``rho >= 1`` is exactly ``sign`` (with ``sign(0) = +1``) on
+    ``|x| <= 2``."""
+    s = _sign(x)
+    a = x.abs()
+    moved = torch.where(a < 1, torch.clamp(a + rho, max=1.0), torch.clamp(a - rho, min=1.0))
+    return s * moved
+
+
+def prox_sign_grad(x, rho):
+    """Derivative of :func:`prox_sign`: 1 where the point moved freely, 0 where
+    it snapped onto +-1."""
+    a = x.abs()
+    free = torch.where(a < 1, a + rho < 1, a - rho > 1)
+    return free.to(x.dtype)
+
+
+@dataclass(frozen=True)
+class Quantizer:
+    """A ProxConnect++ pair (F, B) applied to every HBB bit-plane.
+
+    ``forward`` is F, evaluated per plane on the normalised residual
+    ``u_b = R_b / mu_b``; ``backward`` is B, whose derivative replaces F' in
+    the Jacobian of the HBB recursion (see :func:`hbb`), or for
+    ``raw_backward`` presets is evaluated on the raw latent weight, as in
+    the original BNN/HBB code. ``schedule(t)`` maps training
+    progress ``t`` in [0, 1] to the annealed parameter; from ``hard_after``
+    on, the forward pass is exactly sign (what the hardware computes).
     """
-    flat = w.detach().reshape(-1)
-    n = flat.numel()
-    counts = mix_counts(mix, n)
-    nbits = torch.zeros(n, dtype=torch.int8, device=flat.device)
-    active = torch.arange(n, device=flat.device)
-    if counts[0]:
-        order = torch.argsort(flat.abs(), stable=True)
-        active = torch.sort(order[counts[0]:]).values
-    r = flat.clone()
-    top = max(b for b in range(MAX_BITS + 1) if counts[b])
-    for b in range(1, top + 1):
-        ra = r[active]
-        mu = ra.abs().mean()
-        if b == top:
-            nbits[active] = b
-            break
-        dist = (ra.abs() - mu).abs()
-        order = torch.argsort(dist, stable=True)
-        nbits[active[order[:counts[b]]]] = b
-        active = torch.sort(active[order[counts[b]:]]).values
-        r[active] = r[active] - mu * torch.where(r[active] >= 0, 1.0, -1.0)
-    return nbits.reshape(w.shape)
+    name: str
+    forward: str            # "sign" | "signswish" | "prox"
+    backward: str           # "identity" | "clip" | "signswish" | "prox"
+    raw_backward: bool
+    start: float = 0.0      # annealed parameter at t = 0 (beta or rho)
+    end: float = 0.0        # ... at t = hard_after
+    hard_after: float = 1.0
+    summary: str = ""
+
+    def param(self, t):
+        """The annealed parameter (beta for SignSwish, rho for prox) at progress t."""
+        if self.start == self.end:
+            return self.start
+        t = min(max(t / self.hard_after, 0.0), 1.0)
+        if self.forward == "prox" or self.backward == "prox":
+            return self.start + (self.end - self.start) * t           # linear
+        return self.start * (self.end / self.start) ** t               # geometric
+
+    def hard(self, t):
+        return self.forward == "sign" or t >= self.hard_after
+
+    def plane(self, u, t):
+        """Forward plane values on the normalised residual ``u``."""
+        if self.hard(t):
+            return _sign(u)
+        if self.forward == "signswish":
+            return sign_swish(u, self.param(t))
+        return prox_sign(u, self.param(t))
+
+    def jacobian(self, u, t):
+        """Diagonal Jacobian of B at ``u`` (``None`` = identity)."""
+        if self.backward == "identity":
+            return None
+        if self.backward == "clip":
+            return (u.abs() <= 1).to(u.dtype)
+        if self.backward == "signswish":
+            return sign_swish_grad(u, self.param(t))
+        return prox_sign_grad(u, self.param(t))
 
 
-def residual_binarize(w, nbits, channel_dim=None):
-    """Residual binarization of ``w`` with per-weight bit counts ``nbits``.
+#: Named presets. Annealing parameters are part of the preset (docs/training.md).
+QUANTIZERS = {q.name: q for q in [
+    Quantizer("bc", "sign", "identity", raw_backward=True,
+              summary="BinaryConnect: sign / identity (plain straight-through)"),
+    Quantizer("bnn", "sign", "clip", raw_backward=True,
+              summary="BNN: sign / clip(w, -1, 1), gradient 1[|w| <= 1]"),
+    Quantizer("bnn+", "sign", "signswish", raw_backward=False, start=1.0, end=1.0,
+              summary="BNN+: sign / SignSwish_beta, beta = 1 on w / mu_1"),
+    Quantizer("proxconnect", "prox", "prox", raw_backward=False, start=0.0, end=1.0, hard_after=0.9,
+              summary="ProxConnect: prox quantizer both ways, rho 0 -> 1 linearly over the first 90 % "
+                      "of training (rho = 1 is sign), then hard sign"),
+    Quantizer("bnn++", "signswish", "signswish", raw_backward=False, start=1.0, end=2.0, hard_after=0.9,
+              summary="BNN++: SignSwish both ways, beta 1 -> 2 geometrically over the first 90 % of "
+                      "training, then hard sign forward with SignSwish_2 backward"),
+]}
 
-    Returns ``(w_hat, mus, planes)``: ``planes[b-1]`` is the +-1 plane of bit b
-    (0 where the weight has fewer bits); ``mus[b-1]`` its scale: a scalar per
-    tensor, or one per slice along ``channel_dim``.
+
+def get_quantizer(name):
+    try:
+        return QUANTIZERS[name]
+    except KeyError:
+        raise HwgenError(f"unknown quantizer {name!r}; available: {', '.join(QUANTIZERS)}") from None
+
+
+# --------------------------------------------------------------------------
+# Selection + residual binarization, fused
+# --------------------------------------------------------------------------
+
+def _smallest_k(key, k, hint=None):
+    """Mask of the ``k`` smallest entries of 1-D ``key``; ties go to the lower
+    index (the same set a stable sort would pick), without sorting.
+
+    ``hint`` (a dict kept by the caller between calls) warm-starts the search:
+    the k-th value moves little from one training step to the next, so it is
+    first looked for inside a narrow bracket around the last one; the result
+    is exact either way.
     """
-    r = w.detach().clone()
-    w_hat = torch.zeros_like(r)
+    n = key.numel()
+    if k <= 0:
+        return torch.zeros(n, dtype=torch.bool, device=key.device)
+    if k >= n:
+        return torch.ones(n, dtype=torch.bool, device=key.device)
+    thr = None
+    if hint is not None and "thr" in hint:
+        lo, hi = hint["thr"] * (1 - hint["width"]), hint["thr"] * (1 + hint["width"])
+        c_lo = int((key < lo).sum())
+        if c_lo < k:
+            band = key[(key >= lo) & (key < hi)]
+            if c_lo + band.numel() >= k:
+                thr = torch.kthvalue(band, k - c_lo).values
+        hint["width"] = hint["width"] * 0.8 if thr is not None else hint["width"] * 4
+        hint["width"] = min(max(hint["width"], 1e-3), 1.0)
+    if thr is None:
+        thr = torch.kthvalue(key, k).values
+    if hint is not None:
+        hint["thr"] = float(thr)
+        hint.setdefault("width", 0.05)
+    le = key <= thr
+    if int(le.sum()) == k:  # no tie straddles the k-th value
+        return le
+    less = key < thr
+    eq = key == thr
+    return less | (eq & (torch.cumsum(eq, 0) <= k - int(less.sum())))
+
+
+def _view2d(w):
+    """``[out, -1]`` view (a 1-D tensor is one row)."""
+    return w.reshape(w.shape[0], -1) if w.dim() > 1 else w.reshape(1, -1)
+
+
+class HBBResult(NamedTuple):
+    nbits: torch.Tensor     # int8, shaped like w
+    w_hat: torch.Tensor     # the reconstruction, shaped like w
+    mus: list               # per bit: 0-d tensor, or [out, 1] per channel
+    planes: list            # per bit: plane values shaped like w (0 where a weight has fewer bits)
+    jac: torch.Tensor       # the backward quantizer's diagonal Jacobian (None: identity / not asked)
+
+
+def hbb(w, *, nbits=None, mix=None, selection="middle-out", scale="tensor", quantizer=None, t=1.0,
+        hints=None):
+    """Bit selection and residual binarization in one pass over ``w`` (any
+    shape, viewed as ``[out, -1]``; no gradient).
+
+    Either ``nbits`` (fixed bit counts) or ``mix`` (select them now with the
+    ``selection`` rule) must be given. ``quantizer`` (a :class:`Quantizer`;
+    default: sign forward, no Jacobian) gives the plane function at progress
+    ``t`` and the Jacobian of its backward quantizer B through the whole HBB
+    recursion: with ``u_b = R_b / mu_b`` and the scales held constant,
+    ``J = 1 - prod_{b <= n} (1 - B'(u_b))`` (one bit: ``B'(u_1)``; a pruned
+    weight gets ``B'(u_1)`` too, so it can grow back). ``raw_backward``
+    presets use ``B'(w)`` on the raw latent weight instead (the original
+    BNN/HBB code). ``hints`` (a dict the caller keeps) warm-starts the
+    selection from the previous call.
+
+    Middle-Out: at step ``b`` the ``count[b]`` still-active entries whose
+    ``|R_b|`` is closest to their ``mu_b`` stop at ``b`` bits. Magnitude: the
+    smallest ``|R_b|`` stop. Pruned (0-bit) weights are the smallest ``|w|``.
+    """
+    # Masks are applied by multiplication: torch.where / masked_fill are
+    # several times slower than arithmetic on CPU (bench/train_step.py).
+    per_channel = scale == "channel"
+    r = _view2d(w.detach())
+    flat_n = r.numel()
+    q = quantizer
+    fwd_sign = q is None or q.hard(t)
+    chain = q is not None and q.backward != "identity" and not q.raw_backward
+    hints = {} if hints is None else hints
+    a = r.abs()
+    if nbits is None:
+        if selection not in ("middle-out", "magnitude"):
+            raise ValueError(f"selection {selection!r} cannot be recomputed from the weights")
+        counts = mix_counts(mix, flat_n)
+        top = max(b for b in range(MAX_BITS + 1) if counts[b])
+        out_bits = torch.zeros(r.shape, dtype=torch.int8, device=r.device)
+        active = None if counts[0] == 0 else ~_smallest_k(a.reshape(-1), counts[0]).reshape(r.shape)
+    else:
+        out_bits = nbits.reshape(r.shape).to(torch.int8)
+        top = int(out_bits.max()) if flat_n else 0
+        active = None if top == 0 or bool((out_bits >= 1).all()) else out_bits >= 1
+    w_hat = None
+    keep = None            # prod (1 - B'(u_b)) so far (chain rule presets)
+    first_jac = None
     mus, planes = [], []
-    reduce_dims = None if channel_dim is None else [d for d in range(w.dim()) if d != channel_dim]
-    top = int(nbits.max()) if nbits.numel() else 0
     for b in range(1, top + 1):
-        m = (nbits >= b).to(r.dtype)
-        s = torch.where(r >= 0, 1.0, -1.0).to(r.dtype) * m
-        if reduce_dims is None:
-            mu = (r.abs() * m).sum() / m.sum().clamp(min=1)
+        m = None if active is None else active.to(r.dtype)
+        # mu_b: mean |R_b| over the active entries (m None = all active)
+        if m is None:
+            mu = a.mean(dim=1, keepdim=True) if per_channel else a.mean()
+        elif per_channel:
+            mu = (a * m).sum(dim=1, keepdim=True) / m.sum(dim=1, keepdim=True).clamp(min=1)
         else:
-            mu = (r.abs() * m).sum(dim=reduce_dims, keepdim=True) / m.sum(dim=reduce_dims, keepdim=True).clamp(min=1)
-        w_hat = w_hat + mu * s
-        r = r - mu * s
+            mu = (a * m).sum() / m.sum().clamp(min=1)
+        u = r / mu.clamp(min=1e-12) if (chain or not fwd_sign) else None
+        plane = _sign(r) if fwd_sign else q.plane(u, t)
+        if m is not None:
+            plane = plane * m
+        if chain:
+            jb = q.jacobian(u, t)
+            first_jac = jb if first_jac is None else first_jac
+            step_keep = 1 - jb if m is None else 1 - jb * m
+            keep = step_keep if keep is None else keep * step_keep
+        step = plane * mu
+        r = r - step
+        w_hat = step if w_hat is None else w_hat.add_(step)
+        if nbits is None:
+            if b == top:
+                out_bits = out_bits + (b if m is None else active.to(torch.int8) * b)
+            else:
+                a_next = r.abs()
+                if selection == "magnitude":
+                    key = a
+                else:  # with sign planes |R_{b+1}| = ||R_b| - mu_b| is the distance itself
+                    key = a_next if fwd_sign else (a - mu).abs()
+                if m is not None:
+                    key = key + (1 - m) * 1e30  # inactive entries never stop here
+                stop = _smallest_k(key.reshape(-1), counts[b], hints.setdefault(b, {})).reshape(r.shape)
+                out_bits = out_bits + stop.to(torch.int8) * b
+                active = ~stop if active is None else active & ~stop
+                a = a_next
+        else:
+            active = out_bits >= b + 1
+            if b < top:
+                a = r.abs()
         mus.append(mu)
-        planes.append(s)
-    return w_hat, mus, planes
+        planes.append(plane.reshape(w.shape))
+    if w_hat is None:
+        w_hat = torch.zeros_like(r)
+    jac = None
+    if chain and first_jac is not None:
+        jac = 1 - keep
+        if nbits is None and counts[0] or nbits is not None and bool((out_bits == 0).any()):
+            pruned = (out_bits == 0).to(r.dtype)
+            jac = jac * (1 - pruned) + first_jac * pruned
+        jac = jac.reshape(w.shape)
+    elif q is not None and q.backward != "identity":
+        jac = q.jacobian(w.detach(), t)
+    return HBBResult(out_bits.reshape(w.shape), w_hat.reshape(w.shape), mus, planes, jac)
 
 
-class _SignSTE(torch.autograd.Function):
-    """Forward: the HBB reconstruction; backward: a straight-through gradient,
-    optionally clipped to ``|w| <= 1`` (BNN)."""
+def select_bits(w, mix, selection="middle-out", scale="tensor"):
+    """Per-weight bit counts (int8, shaped like ``w``) for ``mix`` by ``selection``."""
+    return hbb(w, mix=mix, selection=selection, scale=scale).nbits
+
+
+def random_bits(shape, mix, generator=None):
+    """A random assignment with the exact counts of ``mix`` (the baseline rule)."""
+    n = math.prod(shape)
+    counts = mix_counts(mix, n)
+    values = torch.cat([torch.full((counts[b],), b, dtype=torch.int8) for b in range(MAX_BITS + 1)])
+    return values[torch.randperm(n, generator=generator)].reshape(shape)
+
+
+def residual_binarize(w, nbits, scale="tensor"):
+    """Residual binarization of ``w`` with fixed bit counts: ``(w_hat, mus, planes)``."""
+    res = hbb(w, nbits=nbits, scale=scale)
+    return res.w_hat, res.mus, res.planes
+
+
+class _Pullback(torch.autograd.Function):
+    """Forward: the reconstruction ``w_hat``; backward: the incoming gradient
+    times B's diagonal Jacobian (identity when ``jac`` is None)."""
 
     @staticmethod
-    def forward(ctx, w, w_hat, clip):
-        ctx.save_for_backward(w)
-        ctx.clip = clip
+    def forward(ctx, w, w_hat, jac):
+        ctx.jac = jac
         return w_hat
 
     @staticmethod
     def backward(ctx, grad):
-        (w,) = ctx.saved_tensors
-        if ctx.clip:
-            grad = grad * (w.abs() <= 1).to(grad.dtype)
-        return grad, None, None
+        return (grad if ctx.jac is None else grad * ctx.jac), None, None
 
 
-#: Forward/backward pairs available in this release. Both use sign() planes in
-#: the forward pass; ``bc`` passes the gradient straight through, ``bnn`` zeroes
-#: it where ``|w| > 1``.
-QUANTIZERS = {"bc": False, "bnn": True}
-
-
-def hbb_quantize(w, nbits, quantizer="bnn", channel_dim=None):
-    """Differentiable HBB weights: forward value = residual binarization."""
-    w_hat, _, _ = residual_binarize(w, nbits, channel_dim)
-    return _SignSTE.apply(w, w_hat, QUANTIZERS[quantizer])
+def hbb_quantize(w, nbits, quantizer="bnn", scale="tensor", t=1.0):
+    """Differentiable HBB weights for fixed ``nbits``: the forward value is the
+    residual binarization with ``quantizer``'s planes at progress ``t``; the
+    gradient is pulled back through the backward quantizer's Jacobian."""
+    q = get_quantizer(quantizer) if isinstance(quantizer, str) else quantizer
+    res = hbb(w, nbits=nbits, scale=scale, quantizer=q, t=t)
+    return _Pullback.apply(w, res.w_hat, res.jac)

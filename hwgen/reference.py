@@ -29,19 +29,46 @@ def check_inputs(model, x):
     return x.astype(np.int64)
 
 
+def _accumulate(layer, a):
+    """``Y`` (int64 ``[rows, out]``) of ``layer`` for fan-in vectors ``a`` (int64 ``[rows, fan_in]``)."""
+    y = torch.zeros((a.shape[0], layer.out_features), dtype=torch.int64)
+    for b, plane in enumerate(torch.from_numpy(layer.signed_planes())):
+        y += (a @ plane.T) * torch.from_numpy(layer.alpha[:, b])
+    return y
+
+
+def _windows(layer, a):
+    """im2col: int64 ``[N, H'*W', C*kh*kw]`` (fan-in order c, ky, kx) of the flattened maps ``a``."""
+    c, h, w = layer.in_shape
+    kh, kw = layer.kernel
+    maps = a.reshape(a.shape[0], c, h, w)
+    win = maps.unfold(2, kh, 1).unfold(3, kw, 1)             # [N, C, H', W', kh, kw]
+    return win.permute(0, 2, 3, 1, 4, 5).reshape(a.shape[0], -1, c * kh * kw)
+
+
 def infer(model, x):
     """Run the integer model on ``x`` (int [N, input_features])."""
     a = torch.from_numpy(check_inputs(model, x))
     acts = []
     for layer in model.layers:
-        y = torch.zeros((a.shape[0], layer.out_features), dtype=torch.int64)
-        for b, plane in enumerate(torch.from_numpy(layer.signed_planes())):
-            y += (a @ plane.T) * torch.from_numpy(layer.alpha[:, b])
+        n = a.shape[0]
+        if layer.op == "conv2d":
+            y = _accumulate(layer, _windows(layer, a).reshape(-1, layer.in_features))
+            y = y.reshape(n, -1, layer.out_features)             # [N, H'*W', O]
+        else:
+            y = _accumulate(layer, a)
         if layer.output == "scores":
             scores = y + torch.from_numpy(layer.bias)
             break
         thr = torch.from_numpy(layer.threshold)
         fire = torch.where(torch.from_numpy(layer.direction.astype(np.int64)) > 0, y >= thr, y <= thr)
+        if layer.op == "conv2d":
+            o, h, w = layer.conv_shape
+            fire = fire.transpose(1, 2).reshape(n, o, h, w)
+            if layer.pool > 1:  # max-pool of bits = OR over each window
+                p = layer.pool
+                fire = fire[:, :, :h // p * p, :w // p * p].reshape(n, o, h // p, p, w // p, p).any(5).any(3)
+            fire = fire.reshape(n, -1)
         acts.append(fire.to(torch.uint8).numpy())
         a = fire.to(torch.int64) * 2 - 1
     scores = scores.numpy()

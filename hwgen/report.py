@@ -24,7 +24,7 @@ class _Stages:
 
 
 def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), simulator="verilator",
-             log=print):
+             data_dir=None, log=print):
     from . import artifact, reference, rtl
     from .data import load_dataset
     from .export import export_model
@@ -35,9 +35,9 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stages = _Stages(log)
-    data = load_dataset(train_kwargs["dataset"])
+    data = load_dataset(train_kwargs["dataset"], data_dir)
 
-    model, info = stages.run("train", lambda: train(**train_kwargs))
+    model, info = stages.run("train", lambda: train(data=data, **train_kwargs))
     save_checkpoint(model, info, out / "model.pt")
 
     def _export():
@@ -73,7 +73,7 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
                 "layers": manifest["layers"]},
         "artifacts": {"model": "model.hwgen", "checkpoint": "model.pt", "verilog": "rtl/hwgen_top.v",
                       "rtlil": "rtl/hwgen_top.il"},
-        "training": {k: info[k] for k in ("bits", "mix", "hidden", "epochs", "lr", "seed", "quantizer")},
+        "training": {k: v for k, v in info.items() if k not in ("float_accuracy", "input")},
         "timing_s": stages.timing,
     }
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")

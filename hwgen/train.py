@@ -1,47 +1,120 @@
-"""Training loop: deterministic, single-process, progress on stderr."""
+"""Training loop: deterministic, progress on stderr, checkpoints without pickle."""
 import json
+import os
 import sys
 import time
 
+import numpy as np
 import torch
 
 from .data import load_dataset
 from .errors import HwgenError
-from .nn import HBBMLP
-from .quant import parse_bits
+from .nn import HBBCNN, HBBMLP, HBBTransformer, finish_training, parse_conv_spec, set_progress
+from .quant import QUANTIZERS, SCALES, SELECTIONS, parse_bits
 
-__all__ = ["TrainConfig", "train", "save_checkpoint", "load_checkpoint", "evaluate"]
+__all__ = ["DEFAULTS", "train", "save_checkpoint", "load_checkpoint", "evaluate", "build_model",
+           "default_threads"]
 
-DEFAULTS = dict(dataset="digits", bits="1.4", hidden=[16, 16], epochs=40, batch_size=64,
-                lr=0.01, seed=0, quantizer="bnn", threads=1)
+DEFAULTS = dict(dataset="digits", model="mlp", conv="c16,c16,p,c32,c32,p", dim=32, depth=2, heads=4,
+                bits="1.4", hidden=[16, 16],
+                epochs=40, batch_size=64, lr=0.01, seed=0, quantizer="bnn", selection="middle-out",
+                scale="tensor", recompute_every=1, freeze_after=1.0, threads=0)
+
+MODELS = ("mlp", "cnn", "transformer")
 
 
-def evaluate(model, x, y):
+def default_threads():
+    """All cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+def evaluate(model, x, y, batch=2048):
     model.eval()
+    correct = 0
     with torch.no_grad():
-        pred = model(torch.as_tensor(x, dtype=torch.float32)).argmax(dim=1)
-    return float((pred == torch.as_tensor(y)).float().mean())
+        for i in range(0, len(x), batch):
+            xb = torch.as_tensor(x[i:i + batch], dtype=torch.float32)
+            correct += int((model(xb).argmax(dim=1) == torch.as_tensor(y[i:i + batch])).sum())
+    return correct / max(len(x), 1)
 
 
-def train(*, dataset="digits", bits="1.4", hidden=(16, 16), epochs=40, batch_size=64, lr=0.01,
-          seed=0, quantizer="bnn", threads=1, log=sys.stderr):
-    """Train an :class:`HBBMLP`; returns ``(model, info)``."""
-    mix = parse_bits(bits)
-    torch.set_num_threads(int(threads))
-    torch.manual_seed(seed)
-    data = load_dataset(dataset)
-    model = HBBMLP(data.in_features, list(hidden), data.n_classes, mix=mix, quantizer=quantizer)
+def _check_config(cfg):
+    if cfg["model"] not in MODELS:
+        raise HwgenError(f"unknown model {cfg['model']!r}; available: {', '.join(MODELS)}")
+    if cfg["quantizer"] not in QUANTIZERS:
+        raise HwgenError(f"unknown quantizer {cfg['quantizer']!r}; available: {', '.join(QUANTIZERS)}")
+    if cfg["selection"] not in SELECTIONS:
+        raise HwgenError(f"unknown bit selection {cfg['selection']!r}; available: {', '.join(SELECTIONS)}")
+    if cfg["scale"] not in SCALES:
+        raise HwgenError(f"unknown scale granularity {cfg['scale']!r}; available: {', '.join(SCALES)}")
+    if cfg["recompute_every"] < 1:
+        raise HwgenError(f"recompute_every must be at least 1 step, not {cfg['recompute_every']}")
+    if not 0.0 <= cfg["freeze_after"] <= 1.0:
+        raise HwgenError(f"freeze_after is a fraction of training in 0..1, not {cfg['freeze_after']}")
+    if cfg["epochs"] < 1 or cfg["batch_size"] < 1:
+        raise HwgenError("epochs and batch size must be at least 1")
+
+
+def build_model(cfg):
+    """The untrained network a config (with its ``input`` description) describes."""
+    mix = {int(b): p for b, p in cfg["mix"].items()} if "mix" in cfg else parse_bits(cfg["bits"])
+    kw = dict(mix=mix, quantizer=cfg["quantizer"], selection=cfg.get("selection", "middle-out"),
+              scale=cfg.get("scale", "tensor"), recompute_every=cfg.get("recompute_every", 1),
+              freeze_after=cfg.get("freeze_after", 1.0))
+    try:
+        shape, classes = cfg["input"]["shape"], cfg["input"]["classes"]
+        if cfg.get("model", "mlp") == "cnn":
+            return HBBCNN(shape, parse_conv_spec(cfg["conv"]), cfg["hidden"], classes, **kw)
+        if cfg.get("model") == "transformer":
+            return HBBTransformer(shape, cfg["dim"], cfg["depth"], cfg["heads"], classes, **kw)
+        return HBBMLP(int(np.prod(shape)), cfg["hidden"], classes, **kw)
+    except ValueError as exc:
+        raise HwgenError(str(exc)) from None
+
+
+def describe_input(data):
+    return {"shape": list(data.image_shape), "bits": data.input_bits, "classes": data.n_classes}
+
+
+def train(*, log=sys.stderr, data=None, data_dir=None, **overrides):
+    """Train an :class:`HBBMLP` or :class:`HBBCNN`; returns ``(model, info)``.
+
+    Keyword arguments are those of :data:`DEFAULTS`; ``threads=0`` means all
+    cores. ``data`` may pass an already loaded :class:`~hwgen.data.Dataset`,
+    ``data_dir`` where to find it.
+    """
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown training options: {sorted(unknown)}")
+    cfg = {**DEFAULTS, **overrides}
+    cfg["hidden"] = list(cfg["hidden"])
+    _check_config(cfg)
+    mix = parse_bits(cfg["bits"])
+    threads = int(cfg["threads"]) or default_threads()
+    torch.set_num_threads(threads)
+    torch.manual_seed(cfg["seed"])
+    data = data or load_dataset(cfg["dataset"], data_dir)
+    cfg["input"] = describe_input(data)
+    model = build_model(cfg)
     x = torch.as_tensor(data.x_train, dtype=torch.float32)
     y = torch.as_tensor(data.y_train)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    epochs, batch_size = cfg["epochs"], cfg["batch_size"]
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    steps_per_epoch = (len(x) + batch_size - 1) // batch_size
+    total_steps = epochs * steps_per_epoch
+    every = max(1, epochs // 4) if len(x) < 5000 else 1
     t0 = time.perf_counter()
     for epoch in range(epochs):
         model.train()
         perm = torch.randperm(len(x), generator=gen)
         total = 0.0
-        for i in range(0, len(x), batch_size):
+        for k, i in enumerate(range(0, len(x), batch_size)):
+            set_progress(model, (epoch * steps_per_epoch + k) / total_steps)
             idx = perm[i:i + batch_size]
             loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad()
@@ -49,16 +122,21 @@ def train(*, dataset="digits", bits="1.4", hidden=(16, 16), epochs=40, batch_siz
             opt.step()
             total += float(loss.detach()) * len(idx)
         sched.step()
-        if log is not None and ((epoch + 1) % 10 == 0 or epoch + 1 == epochs):
+        if log is not None and ((epoch + 1) % every == 0 or epoch + 1 == epochs):
             acc = evaluate(model, data.x_test, data.y_test)
             print(f"  epoch {epoch + 1:3d}/{epochs}  loss {total / len(x):.4f}  test acc {acc:.4f}"
                   f"  ({time.perf_counter() - t0:.1f} s)", file=log, flush=True)
-    for m in model.modules():
-        if hasattr(m, "update_bits"):
-            m.update_bits()  # freeze the masks on the final weights
-    info = dict(dataset=dataset, bits=str(bits), mix={str(b): p for b, p in mix.items()},
-                hidden=list(hidden), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                quantizer=quantizer, float_accuracy=evaluate(model, data.x_test, data.y_test))
+    finish_training(model)
+    info = {k: cfg[k] for k in [*DEFAULTS, "input"] if k != "threads"}
+    if cfg["model"] != "cnn":
+        info.pop("conv")
+    if cfg["model"] != "transformer":
+        for k in ("dim", "depth", "heads"):
+            info.pop(k)
+    else:
+        info.pop("hidden")
+    info.update(bits=str(cfg["bits"]), mix={str(b): p for b, p in mix.items()},
+                float_accuracy=evaluate(model, data.x_test, data.y_test))
     return model, info
 
 
@@ -72,10 +150,9 @@ def load_checkpoint(path):
     try:
         blob = torch.load(path, weights_only=True)
         info = json.loads(blob["config"])
-        data = load_dataset(info["dataset"])
-        mix = {int(b): p for b, p in info["mix"].items()}
-        model = HBBMLP(data.in_features, info["hidden"], data.n_classes, mix=mix,
-                       quantizer=info["quantizer"])
+        if "input" not in info:  # checkpoints of hwgen <= 0.1
+            info["input"] = describe_input(load_dataset(info["dataset"]))
+        model = build_model(info)
         model.load_state_dict(blob["state_dict"])
     except HwgenError:
         raise

@@ -46,7 +46,7 @@ def digits_run(tmp_path_factory):
     model, info = train(log=None)
     save_checkpoint(model, info, root / "model.pt")
     data = load_dataset("digits")
-    integer = export_model(model, info, data.input_bits)
+    integer = export_model(model, info, info["input"]["bits"])
     artifact.save(integer, root / "model.hwgen")
     rtl.generate(integer, root / "rtl")
     return dict(root=root, torch_model=model, info=info, model=artifact.load(root / "model.hwgen"),

@@ -114,3 +114,194 @@ def test_parse_bits(spec, mix):
 def test_parse_bits_rejects(spec):
     with pytest.raises(HwgenError):
         parse_bits(spec)
+
+
+# --------------------------------------------------------------------------
+# ProxConnect++ presets: forward values and gradients against closed forms
+# --------------------------------------------------------------------------
+
+def _closed_form_plane(name, u, t):
+    """F of each preset at progress t, written out from docs/training.md."""
+    sgn = torch.where(u >= 0, 1.0, -1.0).double()
+    if name in ("bc", "bnn", "bnn+") or t >= 0.9:
+        return sgn
+    if name == "proxconnect":
+        rho = t / 0.9
+        a = u.abs()
+        return sgn * torch.where(a < 1, torch.clamp(a + rho, max=1.0), torch.clamp(a - rho, min=1.0))
+    beta = 2.0 ** (t / 0.9)
+    s = torch.sigmoid(beta * u)
+    return 2 * s * (1 + beta * u * (1 - s)) - 1
+
+
+def _closed_form_derivative(name, u, t):
+    """B' of the normalised presets: SignSwish' or the prox map's derivative."""
+    if name == "proxconnect":
+        rho = min(t / 0.9, 1.0)
+        a = u.abs()
+        return torch.where(a < 1, a + rho < 1, a - rho > 1).double()
+    beta = 1.0 if name == "bnn+" else 2.0 ** min(t / 0.9, 1.0)
+    bu = beta * u
+    return beta * (2 - bu * torch.tanh(bu / 2)) / (1 + torch.cosh(bu))
+
+
+@pytest.mark.parametrize("name", ["bc", "bnn", "bnn+", "proxconnect", "bnn++"])
+@pytest.mark.parametrize("t", [0.0, 0.3, 0.7, 0.95])
+def test_quantizer_preset_forward_and_gradient(name, t):
+    g = torch.Generator().manual_seed(7)
+    w = (torch.randn(6, 40, generator=g, dtype=torch.float64) * 0.9).requires_grad_()
+    nbits = torch.randint(0, 4, (6, 40), generator=g)
+    upstream = torch.randn(6, 40, generator=g, dtype=torch.float64)
+    out = hbb_quantize(w, nbits, name, t=t)
+    # the HBB recursion with the preset's plane function, written out; the
+    # Jacobian J = 1 - prod_{b <= n} (1 - B'(u_b)) alongside (B'(u_1) if pruned)
+    r, expected = w.detach().clone(), torch.zeros_like(w)
+    keep, first = torch.ones_like(w), None
+    for b in range(1, 4):
+        m = nbits >= b
+        mu = r[m].abs().mean()
+        u = r / max(mu, 1e-12)
+        plane = torch.where(m, _closed_form_plane(name, u, t), 0.0)
+        if name in ("bnn+", "proxconnect", "bnn++"):
+            d = _closed_form_derivative(name, u, t)
+            first = d if first is None else first
+            keep = keep * torch.where(m, 1 - d, 1.0)
+        expected += mu * plane
+        r -= mu * plane
+    torch.testing.assert_close(out.detach(), expected)
+    if name == "bc":
+        jac = torch.ones_like(w)
+    elif name == "bnn":
+        jac = (w.detach().abs() <= 1).double()
+    else:
+        jac = torch.where(nbits == 0, first, 1 - keep)
+    out.backward(upstream)
+    torch.testing.assert_close(w.grad, upstream * jac)
+
+
+def test_one_bit_jacobian_is_the_backward_quantizer_derivative():
+    """With a single bit the pullback is exactly B'(w / mu) (the ProxConnect++ rule)."""
+    from hwgen.quant import sign_swish_grad
+    w = torch.randn(3, 50, generator=torch.Generator().manual_seed(4), dtype=torch.float64).requires_grad_()
+    hbb_quantize(w, torch.ones(3, 50, dtype=torch.int8), "bnn+").sum().backward()
+    torch.testing.assert_close(w.grad, sign_swish_grad(w.detach() / w.detach().abs().mean(), 1.0))
+
+
+def test_bnn_clip_zeroes_gradient_beyond_one():
+    w = torch.tensor([-2.0, -1.0, -0.5, 0.0, 0.3, 1.0, 1.5], requires_grad=True)
+    hbb_quantize(w, torch.ones(7, dtype=torch.int8), "bnn").backward(torch.ones(7))
+    assert w.grad.tolist() == [0, 1, 1, 1, 1, 1, 0]
+
+
+def test_closed_form_derivatives_match_autograd():
+    from hwgen.quant import prox_sign, prox_sign_grad, sign_swish, sign_swish_grad
+    x = torch.linspace(-3, 3, 601, dtype=torch.float64).requires_grad_()
+    for beta in (0.5, 1.0, 5.0, 16.0):
+        (g,) = torch.autograd.grad(sign_swish(x, beta).sum(), x)
+        torch.testing.assert_close(g, sign_swish_grad(x.detach(), beta))
+    x = x.detach()[(x.detach().abs() - 1).abs() > 1e-3]  # prox kinks at |x| = 1
+    for rho in (0.0, 0.25, 0.6):
+        xs = x[((x.abs() + rho - 1).abs() > 1e-3) & ((x.abs() - rho - 1).abs() > 1e-3)].requires_grad_()
+        (g,) = torch.autograd.grad(prox_sign(xs, rho).sum(), xs)
+        torch.testing.assert_close(g, prox_sign_grad(xs.detach(), rho))
+
+
+@pytest.mark.parametrize("name", ["proxconnect", "bnn++"])
+def test_soft_presets_end_exactly_at_sign(name):
+    """From 90 % of training on, and in eval mode, planes are exact sign()."""
+    from hwgen.quant import QUANTIZERS
+    q = QUANTIZERS[name]
+    u = torch.linspace(-1.9, 1.9, 77, dtype=torch.float64)
+    for t in (0.9, 1.0):
+        assert q.plane(u, t).abs().eq(1).all()
+    assert not q.plane(u, 0.5).abs().eq(1).all()
+    w = torch.randn(5, 9, generator=torch.Generator().manual_seed(1))
+    nbits = torch.randint(1, 4, (5, 9), generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(hbb_quantize(w, nbits, name, t=1.0), residual_binarize(w, nbits)[0])
+
+
+# --------------------------------------------------------------------------
+# Bit selection: fast path == stable-sort definition; other rules; schedules
+# --------------------------------------------------------------------------
+
+def _select_by_sorting(w, mix, rule="middle-out"):
+    """The definition, with full stable sorts over the active entries."""
+    flat = w.reshape(-1).double()
+    n = flat.numel()
+    counts = mix_counts(mix, n)
+    nbits = torch.zeros(n, dtype=torch.int8)
+    active = torch.sort(torch.argsort(flat.abs(), stable=True)[counts[0]:]).values
+    r = flat.clone()
+    top = max(b for b in counts if counts[b])
+    for b in range(1, top + 1):
+        ra = r[active]
+        mu = ra.abs().mean()
+        if b == top:
+            nbits[active] = b
+            break
+        key = (ra.abs() - mu).abs() if rule == "middle-out" else ra.abs()
+        order = torch.argsort(key, stable=True)
+        nbits[active[order[:counts[b]]]] = b
+        active = torch.sort(active[order[counts[b]:]]).values
+        r[active] -= mu * torch.where(r[active] >= 0, 1.0, -1.0).double()
+    return nbits.reshape(w.shape)
+
+
+@pytest.mark.parametrize("rule", ["middle-out", "magnitude"])
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_selection_equals_sorting_definition(rule, seed):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(13, 37, generator=g, dtype=torch.float64)
+    if seed % 2:  # many exact ties: ties must go to the lower index
+        w = torch.round(w * 2) / 2
+    for mix in ({1: 0.6, 2: 0.4}, {0: 0.1, 1: 0.6, 2: 0.2, 3: 0.1}, {1: 0.2, 3: 0.8}):
+        assert torch.equal(select_bits(w, mix, rule), _select_by_sorting(w, mix, rule))
+
+
+def test_magnitude_rule_gives_more_bits_to_larger_weights():
+    w = torch.randn(500, generator=torch.Generator().manual_seed(5))
+    nbits = select_bits(w, {1: 0.6, 2: 0.4}, "magnitude")
+    assert w[nbits == 1].abs().max() <= w[nbits == 2].abs().min()
+
+
+def test_random_rule_has_exact_counts_and_ignores_weights():
+    from hwgen.nn import HBBLinear
+    torch.manual_seed(3)
+    layer = HBBLinear(50, 20, mix={1: 0.6, 2: 0.4}, selection="random")
+    before = layer.nbits.clone()
+    assert int((before == 1).sum()) == 600 and int((before == 2).sum()) == 400
+    with torch.no_grad():
+        layer.weight.mul_(-3.0)
+    layer.train()
+    layer(torch.randn(4, 50))
+    assert torch.equal(layer.nbits, before)
+    torch.manual_seed(3)
+    assert torch.equal(HBBLinear(50, 20, mix={1: 0.6, 2: 0.4}, selection="random").nbits, before)
+
+
+def test_per_channel_scales_are_row_means():
+    g = torch.Generator().manual_seed(9)
+    w = torch.randn(4, 30, generator=g) * torch.tensor([[0.1], [1.0], [3.0], [0.5]])
+    nbits = torch.randint(1, 3, (4, 30), generator=g)
+    w_hat, mus, planes = residual_binarize(w, nbits, scale="channel")
+    assert mus[0].shape == (4, 1)
+    torch.testing.assert_close(mus[0].reshape(-1), w.abs().mean(dim=1))
+    for o in range(4):
+        torch.testing.assert_close(w_hat[o], residual_binarize(w[o], nbits[o])[0])
+
+
+def test_recompute_period_and_freeze():
+    from hwgen.nn import HBBLinear, set_progress
+    torch.manual_seed(0)
+    layer = HBBLinear(30, 10, mix={1: 0.6, 2: 0.4}, recompute_every=3, freeze_after=0.5)
+    layer.train()
+    changed = []
+    for step in range(9):
+        set_progress(layer, step / 9)
+        before = layer.nbits.clone()
+        with torch.no_grad():
+            layer.weight.copy_(torch.randn(10, 30))
+        layer(torch.randn(2, 30))
+        changed.append(not torch.equal(before, layer.nbits))
+    # recomputed at steps 0 and 3 (progress < 0.5), frozen from step 6 (progress 0.67) on
+    assert changed == [True, False, False, True, False, False, False, False, False]

@@ -21,19 +21,18 @@ def test_export_keeps_bitwidths_and_planes(digits_run):
 
 
 @torch.no_grad()
-def test_golden_matches_fake_quant_per_sample(digits_run):
+def assert_golden_matches_fake_quant(tm, model, x):
     """Every hidden decision agrees unless the float pre-activation lies within
     the documented rounding bound of the threshold (alpha rounding + ceil);
     final scores agree within the scale rounding bound."""
-    tm, model, data = digits_run["torch_model"], digits_run["model"], digits_run["data"]
-    x = data.x_test
     golden = reference.infer(model, x)
     a = torch.as_tensor(x, dtype=torch.float64)
     F = model.scale_frac_bits
     total_flips = 0
     for k, (block, layer) in enumerate(zip(tm.hidden, model.layers)):
         mus, planes = block["linear"].binarized()
-        w_hat = sum(mu * p.double() for mu, p in zip(mus, planes))
+        ref = np.where(mus[0] > 0, mus[0], 1.0)           # per-neuron reference scale
+        w_hat = sum(torch.from_numpy(mu)[:, None] * p.double() for mu, p in zip(mus, planes))
         y = a @ w_hat.T                       # float pre-activation
         bn = block["bn"]
         z = (y - bn.running_mean.double()) / torch.sqrt(bn.running_var.double() + bn.eps) \
@@ -43,25 +42,43 @@ def test_golden_matches_fake_quant_per_sample(digits_run):
         # rounding bound in Y units, per neuron
         max_in = 2 ** layer.input_bits - 1 if layer.input == "uint" else 1
         counts = [(layer.nbits >= b + 1).sum(axis=1) for b in range(layer.max_bits)]
-        err = sum(np.abs(layer.alpha[:, b] - 2 ** F * mus[b] / mus[0]) * counts[b] * max_in
+        err = sum(np.abs(layer.alpha[:, b] - 2 ** F * mus[b] / ref) * counts[b] * max_in
                   for b in range(len(mus))) + 1
-        gap = np.abs(y.numpy() * 2 ** F / mus[0] - _float_threshold(bn, mus[0], F))
+        gap = np.abs(y.numpy() * 2 ** F / ref - _float_threshold(bn, ref, F))
         assert (gap[flips] <= np.broadcast_to(err, gap.shape)[flips] + 1e-6).all()
         total_flips += flips.sum()
         a = torch.as_tensor(golden.activations[k].astype(np.int64) * 2 - 1, dtype=torch.float64)  # follow the golden path
     assert total_flips <= 0.01 * golden.activations[0].size
     mus, planes = tm.out.binarized()
-    w_hat = sum(mu * p.double() for mu, p in zip(mus, planes))
+    ref = mus[0].max()                         # one common scale for the argmax
+    w_hat = sum(torch.from_numpy(mu)[:, None] * p.double() for mu, p in zip(mus, planes))
     s_float = (a @ w_hat.T + tm.out.bias.detach().double()).numpy()
-    s_int = golden.scores * mus[0] / 2 ** F
+    s_int = golden.scores * ref / 2 ** F
     layer = model.layers[-1]
-    bound = sum(abs(layer.alpha[0, b] * mus[0] / 2 ** F - mus[b]) * layer.in_features for b in range(len(mus)))
-    assert np.abs(s_int - s_float).max() <= bound + mus[0] / 2 ** F
+    bound = sum(np.abs(layer.alpha[:, b] * ref / 2 ** F - mus[b]).max() * layer.in_features
+                for b in range(len(mus)))
+    assert np.abs(s_int - s_float).max() <= bound + ref / 2 ** F
+
+
+def test_golden_matches_fake_quant_per_sample(digits_run):
+    assert_golden_matches_fake_quant(digits_run["torch_model"], digits_run["model"], digits_run["data"].x_test)
+
+
+@pytest.mark.parametrize("quantizer,selection", [("bnn+", "magnitude"), ("bnn++", "middle-out")])
+def test_golden_matches_fake_quant_per_channel(quantizer, selection):
+    from hwgen.export import export_model
+    from hwgen.train import train
+    tm, info = train(log=None, epochs=6, hidden=[16], scale="channel", quantizer=quantizer,
+                     selection=selection, bits="1:0.5,2:0.3,3:0.2", threads=1)
+    model = export_model(tm, info, info["input"]["bits"])
+    assert len({tuple(r) for r in model.layers[0].alpha}) > 1   # really per channel
+    from hwgen.data import load_dataset
+    assert_golden_matches_fake_quant(tm, model, load_dataset("digits").x_test)
 
 
 def _float_threshold(bn, mu_ref, frac_bits):
     mean, std = bn.running_mean.double(), torch.sqrt(bn.running_var.double() + bn.eps)
-    return ((mean - bn.bias.double() * std / bn.weight.double()) * 2 ** frac_bits / mu_ref).numpy()
+    return ((mean - bn.bias.double() * std / bn.weight.double()) * 2 ** frac_bits).numpy() / mu_ref
 
 
 def test_integer_accuracy_equals_float(digits_run):

@@ -23,6 +23,11 @@ def generate(model, outdir, artifact_sha256=None):
 
     from .network import Network
 
+    for layer in model.layers:
+        if layer.op != "dense":
+            raise HwgenError(f"layer {layer.name} is a {layer.op} layer: this hwgen generates RTL for dense "
+                             f"layers only (convolution hardware is not implemented yet); the golden "
+                             f"reference runs it")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     top = Network(model)

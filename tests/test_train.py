@@ -1,0 +1,95 @@
+"""Datasets, training options and `hwgen sweep` (end to end on digits)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwgen.data import FASHION_MNIST_DIR, load_dataset
+from hwgen.errors import HwgenError
+
+HAVE_FASHION = Path(FASHION_MNIST_DIR, "t10k-labels-idx1-ubyte.gz").is_file()
+
+
+def hwgen(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "hwgen.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def test_mnist5k_split_is_fixed_and_shuffled():
+    d = load_dataset("mnist5k")
+    assert d.x_train.shape == (4000, 784) and d.x_test.shape == (1000, 784)
+    assert d.image_shape == (1, 28, 28) and d.input_bits == 8 and d.x_train.max() <= 255
+    # the file is sorted by class; the split must not be
+    assert len(np.unique(d.y_test[:100])) == 10
+    assert np.array_equal(d.y_test, load_dataset("mnist5k").y_test)
+
+
+@pytest.mark.skipif(not HAVE_FASHION and not os.environ.get("CI"),
+                    reason="dataset-fashion-mnist not installed (CI installs it)")
+def test_fashion_mnist_official_split():
+    d = load_dataset("fashion-mnist")
+    assert d.x_train.shape == (60000, 784) and d.x_test.shape == (10000, 784)
+    assert d.x_train.dtype == np.int64 and 0 <= d.x_train.min() and d.x_train.max() == 255
+    assert np.bincount(d.y_test).tolist() == [1000] * 10
+
+
+def test_missing_fashion_mnist_names_the_package(tmp_path):
+    with pytest.raises(HwgenError, match="dataset-fashion-mnist"):
+        load_dataset("fashion-mnist", data_dir=tmp_path)
+    r = hwgen("train", "--dataset", "fashion-mnist", "--data-dir", tmp_path, "-o", tmp_path / "m.pt")
+    assert r.returncode == 2
+    assert "dataset-fashion-mnist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_corrupt_idx_file_is_a_clear_error(tmp_path):
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz"):
+        (tmp_path / name).write_bytes(b"not gzip")
+    with pytest.raises(HwgenError, match="cannot read"):
+        load_dataset("fashion-mnist", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--quantizer", "bnn+++"], "invalid choice"),
+    (["--selection", "largest"], "invalid choice"),
+    (["--model", "cnn", "--conv", "c8,q"], "conv spec"),
+    (["--model", "cnn", "--conv", "c8,p,c8,p,c8"], "too small"),
+    (["--freeze-after", "2"], "freeze_after"),
+    (["--recompute-every", "0"], "recompute_every"),
+])
+def test_bad_training_options_are_clear_errors(tmp_path, args, needle):
+    r = hwgen("train", "--epochs", "1", *args, "-o", tmp_path / "m.pt")
+    assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_all_cores_is_the_default():
+    from hwgen.train import DEFAULTS, default_threads
+    assert DEFAULTS["threads"] == 0 and default_threads() >= 1
+
+
+def test_sweep_end_to_end_and_resume(tmp_path):
+    out = tmp_path / "sweep"
+    args = ["sweep", "--epochs", "2", "--hidden", "8", "--bits", "1", "1.4", "--quantizer", "bnn", "bnn++",
+            "--selection", "middle-out", "random", "--threads", "1", "-o", out]
+    r = hwgen(*args)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "sweep.json").read_text())
+    # 1 bit: one run per quantizer (selection cannot matter); 1.4 bits: both rules
+    assert len(summary["runs"]) == 6 and len(summary["rows"]) == 6
+    for run in summary["runs"]:
+        assert 0.1 <= run["integer_accuracy"] <= 1.0
+        assert run["avg_bits"] == pytest.approx(1.0 if run["bits"] == "1" else 1.4, abs=0.01)
+        assert (out / "runs" / f"{run['key']}.pt").is_file()
+    md = (out / "sweep.md").read_text()
+    assert md.count("\n| 1.40 |") == 4 and "Comparisons" in md
+    assert (out / "accuracy_vs_bits.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # resume: nothing is retrained, a removed run is redone, results are kept
+    (out / "runs" / f"{summary['runs'][0]['key']}.json").unlink()
+    r = hwgen(*args)
+    assert r.returncode == 0 and "5 already done, 1 to train" in r.stderr
+    again = json.loads((out / "sweep.json").read_text())
+    assert [x["integer_accuracy"] for x in again["runs"]] == [x["integer_accuracy"] for x in summary["runs"]]

@@ -1,0 +1,69 @@
+"""BMT-style binarized Transformer: trains with the HBB quantizers, and each
+binarized projection exports to the integer format and runs through the
+golden model."""
+import numpy as np
+import pytest
+import torch
+
+from hwgen import artifact, reference
+from hwgen.quant import mix_counts
+
+
+@pytest.fixture(scope="module")
+def transformer_run():
+    from hwgen.train import train
+    tm, info = train(log=None, model="transformer", dim=16, depth=1, heads=2, epochs=8, threads=1,
+                     quantizer="bnn+", scale="channel")
+    return tm, info
+
+
+def test_transformer_trains_with_hbb_projections(transformer_run):
+    tm, info = transformer_run
+    assert info["float_accuracy"] >= 0.6
+    projections = tm.projections()
+    assert len(projections) == 8   # embed, q, k, v, o, 2 MLP, head
+    for name, lin in projections.items():
+        assert lin.quantizer == "bnn+"
+        counts = mix_counts({1: 0.6, 2: 0.4}, lin.nbits.numel())
+        assert [int((lin.nbits == b).sum()) for b in (1, 2)] == [counts[1], counts[2]], name
+
+
+def test_every_binarized_projection_has_a_layernorm(transformer_run):
+    from hwgen.nn import BinaryLinear
+    tm, _ = transformer_run
+    blocks = [m for m in tm.modules() if isinstance(m, BinaryLinear)]
+    assert len(blocks) == 7 and all(isinstance(b.norm, torch.nn.LayerNorm) for b in blocks)
+
+
+@torch.no_grad()
+def test_projections_export_and_match_golden(transformer_run):
+    from hwgen.export import export_projections
+    tm, info = transformer_run
+    ints = export_projections(tm, info, input_bits=5)
+    rng = np.random.default_rng(0)
+    for name, lin in tm.projections().items():
+        model = artifact.loads(artifact.dumps(ints[name]))
+        x = rng.integers(0, 32, size=(64, lin.in_features))
+        scores = reference.infer(model, x).scores
+        mus, planes = lin.binarized()
+        ref = mus[0].max()
+        w_hat = sum(torch.from_numpy(mu)[:, None] * p.double() for mu, p in zip(mus, planes))
+        y = torch.as_tensor(x, dtype=torch.float64) @ w_hat.T + lin.bias.double()
+        layer = model.layers[0]
+        bound = 31 * sum(np.abs(layer.alpha[:, b] * ref / 256 - mus[b]).max() * lin.in_features
+                         for b in range(len(mus))) + ref / 256
+        assert np.abs(scores * ref / 256 - y.numpy()).max() <= bound, name
+
+
+def test_transformer_checkpoint_exports_a_directory(tmp_path, transformer_run):
+    import subprocess
+    import sys
+    from hwgen.train import save_checkpoint
+    save_checkpoint(*transformer_run, tmp_path / "t.pt")
+    r = subprocess.run([sys.executable, "-m", "hwgen.cli", "export", tmp_path / "t.pt", "-o", tmp_path / "proj"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    files = sorted(p.name for p in (tmp_path / "proj").iterdir())
+    assert len(files) == 8 and "embed_linear.hwgen" in files
+    emb = artifact.load(tmp_path / "proj" / "embed_linear.hwgen")
+    assert emb.input_bits == 5 and emb.input_features == 8   # a row of 8 digits pixels (0..16)
