@@ -31,7 +31,8 @@ _FIELDS = {
     "nbits": ("uint8", lambda l: (l.out_features, l.in_features)),
     "planes": ("uint8", lambda l: (l.max_bits, l.out_features, l.in_features)),
     "alpha": ("int64", lambda l: (l.out_features, l.max_bits)),
-    "threshold": ("int64", lambda l: (l.out_features,)),
+    "threshold": ("int64", lambda l: (l.out_features,) if l.output_bits == 1
+                  else (l.out_features, 2 ** l.output_bits - 1)),
     "direction": ("int8", lambda l: (l.out_features,)),
     "bias": ("int64", lambda l: (l.out_features,)),
 }
@@ -46,10 +47,13 @@ class Layer:
     ``P_b[o] = sum_j [nbits[o,j] >= b] * s_b[o,j] * a[j]`` and
     ``s_b = +1 if planes[b-1] == 1 else -1``, ``j`` running over the fan-in
     (``in_features``). ``input`` is ``"uint"`` (unsigned integers,
-    ``input_bits`` wide) or ``"binary"`` (+-1 activations, bit 1 = +1).
-    ``output`` is ``"threshold"`` (activation +1 iff ``Y >= threshold`` for
-    direction +1, iff ``Y <= threshold`` for direction -1) or ``"scores"``
-    (``Y + bias``).
+    ``input_bits`` wide) or ``"binary"``: ``input_bits = K`` sign bits per
+    activation, value ``sum_k 2^(K-k) s_k`` (K = 1: +-1, bit 1 = +1; K = 2:
+    -3, -1, 1, 3). ``output`` is ``"threshold"`` or ``"scores"``
+    (``Y + bias``). A threshold layer with ``output_bits = 1`` outputs +1 iff
+    ``Y >= threshold`` (direction +1) or ``Y <= threshold`` (direction -1),
+    else -1; with ``output_bits = K > 1`` it holds ``2^K - 1`` thresholds per
+    neuron and outputs ``2c - (2^K - 1)``, ``c`` the number of thresholds met.
 
     ``op`` is ``"dense"`` or ``"conv2d"``: a conv layer reads a ``[C, H, W]``
     map (``in_shape``, flattened C-major), applies the same neuron at every
@@ -71,6 +75,7 @@ class Layer:
     in_shape: tuple = None   # conv2d: (C, H, W)
     kernel: tuple = None     # conv2d: (kh, kw)
     pool: int = 1            # conv2d: max-pool window after the threshold
+    output_bits: int = 1     # threshold layers: bits of the activation produced
 
     @property
     def conv_shape(self):
@@ -109,7 +114,9 @@ class Layer:
     @property
     def input_range(self):
         """Inclusive (lo, hi) of one input element as an integer."""
-        return (0, 2 ** self.input_bits - 1) if self.input == "uint" else (-1, 1)
+        if self.input == "uint":
+            return 0, 2 ** self.input_bits - 1
+        return -(2 ** self.input_bits - 1), 2 ** self.input_bits - 1
 
     def signed_planes(self):
         """int64 ``[max_bits, out, in]`` of ``m_b * s_b`` in {-1, 0, +1}."""
@@ -164,6 +171,8 @@ def dumps(model):
                  "max_bits": layer.max_bits, "arrays": {}}
         if layer.op == "conv2d":
             entry.update(in_shape=list(layer.in_shape), kernel=list(layer.kernel), pool=layer.pool)
+        if layer.output == "threshold":
+            entry["output_bits"] = layer.output_bits
         for fname in ("nbits", "planes", "alpha") + _OUTPUT_FIELDS[layer.output]:
             dtype, _ = _FIELDS[fname]
             data = np.ascontiguousarray(getattr(layer, fname), dtype=np.dtype(dtype).newbyteorder("<"))
@@ -246,6 +255,9 @@ def loads(blob):
         output = _get(entry, "output", str, where)
         _need(output in _OUTPUT_FIELDS, f"{where}.output must be 'threshold' or 'scores', not {output!r}")
         kw = {}
+        if output == "threshold" and manifest["version"] >= 2:
+            kw["output_bits"] = _get(entry, "output_bits", int, where)
+            _need(1 <= kw["output_bits"] <= 4, f"{where}.output_bits must be within 1..4")
         for fname in ("nbits", "planes", "alpha") + _OUTPUT_FIELDS[output]:
             desc = _get(arrays, fname, dict, f"{where}.arrays")
             kw[fname] = _read_array(zf, names, desc, f"{where}.arrays.{fname}", _FIELDS[fname][0])
@@ -306,7 +318,7 @@ def _validate(model):
     _need(0 <= model.scale_frac_bits <= 24, f"scale_frac_bits {model.scale_frac_bits} is not within 0..24")
     _need(1 <= model.input_bits <= 16, f"input_bits {model.input_bits} is not within 1..16")
     _need(model.n_classes >= 2, f"n_classes {model.n_classes} must be at least 2")
-    fan_in, names = model.input_features, set()
+    fan_in, names, act_bits = model.input_features, set(), None
     for i, layer in enumerate(model.layers):
         where = f"layer {i} ({layer.name})"
         _need(layer.name not in names, f"{where}: duplicate layer name")
@@ -320,7 +332,8 @@ def _validate(model):
             _need(layer.input_bits == model.input_bits,
                   f"{where}: input_bits {layer.input_bits} differs from the model's {model.input_bits}")
         else:
-            _need(layer.input_bits == 1, f"{where}: a binary input has input_bits 1, not {layer.input_bits}")
+            _need(layer.input_bits == act_bits, f"{where}: input_bits {layer.input_bits} differs from the "
+                  f"previous layer's output_bits {act_bits}")
         _need(layer.nbits.ndim == 2, f"{where}: nbits must be 2-D [out, in], has shape {layer.nbits.shape}")
         _need(layer.out_features >= 1, f"{where}: has no outputs")
         if layer.op == "conv2d":
@@ -336,6 +349,7 @@ def _validate(model):
             _need(layer.op == "dense", f"{where}: op must be 'dense' or 'conv2d', not {layer.op!r}")
         _need(layer.in_size == fan_in, f"{where}: takes {layer.in_size} inputs but receives {fan_in}")
         fan_in = layer.out_size
+        act_bits = layer.output_bits
         for fname, (dtype, shape_of) in _FIELDS.items():
             arr = getattr(layer, fname)
             if fname in ("nbits", "planes", "alpha") or fname in _OUTPUT_FIELDS[layer.output]:
@@ -355,6 +369,7 @@ def _validate(model):
         worst = int(layer.alpha.max(initial=0)) * layer.max_bits * layer.in_features * 2 ** layer.input_bits
         _need(worst < 2 ** 62, f"{where}: alpha, fan-in and input width could overflow a 64-bit accumulator")
         if layer.output == "threshold":
+            _need(1 <= layer.output_bits <= 4, f"{where}: output_bits {layer.output_bits} is not within 1..4")
             _need(np.isin(layer.direction, (-1, 1)).all(), f"{where}: direction must be +1 or -1")
             _need((np.abs(layer.threshold) < _INT_LIMIT).all(), f"{where}: a threshold exceeds 2^40 in magnitude")
         else:

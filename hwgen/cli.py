@@ -66,6 +66,9 @@ def _add_model_args(p, sweep=False):
                        help="which weights get more bits (default: %(default)s)")
         p.add_argument("--scale", default=DEFAULTS["scale"], choices=SCALES,
                        help="one scale per bit per tensor or per output channel (default: %(default)s)")
+    p.add_argument("--act-bits", type=int, default=DEFAULTS["act_bits"],
+                   help="hidden activation bits: 1 = sign, K = K-bit residual binarization (RTL: 1 only) "
+                        "(default: %(default)s)")
     p.add_argument("--recompute-every", type=int, default=DEFAULTS["recompute_every"],
                    help="recompute the bit masks every N training steps (default: %(default)s)")
     p.add_argument("--freeze-after", type=float, default=DEFAULTS["freeze_after"],
@@ -75,7 +78,7 @@ def _add_model_args(p, sweep=False):
 
 
 def _train_kwargs(args, sweep=False):
-    keys = ["dataset", "model", "conv", "hidden", "dim", "depth", "heads", "epochs", "batch_size", "lr", "recompute_every",
+    keys = ["dataset", "model", "conv", "hidden", "dim", "depth", "heads", "act_bits", "epochs", "batch_size", "lr", "recompute_every",
             "freeze_after", "threads"]
     if not sweep:
         keys += ["bits", "seed", "quantizer", "selection", "scale"]

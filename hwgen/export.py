@@ -11,8 +11,11 @@
 * BatchNorm + sign fold into one integer threshold per neuron: with
   ``t = mean - beta * sqrt(var + eps) / gamma`` (in the units of ``y``),
   gamma > 0 fires iff ``Y >= ceil(T)``, gamma < 0 iff ``Y <= floor(T)``, where
-  ``T = t * 2^F / r``; gamma == 0 is a constant neuron.
-* The output layer's bias becomes ``round(2^F * bias / r)``.
+  ``T = t * 2^F * s / r``; gamma == 0 is a constant neuron. ``s`` is the
+  input scale: 1 for pixels and +-1 activations, ``2^(K-1)`` when the layer
+  reads K-bit residual activations as odd integers. K-bit activations give
+  ``2^K - 1`` thresholds per neuron (see :func:`_fold_batchnorm`).
+* The output layer's bias becomes ``round(2^F * s * bias / r)``.
 
 All float arithmetic here is float64 and happens once; after export nothing
 is float.
@@ -50,22 +53,33 @@ def _integer_layer(name, module, input_kind, input_bits, frac_bits, common_ref):
     return layer, ref
 
 
-def _fold_batchnorm(layer, bn, ref, frac_bits):
+def _fold_batchnorm(layer, bn, ref, frac_bits, in_scale, act_bits):
+    """BatchNorm + the (k-bit residual) sign activation -> integer thresholds.
+
+    The activation of ``z = BN(y)`` counts the levels ``theta_j = j 2^(2-K)``
+    (``|j| < 2^(K-1)``; K = 1: just 0) that ``z`` reaches; ``z >= theta`` is
+    ``y >= t`` (gamma > 0) or ``y <= t`` (gamma < 0) with
+    ``t = mean + (theta - beta) std / gamma``, and ``y`` is ``Y r / (2^F in_scale)``.
+    """
     mean = bn.running_mean.double().numpy()
     std = np.sqrt(bn.running_var.double().numpy() + bn.eps)
     gamma = bn.weight.detach().double().numpy()
     beta = bn.bias.detach().double().numpy()
-    lo, hi = layer.bounds()  # threshold outside [lo, hi] is just "always"/"never"
-    thr = np.empty(len(gamma), np.int64)
+    half = 2 ** (act_bits - 1)
+    thetas = [j * 2.0 ** (2 - act_bits) for j in range(-(half - 1), half)]
+    lo, hi = layer.bounds()  # a threshold outside [lo, hi] just means "always" / "never"
+    thr = np.empty((len(gamma), len(thetas)), np.int64)
     direction = np.where(gamma < 0, -1, 1).astype(np.int8)
     for o, (m, s, g, be) in enumerate(zip(mean, std, gamma, beta)):
-        if g == 0:
-            thr[o] = lo[o] if be >= 0 else hi[o] + 1
-            continue
-        t = (m - be * s / g) * 2 ** frac_bits / ref[o]
-        t = math.ceil(t) if g > 0 else math.floor(t)
-        thr[o] = min(max(t, lo[o] - 1), hi[o] + 1)
-    layer.threshold, layer.direction = thr, direction
+        for k, theta in enumerate(thetas):
+            if g == 0:
+                thr[o, k] = lo[o] if be >= theta else hi[o] + 1
+                continue
+            t = (m + (theta - be) * s / g) * 2 ** frac_bits * in_scale / ref[o]
+            t = math.ceil(t) if g > 0 else math.floor(t)
+            thr[o, k] = min(max(t, lo[o] - 1), hi[o] + 1)
+    layer.threshold = thr[:, 0] if act_bits == 1 else thr
+    layer.direction, layer.output_bits = direction, act_bits
 
 
 def export_model(model, info, input_bits, frac_bits=8):
@@ -77,25 +91,27 @@ def export_model(model, info, input_bits, frac_bits=8):
     model.eval()
     layers = []
     kind, bits = "uint", input_bits
+    act_bits = model.act.bits
+    in_scale = 1                      # integer input = float activation * in_scale
     shape = getattr(model, "image_shape", None)
     for block in model.features:
         conv = block["conv"]
         layer, ref = _integer_layer(f"conv{len(layers)}", conv, kind, bits, frac_bits, False)
         layer.op, layer.in_shape, layer.kernel = "conv2d", tuple(shape), tuple(conv.kernel_size)
         layer.pool = block["pool"].kernel_size if "pool" in block else 1
-        _fold_batchnorm(layer, block["bn"], ref, frac_bits)
+        _fold_batchnorm(layer, block["bn"], ref, frac_bits, in_scale, act_bits)
         layers.append(layer)
         shape = layer.out_shape
-        kind, bits = "binary", 1
+        kind, bits, in_scale = "binary", act_bits, 2 ** (act_bits - 1)
     for block in model.hidden:
         layer, ref = _integer_layer(f"fc{len(layers)}", block["linear"], kind, bits, frac_bits, False)
-        _fold_batchnorm(layer, block["bn"], ref, frac_bits)
+        _fold_batchnorm(layer, block["bn"], ref, frac_bits, in_scale, act_bits)
         layers.append(layer)
-        kind, bits = "binary", 1
+        kind, bits, in_scale = "binary", act_bits, 2 ** (act_bits - 1)
     layer, ref = _integer_layer(f"fc{len(layers)}", model.out, kind, bits, frac_bits, True)
     bias = model.out.bias.detach().double().numpy()
     layer.output = "scores"
-    layer.bias = np.array([round(2 ** frac_bits * b / r) for b, r in zip(bias, ref)], dtype=np.int64)
+    layer.bias = np.array([round(2 ** frac_bits * in_scale * b / r) for b, r in zip(bias, ref)], dtype=np.int64)
     layers.append(layer)
     input_features = layers[0].in_size
     result = Model(layers=layers, input_features=input_features, input_bits=input_bits,

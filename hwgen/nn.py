@@ -13,7 +13,7 @@ from torch import nn
 
 from .quant import SCALES, SELECTIONS, _Pullback, get_quantizer, hbb, random_bits
 
-__all__ = ["HBBLinear", "HBBConv2d", "SignActivation", "HBBMLP", "HBBCNN", "BinaryLinear",
+__all__ = ["HBBLinear", "HBBConv2d", "SignActivation", "ResidualActivation", "HBBMLP", "HBBCNN", "BinaryLinear",
            "HBBTransformer",
            "set_progress", "finish_training", "hbb_modules", "parse_conv_spec"]
 
@@ -153,6 +153,45 @@ class SignActivation(nn.Module):
         return _Sign.apply(x)
 
 
+class _ResidualSign(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, bits):
+        ctx.save_for_backward(x)
+        ctx.limit = 2.0 - 2.0 ** (1 - bits)
+        r, out = x, torch.zeros_like(x)
+        for k in range(bits):
+            s = (r >= 0).to(x.dtype) * 2 - 1
+            out = out + s * 2.0 ** -k
+            r = r - s * 2.0 ** -k
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (x.abs() <= ctx.limit).to(grad.dtype), None
+
+
+class ResidualActivation(nn.Module):
+    """k-bit residual binarization of activations with fixed scales
+    ``1, 1/2, ..., 2^(1-k)``: ``a = sum_k 2^(1-k) s_k``, ``s_k = sign(r_k)``,
+    ``r_{k+1} = r_k - 2^(1-k) s_k`` (the preceding BatchNorm learns the
+    scale). ``a * 2^(k-1)`` is an odd integer in ``[-(2^k - 1), 2^k - 1]``,
+    which is what the next integer layer reads. One bit is :class:`SignActivation`.
+    Gradient: straight through, clipped to ``|x| <= 2 - 2^(1-k)``."""
+
+    def __init__(self, bits=1):
+        super().__init__()
+        if not 1 <= int(bits) <= 4:
+            raise ValueError(f"activation bits must be 1..4, not {bits}")
+        self.bits = int(bits)
+
+    def forward(self, x):
+        return _Sign.apply(x) if self.bits == 1 else _ResidualSign.apply(x, self.bits)
+
+    def extra_repr(self):
+        return f"bits={self.bits}"
+
+
 def parse_conv_spec(spec):
     """``"c16,c16,p,c32,p"`` -> ``[16, 16, "p", 32, "p"]`` (3x3 convs, 2x2 max-pools)."""
     out = []
@@ -180,12 +219,12 @@ class HBBMLP(nn.Module):
     integers).
     """
 
-    def __init__(self, in_features, hidden, n_classes, **hbb_kw):
+    def __init__(self, in_features, hidden, n_classes, act_bits=1, **hbb_kw):
         super().__init__()
         self.features = nn.ModuleList()
         self.hidden = _dense_blocks(in_features, hidden, hbb_kw)
         self.out = HBBLinear(([in_features] + list(hidden))[-1], n_classes, bias=True, **hbb_kw)
-        self.act = SignActivation()
+        self.act = ResidualActivation(act_bits)
 
     def forward(self, x):
         for block in self.hidden:
@@ -208,7 +247,7 @@ class HBBCNN(nn.Module):
     :class:`HBBMLP`. Max-pooling after sign is a logical OR of the bits in
     hardware."""
 
-    def __init__(self, image_shape, conv, hidden, n_classes, **hbb_kw):
+    def __init__(self, image_shape, conv, hidden, n_classes, act_bits=1, **hbb_kw):
         super().__init__()
         c, h, w = image_shape
         self.image_shape = tuple(image_shape)
@@ -225,7 +264,7 @@ class HBBCNN(nn.Module):
             c, h, w = item, h - 2, w - 2
         self.hidden = _dense_blocks(c * h * w, hidden, hbb_kw)
         self.out = HBBLinear(([c * h * w] + list(hidden))[-1], n_classes, bias=True, **hbb_kw)
-        self.act = SignActivation()
+        self.act = ResidualActivation(act_bits)
 
     def forward(self, x):
         x = x.reshape(x.shape[0], *self.image_shape)

@@ -13,7 +13,7 @@ __all__ = ["Result", "infer", "check_inputs"]
 class Result:
     scores: np.ndarray        # int64 [N, n_classes]
     pred: np.ndarray          # int64 [N]; ties go to the lowest class index
-    activations: list         # per hidden layer: uint8 [N, out] bits (1 = +1)
+    activations: list         # per hidden layer: uint8 [N, out] codes (a + 2^K - 1) / 2; K = 1: bit, 1 = +1
 
 
 def check_inputs(model, x):
@@ -46,6 +46,11 @@ def _windows(layer, a):
     return win.permute(0, 2, 3, 1, 4, 5).reshape(a.shape[0], -1, c * kh * kw)
 
 
+def _level_codes(a, bits):
+    """Activation values as unsigned codes ``(a + 2^K - 1) / 2`` (K = 1: the bit, 1 = +1)."""
+    return ((a + (2 ** bits - 1)) // 2).to(torch.uint8).numpy()
+
+
 def infer(model, x):
     """Run the integer model on ``x`` (int [N, input_features])."""
     a = torch.from_numpy(check_inputs(model, x))
@@ -60,16 +65,19 @@ def infer(model, x):
         if layer.output == "scores":
             scores = y + torch.from_numpy(layer.bias)
             break
-        thr = torch.from_numpy(layer.threshold)
-        fire = torch.where(torch.from_numpy(layer.direction.astype(np.int64)) > 0, y >= thr, y <= thr)
+        # activation value: 2c - (2^K - 1), c = thresholds met (K = 1: +-1)
+        thr = torch.from_numpy(layer.threshold.reshape(layer.out_features, -1))   # [O, 2^K - 1]
+        up = torch.from_numpy(layer.direction.astype(np.int64)).reshape(-1, 1) > 0
+        y = y.unsqueeze(-1)
+        c = torch.where(up, y >= thr, y <= thr).sum(-1)
+        a = 2 * c - (2 ** layer.output_bits - 1)
         if layer.op == "conv2d":
             o, h, w = layer.conv_shape
-            fire = fire.transpose(1, 2).reshape(n, o, h, w)
-            if layer.pool > 1:  # max-pool of bits = OR over each window
+            a = a.transpose(1, 2).reshape(n, o, h, w)
+            if layer.pool > 1:  # max-pool; on +-1 bits it is an OR
                 p = layer.pool
-                fire = fire[:, :, :h // p * p, :w // p * p].reshape(n, o, h // p, p, w // p, p).any(5).any(3)
-            fire = fire.reshape(n, -1)
-        acts.append(fire.to(torch.uint8).numpy())
-        a = fire.to(torch.int64) * 2 - 1
+                a = a[:, :, :h // p * p, :w // p * p].reshape(n, o, h // p, p, w // p, p).amax(5).amax(3)
+            a = a.reshape(n, -1)
+        acts.append(_level_codes(a, layer.output_bits))
     scores = scores.numpy()
     return Result(scores=scores, pred=scores.argmax(axis=1), activations=acts)

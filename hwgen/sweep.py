@@ -110,7 +110,7 @@ def collect(out, base):
     settings (dataset, model, schedule...): a sweep directory accumulates the
     grids run into it, so several smaller grids can share one summary."""
     unused = {"threads", *(() if base["model"] == "cnn" else ("conv",)),
-              *(("hidden",) if base["model"] == "transformer" else ("dim", "depth", "heads"))}
+              *(("hidden", "act_bits") if base["model"] == "transformer" else ("dim", "depth", "heads"))}
     same = {k: v for k, v in base.items() if k not in unused}
     results = []
     for path in sorted((Path(out) / "runs").glob("*.json")):

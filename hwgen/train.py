@@ -16,7 +16,7 @@ __all__ = ["DEFAULTS", "train", "save_checkpoint", "load_checkpoint", "evaluate"
            "default_threads"]
 
 DEFAULTS = dict(dataset="digits", model="mlp", conv="c16,c16,p,c32,c32,p", dim=32, depth=2, heads=4,
-                bits="1.4", hidden=[16, 16],
+                bits="1.4", act_bits=1, hidden=[16, 16],
                 epochs=40, batch_size=64, lr=0.01, seed=0, quantizer="bnn", selection="middle-out",
                 scale="tensor", recompute_every=1, freeze_after=1.0, threads=0)
 
@@ -54,6 +54,8 @@ def _check_config(cfg):
         raise HwgenError(f"recompute_every must be at least 1 step, not {cfg['recompute_every']}")
     if not 0.0 <= cfg["freeze_after"] <= 1.0:
         raise HwgenError(f"freeze_after is a fraction of training in 0..1, not {cfg['freeze_after']}")
+    if not 1 <= cfg["act_bits"] <= 4:
+        raise HwgenError(f"act_bits must be within 1..4, not {cfg['act_bits']}")
     if cfg["epochs"] < 1 or cfg["batch_size"] < 1:
         raise HwgenError("epochs and batch size must be at least 1")
 
@@ -66,11 +68,12 @@ def build_model(cfg):
               freeze_after=cfg.get("freeze_after", 1.0))
     try:
         shape, classes = cfg["input"]["shape"], cfg["input"]["classes"]
+        act = cfg.get("act_bits", 1)
         if cfg.get("model", "mlp") == "cnn":
-            return HBBCNN(shape, parse_conv_spec(cfg["conv"]), cfg["hidden"], classes, **kw)
+            return HBBCNN(shape, parse_conv_spec(cfg["conv"]), cfg["hidden"], classes, act_bits=act, **kw)
         if cfg.get("model") == "transformer":
             return HBBTransformer(shape, cfg["dim"], cfg["depth"], cfg["heads"], classes, **kw)
-        return HBBMLP(int(np.prod(shape)), cfg["hidden"], classes, **kw)
+        return HBBMLP(int(np.prod(shape)), cfg["hidden"], classes, act_bits=act, **kw)
     except ValueError as exc:
         raise HwgenError(str(exc)) from None
 
@@ -135,6 +138,7 @@ def train(*, log=sys.stderr, data=None, data_dir=None, **overrides):
             info.pop(k)
     else:
         info.pop("hidden")
+        info.pop("act_bits")
     info.update(bits=str(cfg["bits"]), mix={str(b): p for b, p in mix.items()},
                 float_accuracy=evaluate(model, data.x_test, data.y_test))
     return model, info

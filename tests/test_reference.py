@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from hwgen import reference
+from hwgen import artifact, reference
 from hwgen.errors import HwgenError
 
 
@@ -99,3 +99,37 @@ def test_reference_is_integer_only(digits_run):
 def test_reference_rejects_bad_inputs(digits_run, bad, needle):
     with pytest.raises(HwgenError, match=needle):
         reference.infer(digits_run["model"], bad)
+
+
+def test_residual_activations_export_exactly():
+    """2-bit residual activations: thresholds count levels, the next layer
+    reads odd integers; golden activations agree with the float model's
+    (followed along the golden path) except within rounding of a level."""
+    from hwgen.export import export_model
+    from hwgen.train import train
+    from hwgen.data import load_dataset
+    tm, info = train(log=None, epochs=8, hidden=[24, 16], act_bits=2, threads=1)
+    model = artifact.loads(artifact.dumps(export_model(tm, info, info["input"]["bits"])))
+    assert [l.output_bits for l in model.layers[:-1]] == [2, 2]
+    assert model.layers[0].threshold.shape == (24, 3) and model.layers[1].input_bits == 2
+    x = load_dataset("digits").x_test
+    golden = reference.infer(model, x)
+    a = torch.as_tensor(x, dtype=torch.float64)
+    tm.double().eval()
+    with torch.no_grad():
+        for k, block in enumerate(tm.hidden):
+            z = block["bn"](block["linear"](a))
+            want = (tm.act(z) * 2 + 3) / 2                   # level codes 0..3
+            assert (want.numpy() != golden.activations[k]).mean() < 0.01
+            a = torch.as_tensor(golden.activations[k].astype(np.int64) * 2 - 3, dtype=torch.float64) / 2
+    acc = (golden.pred == load_dataset("digits").y_test).mean()
+    assert abs(acc - info["float_accuracy"]) <= 0.015
+
+
+def test_rtl_refuses_multibit_activations(tmp_path):
+    from hwgen import rtl
+    from hwgen.export import export_model
+    from hwgen.train import train
+    tm, info = train(log=None, epochs=1, hidden=[8], act_bits=2, threads=1)
+    with pytest.raises(HwgenError, match="2-bit activations"):
+        rtl.generate(export_model(tm, info, info["input"]["bits"]), tmp_path)

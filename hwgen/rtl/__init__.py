@@ -28,6 +28,10 @@ def generate(model, outdir, artifact_sha256=None):
             raise HwgenError(f"layer {layer.name} is a {layer.op} layer: this hwgen generates RTL for dense "
                              f"layers only (convolution hardware is not implemented yet); the golden "
                              f"reference runs it")
+        if layer.output == "threshold" and layer.output_bits != 1:
+            raise HwgenError(f"layer {layer.name} produces {layer.output_bits}-bit activations: this hwgen "
+                             f"generates RTL for binary (1-bit) activations only; the golden reference "
+                             f"runs it")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     top = Network(model)
