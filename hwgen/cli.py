@@ -36,7 +36,7 @@ def _add_data_args(p):
 
 def _add_model_args(p, sweep=False):
     from .quant import QUANTIZERS, SCALES, SELECTIONS
-    from .train import DEFAULTS, MODELS
+    from .train import AUGMENTS, DEFAULTS, MODELS
     _add_data_args(p)
     p.add_argument("--model", default=DEFAULTS["model"], choices=MODELS,
                    help="network: mlp (dense blocks), cnn (3x3 convs, then dense blocks) or transformer "
@@ -61,11 +61,18 @@ def _add_model_args(p, sweep=False):
                             "the two neighbouring widths), or '2' for homogeneous (default: %(default)s)")
         p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="default: %(default)s")
         p.add_argument("--quantizer", default=DEFAULTS["quantizer"], choices=list(QUANTIZERS),
-                       help="forward/backward quantizer pair, see docs/training.md (default: %(default)s)")
+                       help="forward/backward quantizer pair (docs/training.md): " + "; ".join(
+                           f"{q.name} = {q.summary.replace('%', '%%')}" for q in QUANTIZERS.values())
+                       + " (default: %(default)s)")
         p.add_argument("--selection", default=DEFAULTS["selection"], choices=SELECTIONS,
                        help="which weights get more bits (default: %(default)s)")
         p.add_argument("--scale", default=DEFAULTS["scale"], choices=SCALES,
                        help="one scale per bit per tensor or per output channel (default: %(default)s)")
+    p.add_argument("--augment", default=DEFAULTS["augment"], choices=AUGMENTS,
+                   help="training augmentation: random shifts of up to 2 pixels, plus left-right flips "
+                        "(for clothes, not digits) (default: %(default)s)")
+    p.add_argument("--dropout", type=float, default=DEFAULTS["dropout"],
+                   help="dropout on the dense layers' inputs during training (default: %(default)s)")
     p.add_argument("--act-bits", type=int, default=DEFAULTS["act_bits"],
                    help="hidden activation bits: 1 = sign, K = K-bit residual binarization (RTL: 1 only) "
                         "(default: %(default)s)")
@@ -78,7 +85,7 @@ def _add_model_args(p, sweep=False):
 
 
 def _train_kwargs(args, sweep=False):
-    keys = ["dataset", "model", "conv", "hidden", "dim", "depth", "heads", "act_bits", "epochs", "batch_size", "lr", "recompute_every",
+    keys = ["dataset", "model", "conv", "hidden", "dim", "depth", "heads", "act_bits", "augment", "dropout", "epochs", "batch_size", "lr", "recompute_every",
             "freeze_after", "threads"]
     if not sweep:
         keys += ["bits", "seed", "quantizer", "selection", "scale"]

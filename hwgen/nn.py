@@ -42,6 +42,7 @@ class _HBBWeight:
         self.register_buffer("nbits", nbits)
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
         self.register_buffer("progress", torch.zeros((), dtype=torch.float64))
+        self._hints = {}  # warm start of the selection between steps (see quant._smallest_k)
 
     def _recomputes(self):
         return self.selection != "random" and float(self.progress) < self.freeze_after
@@ -61,7 +62,7 @@ class _HBBWeight:
             select = False
         if select and q.hard(t):  # selection and binarization in one pass
             res = hbb(self.weight, mix=self.mix, selection=self.selection, scale=self.scale,
-                      quantizer=q, t=t)
+                      quantizer=q, t=t, hints=self._hints)
             self.nbits.copy_(res.nbits)
         else:  # masks are defined on sign residuals: select first, then the soft planes
             if select:
@@ -216,11 +217,12 @@ class HBBMLP(nn.Module):
 
     The first layer sees unsigned integer pixels as floats (no normalisation:
     the BatchNorm after it absorbs the scale, and the hardware sees the same
-    integers).
+    integers). ``dropout`` (training only) acts on the hidden activations.
     """
 
-    def __init__(self, in_features, hidden, n_classes, act_bits=1, **hbb_kw):
+    def __init__(self, in_features, hidden, n_classes, act_bits=1, dropout=0.0, **hbb_kw):
         super().__init__()
+        self.drop = nn.Dropout(dropout)
         self.features = nn.ModuleList()
         self.hidden = _dense_blocks(in_features, hidden, hbb_kw)
         self.out = HBBLinear(([in_features] + list(hidden))[-1], n_classes, bias=True, **hbb_kw)
@@ -228,7 +230,7 @@ class HBBMLP(nn.Module):
 
     def forward(self, x):
         for block in self.hidden:
-            x = self.act(block["bn"](block["linear"](x)))
+            x = self.drop(self.act(block["bn"](block["linear"](x))))
         return self.out(x)
 
 
@@ -245,10 +247,12 @@ class HBBCNN(nn.Module):
     """Convolutional HBB network: [HBBConv2d 3x3 -> BatchNorm2d -> sign
     (-> 2x2 max-pool)] per ``conv`` entry, flatten, then dense blocks like
     :class:`HBBMLP`. Max-pooling after sign is a logical OR of the bits in
-    hardware."""
+    hardware. ``dropout`` (training only) acts on the inputs of the dense
+    layers."""
 
-    def __init__(self, image_shape, conv, hidden, n_classes, act_bits=1, **hbb_kw):
+    def __init__(self, image_shape, conv, hidden, n_classes, act_bits=1, dropout=0.0, **hbb_kw):
         super().__init__()
+        self.drop = nn.Dropout(dropout)
         c, h, w = image_shape
         self.image_shape = tuple(image_shape)
         self.features = nn.ModuleList()
@@ -272,9 +276,9 @@ class HBBCNN(nn.Module):
             x = self.act(block["bn"](block["conv"](x)))
             if "pool" in block:
                 x = block["pool"](x)
-        x = x.flatten(1)
+        x = self.drop(x.flatten(1))
         for block in self.hidden:
-            x = self.act(block["bn"](block["linear"](x)))
+            x = self.drop(self.act(block["bn"](block["linear"](x))))
         return self.out(x)
 
 

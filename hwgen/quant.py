@@ -18,9 +18,9 @@ import torch
 
 from .errors import HwgenError
 
-__all__ = ["MAX_BITS", "parse_bits", "mix_counts", "select_bits", "residual_binarize", "hbb",
-           "hbb_quantize", "Quantizer", "QUANTIZERS", "SELECTIONS", "SCALES", "sign_swish",
-           "sign_swish_grad", "prox_sign", "prox_sign_grad"]
+__all__ = ["MAX_BITS", "parse_bits", "mix_counts", "select_bits", "random_bits", "residual_binarize",
+           "hbb", "hbb_quantize", "Quantizer", "QUANTIZERS", "get_quantizer", "SELECTIONS", "SCALES",
+           "sign_swish", "sign_swish_grad", "prox_sign", "prox_sign_grad"]
 
 MAX_BITS = 3
 
@@ -80,9 +80,12 @@ def mix_counts(mix, n):
 # Forward/backward functions of the quantizer presets (closed forms)
 # --------------------------------------------------------------------------
 
+_ONE = torch.ones(())
+
+
 def _sign(x):
-    s = torch.sign(x)
-    return s.add_(s == 0)  # sign(0) = +1
+    """+-1 with sign(0) = sign(-0.0) = +1 (adding +0.0 turns -0.0 into +0.0)."""
+    return torch.copysign(_ONE.to(x.dtype), x + 0.0)
 
 
 def sign_swish(x, beta):
@@ -124,9 +127,9 @@ class Quantizer:
     ``u_b = R_b / mu_b``; ``backward`` is B, whose derivative replaces F' in
     the Jacobian of the HBB recursion (see :func:`hbb`), or for
     ``raw_backward`` presets is evaluated on the raw latent weight, as in
-    the original BNN/HBB code. ``schedule(t)`` maps training
-    progress ``t`` in [0, 1] to the annealed parameter; from ``hard_after``
-    on, the forward pass is exactly sign (what the hardware computes).
+    the original BNN/HBB code. :meth:`param` maps training progress ``t``
+    in [0, 1] to the annealed parameter; from ``hard_after`` on, the forward
+    pass is exactly sign (what the hardware computes).
     """
     name: str
     forward: str            # "sign" | "signswish" | "prox"

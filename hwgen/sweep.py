@@ -110,7 +110,7 @@ def collect(out, base):
     settings (dataset, model, schedule...): a sweep directory accumulates the
     grids run into it, so several smaller grids can share one summary."""
     unused = {"threads", *(() if base["model"] == "cnn" else ("conv",)),
-              *(("hidden", "act_bits") if base["model"] == "transformer" else ("dim", "depth", "heads"))}
+              *(("hidden", "act_bits", "dropout") if base["model"] == "transformer" else ("dim", "depth", "heads"))}
     same = {k: v for k, v in base.items() if k not in unused}
     results = []
     for path in sorted((Path(out) / "runs").glob("*.json")):
@@ -146,6 +146,23 @@ def _find(rows, **kw):
     return [r for r in rows if all(r[k] == v for k, v in kw.items())]
 
 
+def _rankings(rows, vary, label, skip=lambda r: False):
+    """One line per group of rows equal in everything but ``vary``, best first."""
+    fixed = [k for k in ("bits", "quantizer", "selection", "scale") if k != vary]
+    groups = {}
+    for r in rows:
+        if not skip(r):
+            groups.setdefault(tuple(r[k] for k in fixed), []).append(r)
+    lines = []
+    for key, group in sorted(groups.items()):
+        if len(group) > 1:
+            ranked = sorted(group, key=lambda r: -r["integer_accuracy"])
+            where = ", ".join(f"{k} {v}" for k, v in zip(fixed, key))
+            lines.append(f"{label} ({where}): " + " > ".join(
+                f"{r[vary]} {100 * r['integer_accuracy']:.2f}%" for r in ranked))
+    return lines
+
+
 def comparisons(rows):
     """The questions the HBB and ProxConnect++ papers answer, on this grid."""
     out = []
@@ -156,20 +173,9 @@ def comparisons(rows):
             gap = 100 * (het["integer_accuracy"] - hom["integer_accuracy"])
             out.append(f"{het['avg_bits']:g}-bit Middle-Out vs 2-bit homogeneous ({het['quantizer']}, "
                        f"{het['scale']} scales): {gap:+.2f} pp")
-    keys = {(r["bits"], r["quantizer"], r["scale"]) for r in rows if r["selection"] not in ("-",)}
-    for bits, q, scale in sorted(keys):
-        sels = _find(rows, bits=bits, quantizer=q, scale=scale)
-        if len(sels) > 1:
-            ranked = sorted(sels, key=lambda r: -r["integer_accuracy"])
-            out.append(f"bit selection at {bits} bits ({q}, {scale}): " + " > ".join(
-                f"{r['selection']} {100 * r['integer_accuracy']:.2f}%" for r in ranked))
-    keys = {(r["bits"], r["selection"], r["scale"]) for r in rows}
-    for bits, sel, scale in sorted(keys):
-        qs = _find(rows, bits=bits, selection=sel, scale=scale)
-        if len(qs) > 1:
-            ranked = sorted(qs, key=lambda r: -r["integer_accuracy"])
-            out.append(f"quantizers at {bits} bits ({sel}, {scale}): " + " > ".join(
-                f"{r['quantizer']} {100 * r['integer_accuracy']:.2f}%" for r in ranked))
+    out += _rankings(rows, "selection", "bit selection", skip=lambda r: r["selection"] == "-")
+    out += _rankings(rows, "quantizer", "quantizers")
+    out += _rankings(rows, "scale", "scales")
     return out
 
 

@@ -16,11 +16,37 @@ __all__ = ["DEFAULTS", "train", "save_checkpoint", "load_checkpoint", "evaluate"
            "default_threads"]
 
 DEFAULTS = dict(dataset="digits", model="mlp", conv="c16,c16,p,c32,c32,p", dim=32, depth=2, heads=4,
-                bits="1.4", act_bits=1, hidden=[16, 16],
+                bits="1.4", act_bits=1, hidden=[16, 16], augment="none", dropout=0.0,
                 epochs=40, batch_size=64, lr=0.01, seed=0, quantizer="bnn", selection="middle-out",
                 scale="tensor", recompute_every=1, freeze_after=1.0, threads=0)
 
 MODELS = ("mlp", "cnn", "transformer")
+AUGMENTS = ("none", "shift", "shift+flip")
+
+
+def augment_batch(x, shape, mode, gen, max_shift=2):
+    """Random integer-preserving augmentation of a batch of flattened images:
+    ``shift`` translates each image by up to ``max_shift`` pixels (zeros
+    enter at the border); ``shift+flip`` also mirrors half of them left-right
+    (for Fashion-MNIST, not for digits)."""
+    if mode == "none":
+        return x
+    c, h, w = shape
+    n = x.shape[0]
+    img = x.reshape(n, c, h, w)
+    s = max_shift
+    padded = torch.nn.functional.pad(img, (s, s, s, s))
+    shifts = torch.randint(0, 2 * s + 1, (n, 2), generator=gen)
+    out = torch.empty_like(img)
+    code = shifts[:, 0] * (2 * s + 1) + shifts[:, 1]
+    for value in torch.unique(code).tolist():   # one slice per distinct shift, not per image
+        idx = (code == value).nonzero().squeeze(1)
+        dy, dx = divmod(value, 2 * s + 1)
+        out[idx] = padded[idx, :, dy:dy + h, dx:dx + w]
+    if mode == "shift+flip":
+        flip = torch.rand(n, generator=gen) < 0.5
+        out[flip] = out[flip].flip(-1)
+    return out.reshape(n, -1)
 
 
 def default_threads():
@@ -54,6 +80,10 @@ def _check_config(cfg):
         raise HwgenError(f"recompute_every must be at least 1 step, not {cfg['recompute_every']}")
     if not 0.0 <= cfg["freeze_after"] <= 1.0:
         raise HwgenError(f"freeze_after is a fraction of training in 0..1, not {cfg['freeze_after']}")
+    if cfg["augment"] not in AUGMENTS:
+        raise HwgenError(f"unknown augmentation {cfg['augment']!r}; available: {', '.join(AUGMENTS)}")
+    if not 0.0 <= cfg["dropout"] < 1.0:
+        raise HwgenError(f"dropout must be within [0, 1), not {cfg['dropout']}")
     if not 1 <= cfg["act_bits"] <= 4:
         raise HwgenError(f"act_bits must be within 1..4, not {cfg['act_bits']}")
     if cfg["epochs"] < 1 or cfg["batch_size"] < 1:
@@ -68,12 +98,12 @@ def build_model(cfg):
               freeze_after=cfg.get("freeze_after", 1.0))
     try:
         shape, classes = cfg["input"]["shape"], cfg["input"]["classes"]
-        act = cfg.get("act_bits", 1)
+        net = dict(act_bits=cfg.get("act_bits", 1), dropout=cfg.get("dropout", 0.0))
         if cfg.get("model", "mlp") == "cnn":
-            return HBBCNN(shape, parse_conv_spec(cfg["conv"]), cfg["hidden"], classes, act_bits=act, **kw)
+            return HBBCNN(shape, parse_conv_spec(cfg["conv"]), cfg["hidden"], classes, **net, **kw)
         if cfg.get("model") == "transformer":
             return HBBTransformer(shape, cfg["dim"], cfg["depth"], cfg["heads"], classes, **kw)
-        return HBBMLP(int(np.prod(shape)), cfg["hidden"], classes, act_bits=act, **kw)
+        return HBBMLP(int(np.prod(shape)), cfg["hidden"], classes, **net, **kw)
     except ValueError as exc:
         raise HwgenError(str(exc)) from None
 
@@ -119,7 +149,8 @@ def train(*, log=sys.stderr, data=None, data_dir=None, **overrides):
         for k, i in enumerate(range(0, len(x), batch_size)):
             set_progress(model, (epoch * steps_per_epoch + k) / total_steps)
             idx = perm[i:i + batch_size]
-            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            xb = augment_batch(x[idx], data.image_shape, cfg["augment"], gen)
+            loss = torch.nn.functional.cross_entropy(model(xb), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -137,8 +168,8 @@ def train(*, log=sys.stderr, data=None, data_dir=None, **overrides):
         for k in ("dim", "depth", "heads"):
             info.pop(k)
     else:
-        info.pop("hidden")
-        info.pop("act_bits")
+        for k in ("hidden", "act_bits", "dropout"):
+            info.pop(k)
     info.update(bits=str(cfg["bits"]), mix={str(b): p for b, p in mix.items()},
                 float_accuracy=evaluate(model, data.x_test, data.y_test))
     return model, info

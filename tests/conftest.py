@@ -1,4 +1,6 @@
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -55,3 +57,9 @@ def digits_run(tmp_path_factory):
 
 def has_icarus():
     return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
+
+
+def hwgen(*args, cwd=None):
+    """Run the hwgen command line as a user would (a real subprocess)."""
+    return subprocess.run([sys.executable, "-m", "hwgen.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd)

@@ -1,16 +1,11 @@
 """The hwgen command line as users run it (real subprocesses)."""
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-HWGEN = [sys.executable, "-m", "hwgen.cli"]
-
-
-def hwgen(*args, cwd=None):
-    return subprocess.run([*HWGEN, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+from conftest import hwgen
 
 
 def assert_clean_error(proc, needle):
@@ -22,7 +17,7 @@ def assert_clean_error(proc, needle):
     assert needle in errors[0], proc.stderr
 
 
-@pytest.mark.parametrize("verb", ["train", "export", "rtl", "synth", "sim", "flow"])
+@pytest.mark.parametrize("verb", ["train", "export", "rtl", "synth", "sim", "flow", "sweep"])
 def test_every_verb_has_help(verb):
     proc = hwgen(verb, "--help")
     assert proc.returncode == 0 and "usage: hwgen" in proc.stdout

@@ -1,8 +1,6 @@
 """Datasets, training options and `hwgen sweep` (end to end on digits)."""
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +9,9 @@ import pytest
 from hwgen.data import FASHION_MNIST_DIR, load_dataset
 from hwgen.errors import HwgenError
 
+from conftest import hwgen
+
 HAVE_FASHION = Path(FASHION_MNIST_DIR, "t10k-labels-idx1-ubyte.gz").is_file()
-
-
-def hwgen(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "hwgen.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd)
 
 
 def test_mnist5k_split_is_fixed_and_shuffled():
@@ -60,6 +55,8 @@ def test_corrupt_idx_file_is_a_clear_error(tmp_path):
     (["--model", "cnn", "--conv", "c8,p,c8,p,c8"], "too small"),
     (["--freeze-after", "2"], "freeze_after"),
     (["--recompute-every", "0"], "recompute_every"),
+    (["--dropout", "1.5"], "dropout"),
+    (["--act-bits", "5"], "act_bits"),
 ])
 def test_bad_training_options_are_clear_errors(tmp_path, args, needle):
     r = hwgen("train", "--epochs", "1", *args, "-o", tmp_path / "m.pt")
@@ -86,6 +83,7 @@ def test_sweep_end_to_end_and_resume(tmp_path):
         assert (out / "runs" / f"{run['key']}.pt").is_file()
     md = (out / "sweep.md").read_text()
     assert md.count("\n| 1.40 |") == 4 and "Comparisons" in md
+    assert "bit selection (bits 1.4, quantizer bnn, scale tensor): " in md
     assert (out / "accuracy_vs_bits.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # resume: nothing is retrained, a removed run is redone, results are kept
     (out / "runs" / f"{summary['runs'][0]['key']}.json").unlink()
@@ -93,3 +91,23 @@ def test_sweep_end_to_end_and_resume(tmp_path):
     assert r.returncode == 0 and "5 already done, 1 to train" in r.stderr
     again = json.loads((out / "sweep.json").read_text())
     assert [x["integer_accuracy"] for x in again["runs"]] == [x["integer_accuracy"] for x in summary["runs"]]
+
+
+def test_augmentation_keeps_integer_pixels_and_only_moves_them():
+    import torch
+    from hwgen.train import augment_batch
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (64, 1, 12, 12), generator=g).float()
+    x[:, :, :2, :] = 0
+    x[:, :, -2:, :] = 0
+    x[:, :, :, :2] = 0
+    x[:, :, :, -2:] = 0                        # content inside the border: shifts lose nothing
+    flat = x.reshape(64, -1)
+    assert torch.equal(augment_batch(flat, (1, 12, 12), "none", g), flat)
+    for mode in ("shift", "shift+flip"):
+        out = augment_batch(flat, (1, 12, 12), mode, g)
+        assert torch.equal(out, out.round()) and out.shape == flat.shape
+        # the same pixel values, moved: per-image sums and sorted values are unchanged
+        assert torch.equal(out.sort(dim=1).values, flat.sort(dim=1).values)
+    moved = (augment_batch(flat, (1, 12, 12), "shift", g) != flat).any(dim=1).float().mean()
+    assert moved > 0.8    # 24 of 25 shifts move an image

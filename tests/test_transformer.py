@@ -56,12 +56,10 @@ def test_projections_export_and_match_golden(transformer_run):
 
 
 def test_transformer_checkpoint_exports_a_directory(tmp_path, transformer_run):
-    import subprocess
-    import sys
+    from conftest import hwgen
     from hwgen.train import save_checkpoint
     save_checkpoint(*transformer_run, tmp_path / "t.pt")
-    r = subprocess.run([sys.executable, "-m", "hwgen.cli", "export", tmp_path / "t.pt", "-o", tmp_path / "proj"],
-                       capture_output=True, text=True)
+    r = hwgen("export", tmp_path / "t.pt", "-o", tmp_path / "proj")
     assert r.returncode == 0, r.stderr
     files = sorted(p.name for p in (tmp_path / "proj").iterdir())
     assert len(files) == 8 and "embed_linear.hwgen" in files
