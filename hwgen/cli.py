@@ -48,7 +48,8 @@ def _add_model_args(p, sweep=False):
     p.add_argument("--hidden", type=_hidden, default=DEFAULTS["hidden"],
                    help="hidden dense layer sizes, comma-separated (default: %(default)s)")
     p.add_argument("--dim", type=int, default=DEFAULTS["dim"], help="transformer width (default: %(default)s)")
-    p.add_argument("--depth", type=int, default=DEFAULTS["depth"], help="transformer blocks (default: %(default)s)")
+    p.add_argument("--depth", type=int, default=DEFAULTS["depth"],
+                   help="transformer blocks (default: %(default)s)")
     p.add_argument("--heads", type=int, default=DEFAULTS["heads"],
                    help="transformer attention heads (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="default: %(default)s")
@@ -85,8 +86,8 @@ def _add_model_args(p, sweep=False):
 
 
 def _train_kwargs(args, sweep=False):
-    keys = ["dataset", "model", "conv", "hidden", "dim", "depth", "heads", "act_bits", "augment", "dropout", "epochs", "batch_size", "lr", "recompute_every",
-            "freeze_after", "threads"]
+    keys = ["dataset", "model", "conv", "hidden", "dim", "depth", "heads", "act_bits", "augment", "dropout",
+            "epochs", "batch_size", "lr", "recompute_every", "freeze_after", "threads"]
     if not sweep:
         keys += ["bits", "seed", "quantizer", "selection", "scale"]
     return {k: getattr(args, k) for k in keys}

@@ -13,9 +13,9 @@ from torch import nn
 
 from .quant import SCALES, SELECTIONS, _Pullback, get_quantizer, hbb, random_bits
 
-__all__ = ["HBBLinear", "HBBConv2d", "SignActivation", "ResidualActivation", "HBBMLP", "HBBCNN", "BinaryLinear",
-           "HBBTransformer",
-           "set_progress", "finish_training", "hbb_modules", "parse_conv_spec"]
+__all__ = ["HBBLinear", "HBBConv2d", "SignActivation", "ResidualActivation", "HBBMLP", "HBBCNN",
+           "BinaryLinear", "HBBTransformer", "set_progress", "finish_training", "hbb_modules",
+           "parse_conv_spec"]
 
 
 class _HBBWeight:

@@ -32,6 +32,11 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
     from .synth import synthesize
     from .train import save_checkpoint, train
 
+    model_kind, act_bits = train_kwargs.get("model", "mlp"), train_kwargs.get("act_bits", 1)
+    if model_kind != "mlp" or act_bits != 1:
+        raise HwgenError(f"hwgen flow ends in RTL, which this hwgen generates for --model mlp with "
+                         f"--act-bits 1 only (asked: --model {model_kind} --act-bits {act_bits}); "
+                         f"use hwgen train / export / sweep for the others")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stages = _Stages(log)

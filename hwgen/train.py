@@ -80,6 +80,8 @@ def _check_config(cfg):
         raise HwgenError(f"recompute_every must be at least 1 step, not {cfg['recompute_every']}")
     if not 0.0 <= cfg["freeze_after"] <= 1.0:
         raise HwgenError(f"freeze_after is a fraction of training in 0..1, not {cfg['freeze_after']}")
+    if cfg["model"] == "transformer" and min(cfg["dim"], cfg["depth"], cfg["heads"]) < 1:
+        raise HwgenError("transformer dim, depth and heads must each be at least 1")
     if cfg["augment"] not in AUGMENTS:
         raise HwgenError(f"unknown augmentation {cfg['augment']!r}; available: {', '.join(AUGMENTS)}")
     if not 0.0 <= cfg["dropout"] < 1.0:

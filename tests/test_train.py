@@ -57,6 +57,8 @@ def test_corrupt_idx_file_is_a_clear_error(tmp_path):
     (["--recompute-every", "0"], "recompute_every"),
     (["--dropout", "1.5"], "dropout"),
     (["--act-bits", "5"], "act_bits"),
+    (["--model", "transformer", "--heads", "0"], "at least 1"),
+    (["--model", "transformer", "--dim", "30", "--heads", "4"], "not divisible"),
 ])
 def test_bad_training_options_are_clear_errors(tmp_path, args, needle):
     r = hwgen("train", "--epochs", "1", *args, "-o", tmp_path / "m.pt")
@@ -111,3 +113,11 @@ def test_augmentation_keeps_integer_pixels_and_only_moves_them():
         assert torch.equal(out.sort(dim=1).values, flat.sort(dim=1).values)
     moved = (augment_batch(flat, (1, 12, 12), "shift", g) != flat).any(dim=1).float().mean()
     assert moved > 0.8    # 24 of 25 shifts move an image
+
+
+@pytest.mark.parametrize("args", [["--model", "cnn"], ["--act-bits", "2"], ["--model", "transformer"]])
+def test_flow_refuses_what_has_no_rtl_before_training(tmp_path, args):
+    r = hwgen("flow", *args, "-o", tmp_path / "out")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--model mlp with --act-bits 1 only" in r.stderr and "training on" not in r.stderr
+    assert not (tmp_path / "out").exists()
