@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import HwgenError
 from .quant import parse_bits
+from .train import DEFAULTS
 
 __all__ = ["grid", "run_sweep", "summarize", "write_markdown", "plot"]
 
@@ -79,9 +80,12 @@ def run_sweep(*, out, base, points, data_dir=None, log=sys.stderr, progress=True
     if progress and todo:
         from tqdm import tqdm
         bar = tqdm(total=len(todo), desc="sweep", unit="run", file=log, dynamic_ncols=True)
+    epoch_log = _BarLog(bar, log) if bar is not None else None
     for point, path in todo:
         t0 = time.perf_counter()
-        model, info = train(**{**base, **point}, data=data, log=None)
+        if bar is not None:
+            bar.write(f"{path.stem}:", file=log)
+        model, info = train(**{**base, **point}, data=data, log=epoch_log)
         integer = export_model(model, info, data.input_bits)
         pred = reference.infer(integer, data.x_test).pred
         result = dict(key=path.stem, **point, model=base["model"], dataset=base["dataset"],
@@ -118,9 +122,24 @@ def collect(out, base):
             r = json.loads(path.read_text())
         except ValueError:
             continue
-        if all(r.get("config", {}).get(k) == v for k, v in same.items()):
+        config = {**DEFAULTS, **r.get("config", {})}  # runs recorded before an option existed
+        if all(config.get(k) == v for k, v in same.items()):
             results.append(r)
     return results
+
+
+class _BarLog:
+    """A file-like sink that prints training progress above the progress bar."""
+
+    def __init__(self, bar, file):
+        self.bar, self.file = bar, file
+
+    def write(self, text):
+        if text.strip():
+            self.bar.write(text.rstrip(), file=self.file)
+
+    def flush(self):
+        pass
 
 
 def summarize(results):

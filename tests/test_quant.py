@@ -305,3 +305,14 @@ def test_recompute_period_and_freeze():
         changed.append(not torch.equal(before, layer.nbits))
     # recomputed at steps 0 and 3 (progress < 0.5), frozen from step 6 (progress 0.67) on
     assert changed == [True, False, False, True, False, False, False, False, False]
+
+
+@pytest.mark.parametrize("scale", ["tensor", "channel"])
+@pytest.mark.parametrize("rule", ["middle-out", "magnitude"])
+def test_exact_fractions_for_conv_kernels_and_channel_scales(scale, rule):
+    w = torch.randn(16, 8, 3, 3, generator=torch.Generator().manual_seed(11))
+    for mix in ({1: 0.6, 2: 0.4}, {0: 0.05, 1: 0.7, 2: 0.2, 3: 0.05}):
+        nbits = select_bits(w, mix, rule, scale)
+        assert nbits.shape == w.shape
+        counts = mix_counts(mix, w.numel())
+        assert [int((nbits == b).sum()) for b in range(4)] == [counts[b] for b in range(4)]
