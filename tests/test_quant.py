@@ -316,3 +316,19 @@ def test_exact_fractions_for_conv_kernels_and_channel_scales(scale, rule):
         assert nbits.shape == w.shape
         counts = mix_counts(mix, w.numel())
         assert [int((nbits == b).sum()) for b in range(4)] == [counts[b] for b in range(4)]
+
+
+def test_warm_started_selection_stays_exact_over_training_steps():
+    """The bracket search (hints kept between calls) returns exactly the
+    sorting definition at every step, whether the bracket hits or misses."""
+    from hwgen.quant import hbb
+    g = torch.Generator().manual_seed(12)
+    w = torch.randn(40, 60, generator=g, dtype=torch.float64)
+    hints = {}
+    mix = {1: 0.6, 2: 0.3, 3: 0.1}
+    for step in range(25):
+        scale = 1e-3 if step % 5 else 0.5          # small steps, and now and then a big jump
+        w = w + scale * torch.randn(40, 60, generator=g, dtype=torch.float64)
+        got = hbb(w, mix=mix, hints=hints).nbits
+        assert torch.equal(got, _select_by_sorting(w, mix)), step
+    assert hints[1]["thr"] > 0 and 1e-3 <= hints[1]["width"] <= 1.0
