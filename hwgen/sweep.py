@@ -200,7 +200,7 @@ def comparisons(rows):
 
 def write_markdown(meta, rows):
     lines = [f"# hwgen sweep: {meta['dataset']}, {meta['model']}", "",
-             f"{meta['epochs']} epochs, seeds {meta['seeds']}; accuracy on the test split "
+             f"{meta['runs']} runs, {meta['epochs']} epochs, seeds {meta['seeds']}; accuracy on the test split "
              f"(integer = the exported integer model run by the golden reference, i.e. what the "
              f"hardware computes). Mean ± standard deviation over seeds.", "",
              "| avg bits | mix | quantizer | selection | scales | float acc (%) | integer acc (%) | seeds |",
@@ -256,7 +256,8 @@ def sweep(*, out, base, bits, quantizers, selections, scales, seeds, data_dir=No
     run_sweep(out=out, base=base, points=points, data_dir=data_dir, log=log)
     results = collect(out, base)
     rows = summarize(results)
-    meta = dict(dataset=base["dataset"], model=base["model"], epochs=base["epochs"], seeds=list(seeds),
+    meta = dict(dataset=base["dataset"], model=base["model"], epochs=base["epochs"],
+                seeds=sorted({r["seed"] for r in results}), runs=len(results),
                 base={k: v for k, v in base.items() if k not in ("threads",)})
     out = Path(out)
     (out / "sweep.json").write_text(json.dumps(dict(meta=meta, rows=rows, runs=sorted(
