@@ -43,7 +43,8 @@ def _windows(layer, a):
     kh, kw = layer.kernel
     maps = a.reshape(a.shape[0], c, h, w)
     win = maps.unfold(2, kh, 1).unfold(3, kw, 1)             # [N, C, H', W', kh, kw]
-    return win.permute(0, 2, 3, 1, 4, 5).reshape(a.shape[0], -1, c * kh * kw)
+    positions = (h - kh + 1) * (w - kw + 1)
+    return win.permute(0, 2, 3, 1, 4, 5).reshape(a.shape[0], positions, c * kh * kw)
 
 
 def _level_codes(a, bits):
@@ -51,20 +52,37 @@ def _level_codes(a, bits):
     return ((a + (2 ** bits - 1)) // 2).to(torch.uint8).numpy()
 
 
+#: im2col elements (int64) held at once; bounds the memory of conv layers
+#: (a 24x24 map with fan-in 288 is 166k elements per image).
+CHUNK_ELEMENTS = 1 << 23
+
+
 def infer(model, x):
-    """Run the integer model on ``x`` (int [N, input_features])."""
-    a = torch.from_numpy(check_inputs(model, x))
+    """Run the integer model on ``x`` (int [N, input_features]), in chunks of
+    images small enough that a conv layer's windows fit in a few hundred MB."""
+    x = check_inputs(model, x)
+    per_image = max((int(np.prod(l.conv_shape[1:])) if l.op == "conv2d" else 1) * l.in_features
+                    for l in model.layers)
+    chunk = max(1, CHUNK_ELEMENTS // per_image)
+    parts = [_infer(model, x[i:i + chunk]) for i in range(0, len(x), chunk)] or [_infer(model, x)]
+    scores = np.concatenate([p[0] for p in parts])
+    acts = [np.concatenate([p[1][k] for p in parts]) for k in range(len(parts[0][1]))]
+    return Result(scores=scores, pred=scores.argmax(axis=1), activations=acts)
+
+
+def _infer(model, x):
+    a = torch.from_numpy(x)
     acts = []
     for layer in model.layers:
         n = a.shape[0]
         if layer.op == "conv2d":
-            y = _accumulate(layer, _windows(layer, a).reshape(-1, layer.in_features))
-            y = y.reshape(n, -1, layer.out_features)             # [N, H'*W', O]
+            _, h, w = layer.conv_shape
+            y = _accumulate(layer, _windows(layer, a).reshape(n * h * w, layer.in_features))
+            y = y.reshape(n, h * w, layer.out_features)            # [N, H'*W', O]
         else:
             y = _accumulate(layer, a)
         if layer.output == "scores":
-            scores = y + torch.from_numpy(layer.bias)
-            break
+            return (y + torch.from_numpy(layer.bias)).numpy(), acts
         # activation value: 2c - (2^K - 1), c = thresholds met (K = 1: +-1)
         thr = torch.from_numpy(layer.threshold.reshape(layer.out_features, -1))   # [O, 2^K - 1]
         up = torch.from_numpy(layer.direction.astype(np.int64)).reshape(-1, 1) > 0
@@ -77,7 +95,6 @@ def infer(model, x):
             if layer.pool > 1:  # max-pool; on +-1 bits it is an OR
                 p = layer.pool
                 a = a[:, :, :h // p * p, :w // p * p].reshape(n, o, h // p, p, w // p, p).amax(5).amax(3)
-            a = a.reshape(n, -1)
+            a = a.reshape(n, layer.out_size)
         acts.append(_level_codes(a, layer.output_bits))
-    scores = scores.numpy()
-    return Result(scores=scores, pred=scores.argmax(axis=1), activations=acts)
+    raise AssertionError("the last layer produces scores")  # _validate guarantees it

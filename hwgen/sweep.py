@@ -86,6 +86,7 @@ def run_sweep(*, out, base, points, data_dir=None, log=sys.stderr, progress=True
         if bar is not None:
             bar.write(f"{path.stem}:", file=log)
         model, info = train(**{**base, **point}, data=data, log=epoch_log)
+        save_checkpoint(model, info, runs_dir / f"{path.stem}.pt")  # before anything else can fail
         integer = export_model(model, info, data.input_bits)
         pred = reference.infer(integer, data.x_test).pred
         result = dict(key=path.stem, **point, model=base["model"], dataset=base["dataset"],
@@ -93,7 +94,6 @@ def run_sweep(*, out, base, points, data_dir=None, log=sys.stderr, progress=True
                       float_accuracy=round(info["float_accuracy"], 6),
                       integer_accuracy=round(float((pred == data.y_test).mean()), 6),
                       seconds=round(time.perf_counter() - t0, 1), config=info)
-        save_checkpoint(model, info, runs_dir / f"{path.stem}.pt")
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         tmp.replace(path)  # atomic: a run is either recorded whole or not at all

@@ -94,3 +94,16 @@ def test_rtl_refuses_conv_layers_clearly(cnn_run, tmp_path):
     from hwgen import rtl
     with pytest.raises(HwgenError, match="conv2d layer"):
         rtl.generate(cnn_run["model"], tmp_path / "rtl")
+
+
+def test_golden_model_chunks_conv_windows(cnn_run, monkeypatch):
+    """Inference in chunks of images (bounded im2col memory) gives exactly
+    the same scores and activations as one pass."""
+    model, x = cnn_run["model"], cnn_run["data"].x_test
+    whole = reference.infer(model, x)
+    monkeypatch.setattr(reference, "CHUNK_ELEMENTS", 5000)   # a few images per chunk
+    parts = reference.infer(model, x)
+    assert np.array_equal(whole.scores, parts.scores)
+    for a, b in zip(whole.activations, parts.activations):
+        assert np.array_equal(a, b)
+    assert len(reference.infer(model, x[:0]).pred) == 0
