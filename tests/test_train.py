@@ -121,3 +121,18 @@ def test_flow_refuses_what_has_no_rtl_before_training(tmp_path, args):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "--model mlp with --act-bits 1 only" in r.stderr and "training on" not in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_sweep_runs_a_cnn_and_records_integer_accuracy(tmp_path):
+    out = tmp_path / "cnn"
+    r = hwgen("sweep", "--model", "cnn", "--conv", "c4,p", "--hidden", "8", "--epochs", "2", "--bits", "1.4",
+              "--scale", "channel", "--act-bits", "2", "--threads", "1", "-o", out)
+    assert r.returncode == 0, r.stderr
+    (run,) = json.loads((out / "sweep.json").read_text())["runs"]
+    assert run["config"]["model"] == "cnn" and run["config"]["act_bits"] == 2
+    assert 0.3 <= run["integer_accuracy"] <= 1.0 and abs(run["integer_accuracy"] - run["float_accuracy"]) < 0.05
+
+
+def test_sweep_refuses_transformers(tmp_path):
+    r = hwgen("sweep", "--model", "transformer", "-o", tmp_path / "t")
+    assert r.returncode == 2 and "whole integer networks" in r.stderr and "Traceback" not in r.stderr
