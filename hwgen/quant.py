@@ -205,8 +205,10 @@ def _smallest_k(key, k, hint=None):
 
     ``hint`` (a dict kept by the caller between calls) warm-starts the search:
     the k-th value moves little from one training step to the next, so it is
-    first looked for inside a narrow bracket around the last one; the result
-    is exact either way.
+    first looked for inside a narrow bracket around the last one moved by the
+    last drift; the result is exact either way. A missed bracket costs a full
+    selection, a wide one only a slightly bigger partial one, so the width
+    shrinks slowly and has a floor.
     """
     n = key.numel()
     if k <= 0:
@@ -215,25 +217,31 @@ def _smallest_k(key, k, hint=None):
         return torch.ones(n, dtype=torch.bool, device=key.device)
     thr = None
     if hint is not None and "thr" in hint:
-        lo, hi = hint["thr"] * (1 - hint["width"]), hint["thr"] * (1 + hint["width"])
-        c_lo = int((key < lo).sum())
+        centre, half = hint["thr"] + hint["drift"], hint["thr"] * hint["width"]
+        lo, hi = centre - half, centre + half
+        below = key < lo
+        c_lo = int(torch.count_nonzero(below))
         if c_lo < k:
-            band = key[(key >= lo) & (key < hi)]
+            band = key[(key < hi) & ~below]
             if c_lo + band.numel() >= k:
                 thr = torch.kthvalue(band, k - c_lo).values
-        hint["width"] = hint["width"] * 0.8 if thr is not None else hint["width"] * 4
-        hint["width"] = min(max(hint["width"], 1e-3), 1.0)
+                # exactly k entries <= thr unless a tie straddles it (ties are in the band)
+                unique = int(torch.count_nonzero(band <= thr)) == k - c_lo
+        hint["width"] = hint["width"] * 0.9 if thr is not None else hint["width"] * 3
+        hint["width"] = min(max(hint["width"], 0.01), 1.0)
     if thr is None:
         thr = torch.kthvalue(key, k).values
+        unique = None
     if hint is not None:
+        hint["drift"] = float(thr) - hint["thr"] if "thr" in hint else 0.0
         hint["thr"] = float(thr)
         hint.setdefault("width", 0.05)
     le = key <= thr
-    if int(le.sum()) == k:  # no tie straddles the k-th value
+    if unique or unique is None and int(torch.count_nonzero(le)) == k:  # no tie straddles the k-th value
         return le
     less = key < thr
     eq = key == thr
-    return less | (eq & (torch.cumsum(eq, 0) <= k - int(less.sum())))
+    return less | (eq & (torch.cumsum(eq, 0) <= k - int(torch.count_nonzero(less))))
 
 
 def _view2d(w):
@@ -299,26 +307,37 @@ def hbb(w, *, nbits=None, mix=None, selection="middle-out", scale="tensor", quan
         # mu_b: mean |R_b| over the active entries (m None = all active)
         if m is None:
             mu = a.mean(dim=1, keepdim=True) if per_channel else a.mean()
-        elif per_channel:
-            mu = (a * m).sum(dim=1, keepdim=True) / m.sum(dim=1, keepdim=True).clamp(min=1)
+        elif per_channel:  # masked sums as batched dot products (one fused pass)
+            mu = torch.bmm(a.unsqueeze(1), m.unsqueeze(2)).reshape(-1, 1) / m.sum(dim=1, keepdim=True).clamp(min=1)
+        elif nbits is None:  # the number of active entries is known: no pass to count it
+            mu = torch.dot(a.reshape(-1), m.reshape(-1)) / max(sum(counts[j] for j in range(b, top + 1)), 1)
         else:
-            mu = (a * m).sum() / m.sum().clamp(min=1)
+            mu = torch.dot(a.reshape(-1), m.reshape(-1)) / m.sum().clamp(min=1)
         u = r / mu.clamp(min=1e-12) if (chain or not fwd_sign) else None
-        plane = _sign(r) if fwd_sign else q.plane(u, t)
-        if m is not None:
-            plane = plane * m
+        if m is None:
+            plane = _sign(r) if fwd_sign else q.plane(u, t)
+        elif fwd_sign:  # +-1 where active, +-0 elsewhere, in one pass
+            plane = torch.copysign(m, r + 0.0)
+        else:
+            plane = q.plane(u, t) * m
         if chain:
             jb = q.jacobian(u, t)
             first_jac = jb if first_jac is None else first_jac
             step_keep = 1 - jb if m is None else 1 - jb * m
             keep = step_keep if keep is None else keep * step_keep
-        step = plane * mu
-        r = r - step
-        w_hat = step if w_hat is None else w_hat.add_(step)
+        # w_hat += plane * mu; R -= plane * mu (the last residual is never used)
+        if w_hat is None:
+            w_hat = plane * mu
+            if b < top:
+                r = r - w_hat      # r was a view of the weight: not in place
+        else:
+            w_hat.addcmul_(plane, mu)
+            if b < top:
+                r.addcmul_(plane, mu, value=-1)
         if nbits is None:
-            if b == top:
-                out_bits = out_bits + (b if m is None else active.to(torch.int8) * b)
-            else:
+            # a weight's bit count = the number of steps it was active in
+            out_bits = out_bits.add_(1) if active is None else out_bits.add_(active)
+            if b < top:
                 a_next = r.abs()
                 if selection == "magnitude":
                     key = a
@@ -327,7 +346,6 @@ def hbb(w, *, nbits=None, mix=None, selection="middle-out", scale="tensor", quan
                 if m is not None:
                     key = key + (1 - m) * 1e30  # inactive entries never stop here
                 stop = _smallest_k(key.reshape(-1), counts[b], hints.setdefault(b, {})).reshape(r.shape)
-                out_bits = out_bits + stop.to(torch.int8) * b
                 active = ~stop if active is None else active & ~stop
                 a = a_next
         else:
