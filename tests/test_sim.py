@@ -2,6 +2,7 @@
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -25,13 +26,13 @@ def test_every_test_image_bit_exact(digits_run, simulator, tmp_path):
     assert res["mismatches"] == 0, res["first_mismatches"]
 
 
-def tamper(src_dir, dst_dir):
-    """Copy the RTL and flip one weight bit of the output layer: the XNOR
-    literal of weight (0, 0) (``~ x[0]`` <-> ``x[0]``)."""
+def tamper(src_dir, dst_dir, layer=-1):
+    """Copy the RTL and flip one weight bit of a binary-input layer (default:
+    the output layer): the XNOR literal of weight (0, 0) (``~ x[0]`` <-> ``x[0]``)."""
     shutil.copytree(src_dir, dst_dir)
     path = dst_dir / "hwgen_top.v"
     text = path.read_text()
-    module = json.loads((dst_dir / "rtl.json").read_text())["layers"][-1]["module"]
+    module = json.loads((dst_dir / "rtl.json").read_text())["layers"][layer]["module"]
     start = text.index(f"module \\{module} ")
     end = text.index("endmodule", start)
     body = text[start:end]
@@ -50,6 +51,11 @@ def test_flipped_weight_bit_is_caught(digits_run, tmp_path):
     # weight (0, 0) feeds class 0's score for every image: each one must differ
     assert res["mismatches"] == len(x)
     assert res["first_mismatches"][0]["got_scores"][0] != res["first_mismatches"][0]["expected_scores"][0]
+    # the diagnosis run names the image, the output layer and class 0's neuron, and leaves a waveform
+    diag = res["diagnosis"]
+    assert diag["vector"] == 0 and diag["layer"] == digits_run["model"].layers[-1].name
+    assert diag["neuron"] == 0 and diag["expected"] != diag["got"]
+    assert diag["waveform"].endswith(".fst") and Path(diag["waveform"]).stat().st_size > 0
 
 
 def test_missing_rtl_manifest(digits_run, tmp_path):
@@ -61,3 +67,38 @@ def test_missing_simulator_named(digits_run, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(HwgenError, match="apt-get install iverilog"):
         simulate(digits_run["model"], digits_run["rtl"], digits_run["data"].x_test[:2], simulator="icarus")
+
+
+def test_hidden_layer_fault_is_located(digits_run, tmp_path):
+    """RTL generated from a model whose hidden neuron 0 has its first bit-plane
+    inverted, checked against the true model: the diagnosis must name that
+    layer and neuron (the only source of difference), not the scores it spoils."""
+    import copy
+
+    from hwgen import rtl
+
+    model = digits_run["model"]
+    faulty = copy.deepcopy(model)
+    hidden = faulty.layers[1]
+    hidden.planes[0, 0] = (1 - hidden.planes[0, 0]) * (hidden.nbits[0] >= 1)
+    rtl.generate(faulty, tmp_path / "rtl")
+    x = digits_run["data"].x_test
+    res = simulate(model, tmp_path / "rtl", x, simulator="verilator", work_dir=tmp_path / "w")
+    assert 0 < res["mismatches"] < len(x)
+    diag = res["diagnosis"]
+    assert diag["vector"] == res["first_mismatches"][0]["vector"]
+    assert (diag["layer"], diag["neuron"]) == (hidden.name, 0)
+    assert diag["waveform"] and Path(diag["waveform"]).is_file()
+
+
+def test_sim_netlist_option_checks_the_gate_netlist(digits_run, tmp_path):
+    """`hwgen sim --netlist generic` as a user runs it: synthesize, then prove the
+    gate netlist bit-exact on real test images."""
+    from conftest import hwgen
+    rtl_dir = tmp_path / "rtl"
+    shutil.copytree(digits_run["rtl"], rtl_dir)
+    proc = hwgen("sim", digits_run["root"] / "model.hwgen", "--rtl", rtl_dir, "--netlist", "generic",
+                 "--limit", "120")
+    assert proc.returncode == 0, proc.stderr
+    assert "synthesized generic netlist" in proc.stderr
+    assert "verilator: 120 vectors, 0 mismatches" in proc.stdout

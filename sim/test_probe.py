@@ -1,0 +1,45 @@
+"""cocotb diagnosis run: one vector through the network alone, recording each
+layer's pipeline register (``stage0``, ``stage1``, ...) when it becomes valid,
+so ``hwgen.sim`` can name the first layer and neuron that differ from the
+golden model. Runs with waveforms on.
+"""
+import json
+import os
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
+
+
+@cocotb.test()
+async def probe_layers(dut):
+    with open(os.environ["HWGEN_SIM_JOB"]) as f:
+        job = json.load(f)
+    handles = {}
+    for name in job["probes"]:
+        try:
+            handles[name] = (getattr(dut, name), getattr(dut, f"{name}_valid"))
+        except AttributeError:  # e.g. a synthesized netlist that renamed the register
+            pass
+    Clock(dut.clk, 10, unit="ns").start()
+    dut.i__valid.value = 0
+    dut.o__ready.value = 1
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 2)
+    dut.rst.value = 0
+    seen, sent = {}, False
+    for _ in range(4 * job["latency"] + 16):
+        await FallingEdge(dut.clk)
+        dut.i__valid.value = int(not sent)
+        dut.i__payload.value = int(job["inputs"][0], 16)
+        await ReadOnly()
+        sent |= dut.i__ready.value == 1
+        for name, (value, valid) in handles.items():
+            if name not in seen and valid.value == 1 and value.value.is_resolvable:
+                seen[name] = int(value.value)
+        done = dut.o__valid.value == 1
+        await RisingEdge(dut.clk)
+        if done:
+            break
+    with open(os.environ["HWGEN_SIM_RESULT"], "w") as f:
+        json.dump({"probes": seen}, f)
