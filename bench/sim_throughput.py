@@ -58,7 +58,7 @@ def main():
     args = ap.parse_args()
     result = {"bench": "sim_throughput", "machine": platform.machine(), "targets": {
         "verilator_digits_per_s": 20000, "fashion_full_test_s": 60}}
-    with tempfile.TemporaryDirectory(dir=".") as tmp:  # inside the checkout: yowasp-friendly paths
+    with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         tm, info = train(log=None)
         digits = load_dataset("digits")
