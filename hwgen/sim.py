@@ -63,7 +63,8 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
     ``first_mismatches``, ``labels`` (what the RTL output, in order),
     ``cycles``, ``stalled`` (the outputs stopped coming within the cycle
     budget; the missing ones count as mismatches with label ``None``),
-    ``inferences_per_s``, ``build_s``, ``run_s`` and, after a mismatch, ``diagnosis`` (image, layer, neuron, expected, got, waveform).
+    ``inferences_per_s``, ``build_s``, ``run_s`` and, after a mismatch,
+    ``diagnosis`` (image, layer, neuron, expected, got, waveform).
     Raises :class:`HwgenError` if the simulation cannot run at all.
     """
     if simulator not in SIMULATORS:
