@@ -111,7 +111,7 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
     t1 = time.perf_counter()
     if log:
         log(f"  built in {t1 - t0:.1f} s; streaming {len(x)} vectors ...")
-    result = _test(runner, "test_batch", "hwgen_tb", work, work / "build", work / "test.log", {})
+    result = _test(runner, simulator, "test_batch", "hwgen_tb", work, work / "build", work / "test.log", {})
     t2 = time.perf_counter()
     # a design that stalls leaves unwritten (x) outputs: they count as mismatches
     stalled = bool(result.get("timed_out"))
@@ -144,14 +144,17 @@ def _signed(value, width):
     return value - (1 << width) if value >> (width - 1) & 1 else value
 
 
+def _scores(word, offset, width, n):
+    """``n`` signed ``width``-bit fields of ``word`` starting at bit ``offset``."""
+    return [_signed((word >> (offset + k * width)) & ((1 << width) - 1), width) for k in range(n)]
+
+
 def _decode(word, rtl):
     """(label, scores) of one output payload word; ``None`` word: nothing came out."""
     if word is None:
         return None, None
     label = (word >> rtl["label_offset"]) & ((1 << rtl["label_width"]) - 1)
-    w = rtl["score_width"]
-    return label, [_signed((word >> (rtl["scores_offset"] + k * w)) & ((1 << w) - 1), w)
-                   for k in range(rtl["n_classes"])]
+    return label, _scores(word, rtl["scores_offset"], rtl["score_width"], rtl["n_classes"])
 
 
 def _read_outputs(path, n):
@@ -197,9 +200,8 @@ def _build(simulator, sources, top, build_dir, defines, parameters, log_file, wa
     return runner
 
 
-def _test(runner, module, top, work, build_dir, log_file, job, waves=False, wave_file=None):
+def _test(runner, simulator, module, top, work, build_dir, log_file, job, waves=False, wave_file=None):
     """Run cocotb test ``module`` (from sim/) and return the JSON it wrote."""
-    simulator = "verilator" if type(runner).__name__ == "Verilator" else "icarus"
     sim_dir = str(project_dir("sim"))
     if sim_dir not in sys.path:
         sys.path.insert(0, sim_dir)
@@ -246,7 +248,7 @@ def _diagnose(model, rtl, sources, x, golden, k, simulator, work):
                     waves=True, fst=fmt == "fst")
     probes = [f"stage{i}" for i in range(len(model.layers))]
     job = dict(rtl, inputs=[format(_pack(x[k:k + 1], model.input_bits)[0], "x")], probes=probes)
-    result = _test(runner, "test_probe", rtl["top"], diag, diag / simulator, diag / "test.log", job,
+    result = _test(runner, simulator, "test_probe", rtl["top"], diag, diag / simulator, diag / "test.log", job,
                    waves=True, wave_file=wave_file)
     found = {"vector": k, "simulator": simulator, "waveform": str(wave_file) if wave_file.is_file() else None,
              "layer": None, "neuron": None}
@@ -257,8 +259,7 @@ def _diagnose(model, rtl, sources, x, golden, k, simulator, work):
             found["note"] = f"probe {probes[i]} not found in the design: the layer cannot be named"
             break
         if layer.output == "scores":
-            w = rtl["score_width"]
-            got = [_signed((value >> (o * w)) & ((1 << w) - 1), w) for o in range(layer.out_features)]
+            got = _scores(value, 0, rtl["score_width"], layer.out_features)
             want = golden.scores[k].tolist()
         else:
             got = [(value >> o) & 1 for o in range(layer.out_size)]
