@@ -1,4 +1,4 @@
-"""The ``hwgen`` command line: train, export, rtl, synth, sim, equiv, flow, sweep."""
+"""The ``hwgen`` command line: train, export, rtl, synth, timing, sim, equiv, flow, sweep."""
 import argparse
 import hashlib
 import json
@@ -155,6 +155,17 @@ def cmd_synth(args):
     _log(f"area report: {out}")
 
 
+def cmd_timing(args):
+    from .timing import format_table, place_and_route
+    results = [place_and_route(args.rtl_dir, target, freq=args.freq, seed=args.seed, log=_log)
+               for target in args.target]
+    print(format_table(results))
+    out = Path(args.json or Path(args.rtl_dir) / "timing" / "timing.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({r["target"]: r for r in results}, indent=2, sort_keys=True) + "\n")
+    _log(f"timing report: {out}")
+
+
 def _load_test_inputs(dataset, limit, data_dir=None):
     from .data import load_dataset
     data = load_dataset(dataset, data_dir)
@@ -260,12 +271,26 @@ def build_parser():
     p.add_argument("-o", "--output", required=True, help="RTL directory to write")
     p.set_defaults(func=cmd_rtl)
 
+    from .synth import TARGETS
     p = sub.add_parser("synth", help="synthesize an RTL directory with Yosys and report area")
     p.add_argument("rtl_dir")
-    p.add_argument("--target", action="append", choices=["generic", "ice40"],
-                   help="synthesis target, repeatable (default: generic and ice40)")
+    p.add_argument("--target", action="append", choices=list(TARGETS),
+                   help="synthesis target, repeatable: generic (Yosys gates), ice40 (LUT4), ecp5 (LUT4), "
+                        "xc7 (LUT6), asic (OSU 0.18 um cells, um^2) (default: generic and ice40)")
     p.add_argument("--json", help="where to write the JSON report (default: RTLDIR/synth/area.json)")
     p.set_defaults(func=cmd_synth)
+
+    from .timing import DEVICES
+    p = sub.add_parser("timing", help="place and route with nextpnr (iCE40 HX8K, ECP5-25k): Fmax, utilization")
+    p.add_argument("rtl_dir")
+    p.add_argument("--target", action="append", choices=list(DEVICES),
+                   help="device family, repeatable: " + ", ".join(f"{k} = {v['device']}, {v['freq']} MHz "
+                                                                 f"constraint" for k, v in DEVICES.items())
+                   + " (default: ice40)")
+    p.add_argument("--freq", type=float, help="clock constraint in MHz (default: per target, above)")
+    p.add_argument("--seed", type=int, default=1, help="placer seed (default: %(default)s)")
+    p.add_argument("--json", help="where to write the JSON report (default: RTLDIR/timing/timing.json)")
+    p.set_defaults(func=cmd_timing)
 
     p = sub.add_parser("sim", help="prove RTL bit-exact against the golden reference in cocotb")
     p.add_argument("artifact")
@@ -298,7 +323,7 @@ def build_parser():
     _add_model_args(p)
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.add_argument("--frac-bits", type=int, default=8, help="fixed-point bits of the scales (default: 8)")
-    p.add_argument("--target", action="append", choices=["generic", "ice40"],
+    p.add_argument("--target", action="append", choices=list(TARGETS),
                    help="synthesis target, repeatable (default: generic and ice40)")
     p.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
     p.set_defaults(func=cmd_flow)
@@ -325,7 +350,7 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "target", "") is None:
-        args.target = ["generic", "ice40"]
+        args.target = ["ice40"] if args.command == "timing" else ["generic", "ice40"]
     if getattr(args, "simulator", "") is None:
         args.simulator = ["verilator"]
     try:

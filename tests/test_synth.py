@@ -1,4 +1,10 @@
-"""Real Yosys (yowasp) synthesis of a small network, parsed into area reports."""
+"""Real Yosys (yowasp) synthesis of a small network, parsed into area reports;
+nextpnr place and route for Fmax."""
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -6,7 +12,7 @@ from hwgen import rtl
 from hwgen.errors import HwgenError
 from hwgen.synth import format_table, synthesize
 
-from conftest import random_model
+from conftest import hwgen, random_model
 
 pytestmark = pytest.mark.slow
 
@@ -90,3 +96,67 @@ def test_ice40_netlist_is_verified_bit_exact_and_a_broken_one_is_caught(small_rt
     (broken / "hwgen_top.v").write_text(text)
     bad = simulate(MODEL, broken, x, simulator=simulator, work_dir=tmp_path / "bad", diagnose=False)
     assert bad["mismatches"] > 0
+
+
+@pytest.mark.parametrize("target,prefix,keys", [
+    ("ecp5", ("LUT4", "CCU2C", "TRELLIS_FF"), ("lut4", "ccu2c", "dff")),
+    ("xc7", ("LUT", "CARRY4", "MUXF", "INV", "FD"), ("lut", "lut6", "carry4", "muxf", "inv", "dff")),
+])
+def test_fpga_targets_map_to_their_cells(small_rtl, target, prefix, keys):
+    res = synthesize(small_rtl, target)
+    total = res["total"]
+    assert set(keys) <= set(total) and total["dff"] > 0
+    assert total[keys[0]] > 0
+    # soft logic only: no DSP blocks, no I/O buffers; every cell is one the target names
+    assert all(t.startswith(prefix) for t in res["cell_types"]), res["cell_types"]
+    assert total["cells"] == sum(m["cells"] for m in res["per_module"].values())
+    assert res["per_module"]["fc0"][keys[0]] > 0 and res["per_module"]["top (registers, glue)"]["dff"] == \
+        total["dff"]
+
+
+def test_asic_area_in_um2_from_the_liberty(small_rtl):
+    from hwgen.synth import cell_areas, liberty_path
+    try:
+        lib = liberty_path()
+    except HwgenError as exc:
+        pytest.skip(str(exc))
+    areas = cell_areas(lib)
+    assert areas["NAND2X1"] == 24.0          # the brief's figure for OSU 0.18 um
+    res = synthesize(small_rtl, "asic")
+    total = res["total"]
+    assert total["um2"] > 0 and total["dff"] > 0
+    assert total["um2"] == pytest.approx(sum(m["um2"] for m in res["per_module"].values()))
+    # the same figure Yosys's own `stat -liberty` computes
+    stat = json.loads((small_rtl / "synth" / "asic.stat.json").read_text())
+    assert total["um2"] == pytest.approx(stat["design"]["area"])
+    assert set(res["cell_types"]) <= set(areas)
+
+
+def test_asic_without_liberty_is_one_clear_error(small_rtl, tmp_path):
+    env_missing = tmp_path / "nowhere.lib"
+    proc = subprocess.run([sys.executable, "-m", "hwgen.cli", "synth", str(small_rtl), "--target", "asic"],
+                          capture_output=True, text=True, env={**os.environ, "HWGEN_LIBERTY": str(env_missing)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == f"hwgen: error: HWGEN_LIBERTY={env_missing} is not a file"
+
+
+@pytest.mark.parametrize("target", ["ice40", "ecp5"])
+def test_place_and_route_reports_fmax(small_rtl, target):
+    from hwgen.timing import DEVICES, place_and_route
+    res = place_and_route(small_rtl, target, freq=50)
+    assert res["device"] == DEVICES[target]["device"] and res["constraint_mhz"] == 50
+    assert 1 < res["fmax_mhz"] < 1000 and res["met"] == (res["fmax_mhz"] >= 50)
+    # the whole network is placed: at least one logic cell per ice40/ecp5 LUT of the synthesis
+    area = synthesize(small_rtl, target)["total"]
+    assert res["logic_cells"] >= area["lut4"] * 0.9
+    assert res["logic_cells"] <= res["logic_available"]
+
+
+def test_timing_cli_writes_its_report(small_rtl, tmp_path):
+    proc = hwgen("timing", small_rtl, "--target", "ice40", "--json", tmp_path / "t.json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "t.json").read_text())
+    assert report["ice40"]["fmax_mhz"] > 0 and "Fmax MHz" in proc.stdout
+    netlist = synthesize(small_rtl, "generic")["netlist"]
+    bad = hwgen("timing", small_rtl / netlist)
+    assert bad.returncode == 2 and "synthesized netlist" in bad.stderr.strip().splitlines()[-1]
