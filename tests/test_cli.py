@@ -17,7 +17,7 @@ def assert_clean_error(proc, needle):
     assert needle in errors[0], proc.stderr
 
 
-@pytest.mark.parametrize("verb", ["train", "export", "rtl", "synth", "sim", "equiv", "flow", "sweep"])
+@pytest.mark.parametrize("verb", ["train", "export", "rtl", "synth", "timing", "sim", "equiv", "flow", "sweep"])
 def test_every_verb_has_help(verb):
     proc = hwgen(verb, "--help")
     assert proc.returncode == 0 and "usage: hwgen" in proc.stdout
