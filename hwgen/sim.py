@@ -183,9 +183,35 @@ def _verilator_can_write_fst():
     return any((Path(d) / "lz4.h").is_file() for d in dirs)
 
 
+def _verilator_runner(top, build_dir):
+    """cocotb's Verilator runner with only ``top``'s own signals public.
+
+    cocotb passes ``--public-flat-rw``, which makes every wire of every module
+    a public C++ member that Verilator may not optimize away. The unrolled
+    datapath has hundreds of thousands of them: the Fashion-MNIST MLP
+    (784-128-128-10) verilated to 437 MB of C++ (about 45 min of g++ on two
+    cores). The testbenches read and drive only the top module's ports and its
+    stage registers, so a control file makes those public (read-write) and
+    nothing else: 29 MB of C++ for the same model.
+    """
+    from cocotb_tools.runner import Verilator  # imported late: slow, and needs the env above
+
+    control = Path(build_dir) / "hwgen_public.vlt"
+    control.parent.mkdir(parents=True, exist_ok=True)
+    control.write_text(f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
+
+    class TopPublicVerilator(Verilator):
+        def _build_command(self):
+            cmds = super()._build_command()
+            cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"] + [str(control)]
+            return cmds
+
+    return TopPublicVerilator()
+
+
 def _build(simulator, sources, top, build_dir, defines, parameters, log_file, waves=False, fst=True):
     from cocotb_tools.runner import get_runner  # imported late: slow, and needs the env above
-    runner = get_runner(simulator)
+    runner = _verilator_runner(top, build_dir) if simulator == "verilator" else get_runner(simulator)
     args = ["-Wno-fatal", "-Wno-WIDTH", "-O3"] if simulator == "verilator" else []
     if simulator == "icarus":  # Icarus cannot parse the iCE40 cell models' default port values
         defines = {**defines, "NO_ICE40_DEFAULT_ASSIGNMENTS": 1}

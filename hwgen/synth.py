@@ -16,7 +16,7 @@ from .errors import HwgenError
 from .paths import find_tool, project_dir
 from .rtl import read_manifest
 
-__all__ = ["TARGETS", "synthesize", "format_table", "yosys_executable", "liberty_path", "cell_areas"]
+__all__ = ["TARGETS", "synthesize", "synthesize_sources", "format_table", "yosys_executable", "liberty_path", "cell_areas"]
 
 #: target -> (script template, {report key: cell-type prefixes counted})
 TARGETS = {
@@ -79,10 +79,11 @@ def cell_areas(liberty):
     return areas
 
 
-def _summarize(cells, kinds, areas=None):
-    """Counts for one module: total cells, plus the target's named classes
-    (and ``um2``, the cells' area, when ``areas`` is given)."""
-    leaf = {t: n for t, n in cells.items() if not t.startswith("hwgen_top")}
+def _summarize(cells, kinds, areas=None, top="hwgen_top"):
+    """Counts for one module: total cells (not counting instances of ``top``'s
+    submodules), plus the target's named classes (and ``um2``, the cells'
+    area, when ``areas`` is given)."""
+    leaf = {t: n for t, n in cells.items() if not t.startswith(top)}
     out = {"cells": sum(leaf.values())}
     if kinds:
         for key, types in kinds.items():
@@ -96,45 +97,16 @@ def _summarize(cells, kinds, areas=None):
 
 
 def synthesize(rtl_dir, target="generic", log=None):
-    """Run Yosys for ``target`` on the RTL in ``rtl_dir``.
+    """Run Yosys for ``target`` on the RTL in ``rtl_dir`` (written by ``hwgen rtl``).
 
     Returns ``{"target", "total": {...}, "per_module": {name: {...}}, "cell_types",
-    "seconds", "log"}``; ``total`` for ice40 has ``lut4``, ``carry``, ``dff``.
+    "seconds", "log", "netlist"}``; ``total`` for ice40 has ``lut4``, ``carry``, ``dff``.
     """
-    if target not in TARGETS:
-        raise HwgenError(f"unknown synthesis target {target!r}; choose one of {', '.join(TARGETS)}")
     rtl_dir = Path(rtl_dir).resolve()
     rtl = read_manifest(rtl_dir)
-    template, kinds = TARGETS[target]
-    outdir = rtl_dir / "synth"
-    outdir.mkdir(exist_ok=True)
-    areas, liberty = None, ""
-    if target == "asic":   # yowasp reads only relative paths: a copy next to the script
-        source = liberty_path()
-        shutil.copyfile(source, outdir / LIBERTY_NAME)
-        liberty, areas = f"synth/{LIBERTY_NAME}", cell_areas(source)
-    stat_json = f"synth/{target}.stat.json"
-    netlist_dir = outdir / f"{target}_netlist"
-    netlist_dir.mkdir(exist_ok=True)
-    netlist = f"synth/{target}_netlist/{rtl['top']}.v"
-    script = (project_dir("rtl_templates") / template).read_text().format(
-        sources=" ".join(rtl["sources"]), top=rtl["top"], stat_json=stat_json, netlist=netlist,
-        liberty=liberty)
-    (outdir / f"{target}.ys").write_text(script)
-    (rtl_dir / stat_json).unlink(missing_ok=True)
-    log_path = outdir / f"{target}.log"
-    if log:
-        log(f"  yosys: {target} synthesis of {rtl['top']} (first use compiles WASM, ~1 min) ...")
-    t0 = time.perf_counter()
-    with open(log_path, "w") as logf:
-        proc = subprocess.run([yosys_executable(), "-q", "-l", f"synth/{target}.full.log", "-s", f"synth/{target}.ys"],
-                              cwd=rtl_dir, stdout=logf, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - t0
-    if proc.returncode != 0 or not (rtl_dir / stat_json).is_file():
-        tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
-        raise HwgenError(f"yosys {target} synthesis failed (exit {proc.returncode}): "
-                         f"{' | '.join(tail) or 'no output'} (log: {log_path})")
-    if not (rtl_dir / netlist).is_file():
+    result = synthesize_sources(rtl_dir, rtl["sources"], rtl["top"], target, log)
+    netlist_dir = rtl_dir / "synth" / f"{target}_netlist"
+    if not (netlist_dir / f"{rtl['top']}.v").is_file():
         shutil.rmtree(netlist_dir, ignore_errors=True)  # this target's script writes none
     else:
         # the netlist directory is an RTL directory of its own: `hwgen sim --rtl` verifies it
@@ -149,21 +121,58 @@ def synthesize(rtl_dir, target="generic", log=None):
             (netlist_dir / "rtl.json").write_text(json.dumps(
                 dict(rtl, sources=sources, netlist_of=str(rtl_dir), target=target),
                 indent=2, sort_keys=True) + "\n")
-    stat = json.loads((rtl_dir / stat_json).read_text())
+    result["netlist"] = str(netlist_dir.relative_to(rtl_dir)) if (netlist_dir / "rtl.json").is_file() else None
+    return result
+
+
+def synthesize_sources(work_dir, sources, top, target="generic", log=None):
+    """Run Yosys for ``target`` on Verilog ``sources`` (paths relative to
+    ``work_dir``) with top module ``top``; outputs go to ``work_dir/synth``.
+    Returns the result dict of :func:`synthesize`, without ``netlist``."""
+    if target not in TARGETS:
+        raise HwgenError(f"unknown synthesis target {target!r}; choose one of {', '.join(TARGETS)}")
+    work_dir = Path(work_dir).resolve()
+    template, kinds = TARGETS[target]
+    outdir = work_dir / "synth"
+    outdir.mkdir(exist_ok=True)
+    areas, liberty = None, ""
+    if target == "asic":   # yowasp reads only relative paths: a copy next to the script
+        source = liberty_path()
+        shutil.copyfile(source, outdir / LIBERTY_NAME)
+        liberty, areas = f"synth/{LIBERTY_NAME}", cell_areas(source)
+    stat_json = f"synth/{target}.stat.json"
+    (outdir / f"{target}_netlist").mkdir(exist_ok=True)
+    netlist = f"synth/{target}_netlist/{top}.v"
+    script = (project_dir("rtl_templates") / template).read_text().format(
+        sources=" ".join(sources), top=top, stat_json=stat_json, netlist=netlist, liberty=liberty)
+    (outdir / f"{target}.ys").write_text(script)
+    (work_dir / stat_json).unlink(missing_ok=True)
+    log_path = outdir / f"{target}.log"
+    if log:
+        log(f"  yosys: {target} synthesis of {top} (first use compiles WASM, ~1 min) ...")
+    t0 = time.perf_counter()
+    with open(log_path, "w") as logf:
+        proc = subprocess.run([yosys_executable(), "-q", "-l", f"synth/{target}.full.log", "-s", f"synth/{target}.ys"],
+                              cwd=work_dir, stdout=logf, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0 or not (work_dir / stat_json).is_file():
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+        raise HwgenError(f"yosys {target} synthesis failed (exit {proc.returncode}): "
+                         f"{' | '.join(tail) or 'no output'} (log: {log_path})")
+    stat = json.loads((work_dir / stat_json).read_text())
     per_module = {}
     for name, mod in stat["modules"].items():
         name = name.lstrip("\\")
         short = name.split(".", 1)[1] if "." in name else "top (registers, glue)"
-        per_module[short] = _summarize(mod.get("num_cells_by_type", {}), kinds, areas)
+        per_module[short] = _summarize(mod.get("num_cells_by_type", {}), kinds, areas, top)
     design = stat.get("design", {}).get("num_cells_by_type")
-    total = _summarize(design, kinds, areas) if design is not None else \
+    total = _summarize(design, kinds, areas, top) if design is not None else \
         {k: sum(m[k] for m in per_module.values()) for k in next(iter(per_module.values()))}
-    cell_types = {t: n for t, n in sorted((design or {}).items()) if not t.startswith("hwgen_top")}
+    cell_types = {t: n for t, n in sorted((design or {}).items()) if not t.startswith(top)}
     if log:
         log(f"  yosys: {target} done in {seconds:.1f} s: " + ", ".join(f"{k} {v}" for k, v in total.items()))
     return {"target": target, "total": total, "per_module": per_module, "cell_types": cell_types,
-            "seconds": seconds, "log": str(log_path.relative_to(rtl_dir)),
-            "netlist": str(netlist_dir.relative_to(rtl_dir)) if (netlist_dir / "rtl.json").is_file() else None}
+            "seconds": seconds, "log": str(log_path.relative_to(work_dir))}
 
 
 def format_table(result):

@@ -1,7 +1,31 @@
-"""Small arithmetic builders shared by the datapaths."""
-from amaranth.hdl import Const, unsigned
+"""Arithmetic builders shared by the datapaths.
 
-__all__ = ["tree_sum", "width_for"]
+Yosys's ``alumacc`` merges any chain or tree of ``+`` into one multi-operand
+adder and maps that poorly onto LUT + carry-chain FPGAs (about 2 iCE40 LUT4
+per popcount input). The builders here keep every intermediate sum in its own
+``Signal`` with the ``keep`` attribute, so each adder stays a two-operand
+carry-chain adder of the narrowest width its value range needs:
+
+* :meth:`Adders.popcount` -- the "tight carry tree": a subtree over
+  ``2^(L+1) - 1`` bits is one raw bit fed to the carry-in plus two subtrees
+  over ``2^L - 1`` bits, down to 3-bit leaves that are full adders (where an
+  XNOR inversion folds into the LUT for free). Carry-in slots get
+  non-inverted bits, because a carry input cannot absorb an inverter; if most
+  terms are inverted the tree counts their complements instead.
+* :meth:`Adders.at_least` -- ``popcount >= T`` fused into the tree's last
+  carry chain: one raw bit ``r`` is held out, and the comparison is bit ``W``
+  of ``S + (2^W - T) + r``, which costs carry cells only.
+* :meth:`Adders.sum` -- a balanced tree of kept two-operand adds over
+  unsigned multi-bit values (the MAC's positive and negative halves).
+
+``tree_sum`` is the plain, unkept form, for small sums where the structure
+does not matter.
+"""
+from amaranth.hdl import Const, Signal, unsigned
+
+__all__ = ["Adders", "tree_sum", "width_for"]
+
+KEEP = {"keep": 1}
 
 
 def tree_sum(terms):
@@ -25,3 +49,119 @@ def width_for(lo, hi):
     if lo >= 0:
         return max(hi.bit_length(), 1), False
     return max((-lo - 1).bit_length(), hi.bit_length()) + 1, True
+
+
+def _slots(size):
+    """Carry-in slots of a tight tree over ``size`` terms (see ``_tree``)."""
+    if size <= 3:
+        return 0
+    left = size // 2
+    return 1 + _slots(left) + _slots(size - 1 - left)
+
+
+class Adders:
+    """Builds kept adder structures into the combinational domain of ``m``.
+
+    Signals are named ``{prefix}_{k}`` in creation order, so the same calls
+    always give the same netlist.
+    """
+
+    def __init__(self, m, prefix):
+        self._m, self._prefix, self._count = m, prefix, 0
+
+    def _kept(self, value, hi):
+        """``value`` (known to lie in ``0..hi``) in a kept unsigned signal."""
+        sig = Signal(range(hi + 1), name=f"{self._prefix}_{self._count}", attrs=KEEP)
+        self._count += 1
+        self._m.d.comb += sig.eq(value)
+        return sig
+
+    # -- popcount ------------------------------------------------------------
+    @staticmethod
+    def _orient(terms, slots):
+        """Split ``terms`` (``(bit, inverted)`` pairs) into carry-in bits and
+        leaf terms. Returns ``(carry_bits, leaf_values, complemented)``:
+        when too few terms are non-inverted, the complements are counted
+        (``popcount = n - result``)."""
+        bare = sum(1 for _, inv in terms if not inv)
+        complemented = bare < slots and len(terms) - bare >= slots
+        if complemented:
+            terms = [(bit, not inv) for bit, inv in terms]
+        carry, leaves = [], []
+        for bit, inv in terms:
+            if not inv and len(carry) < slots:
+                carry.append(bit)
+            else:
+                leaves.append(~bit if inv else bit)
+        return carry, leaves, complemented
+
+    def _tree(self, size, carry, leaves):
+        """Tight carry tree over ``size`` terms, consuming ``carry`` for the
+        carry-in slots and ``leaves`` for the rest (both lists are popped)."""
+        if size <= 3:
+            terms = [leaves.pop() for _ in range(size)]
+            if size == 1:
+                return terms[0]
+            return self._kept(tree_sum(terms), size)
+        left = size // 2
+        a = self._tree(left, carry, leaves)
+        b = self._tree(size - 1 - left, carry, leaves)
+        cin = carry.pop() if carry else leaves.pop()
+        return self._kept(a + b + cin, size)
+
+    def popcount(self, terms):
+        """Number of true terms, as ``(value, n, complemented)``: the count is
+        ``value`` or, if ``complemented``, ``n - value``.
+
+        ``terms``: ``(bit, inverted)`` pairs, a term being ``~bit`` when
+        ``inverted``.
+        """
+        terms = list(terms)
+        n = len(terms)
+        if n == 0:
+            return Const(0, unsigned(1)), 0, False
+        carry, leaves, complemented = self._orient(terms, _slots(n))
+        leaves.reverse()  # popped from the end: keep input order in the netlist
+        carry.reverse()
+        return self._tree(n, carry, leaves), n, complemented
+
+    def at_least(self, terms, threshold):
+        """1-bit value: at least ``threshold`` of ``terms`` are true."""
+        terms = list(terms)
+        n, t = len(terms), int(threshold)
+        if t <= 0:
+            return Const(1, 1)
+        if t > n:
+            return Const(0, 1)
+        bare = sum(1 for _, inv in terms if not inv)
+        if bare == 0 or (bare < _slots(n - 1) + 1 and n - bare > bare):
+            # count the complements: popcount >= t  <=>  count(~term) <= n - t
+            return ~self.at_least([(bit, not inv) for bit, inv in terms], n - t + 1)
+        held = next(i for i, (_, inv) in enumerate(terms) if not inv)
+        r = terms[held][0]
+        rest = terms[:held] + terms[held + 1:]
+        value, size, complemented = self.popcount(rest)
+        if complemented:  # (size - value) + r >= t  <=>  value + ~r <= size - t ... as a plain compare
+            return (size - value + r) >= t
+        width = max(size.bit_length(), 1)
+        # value + r >= t  <=>  bit `width` of value + (2^width - t) + r is set
+        # (value + r <= n <= 2^width and t >= 1 keep the sum below 2^(width+1)).
+        total = self._kept(value + Const((1 << width) - t, width) + r, (1 << (width + 1)) - 1)
+        return total[width]
+
+    # -- multi-bit sums --------------------------------------------------------
+    def sum(self, values):
+        """Sum of unsigned ``(value, hi)`` pairs (``0 <= value <= hi``) as
+        ``(value, hi)``: a balanced tree of kept two-operand adds."""
+        values = [(v, int(h)) for v, h in values if int(h) > 0]
+        if not values:
+            return Const(0, unsigned(1)), 0
+        while len(values) > 1:
+            nxt = []
+            for i in range(0, len(values) - 1, 2):
+                (a, ha), (b, hb) = values[i], values[i + 1]
+                nxt.append((self._kept(a + b, ha + hb), ha + hb))
+            if len(values) % 2:
+                nxt.append(values[-1])
+            values = nxt
+        return values[0]

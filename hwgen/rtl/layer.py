@@ -15,7 +15,7 @@ from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .arith import tree_sum, width_for
+from .arith import Adders, tree_sum, width_for
 
 __all__ = ["LinearLayer"]
 
@@ -50,38 +50,66 @@ class LinearLayer(wiring.Component):
     def layer(self):
         return self._layer
 
-    def _neuron(self, o):
-        """Variable part of ``Y[o]`` and the constant to add to it."""
-        layer, x = self._layer, self.x
+    def _planes(self, o):
+        """The bit-planes neuron ``o`` uses: ``(alpha_b, [(j, sign), ...])``."""
+        layer = self._layer
         nbits, planes, alpha = layer.nbits[o], layer.planes[:, o], layer.alpha[o]
-        var_terms, const = [], 0
         for b in range(layer.max_bits):
-            idx = [j for j in range(layer.in_features) if nbits[j] > b]
-            if not idx or alpha[b] == 0:
-                continue
-            if layer.input == "binary":
-                pc = tree_sum(x[j][0] if planes[b, j] else ~x[j][0] for j in idx)
-                var_terms.append(pc * int(2 * alpha[b]))
-                const -= int(alpha[b]) * len(idx)
+            idx = [(j, bool(planes[b, j])) for j in range(layer.in_features) if nbits[j] > b]
+            if idx and alpha[b] != 0:
+                yield int(alpha[b]), idx
+
+    def _neuron(self, adders, o):
+        """Variable part of ``Y[o]`` and the constant to add to it."""
+        x = self.x
+        var_terms, const = [], 0
+        for alpha, idx in self._planes(o):
+            if self._layer.input == "binary":
+                # P_b = 2*pc - n, pc counting inputs equal to the plane's sign
+                value, n, complemented = adders.popcount((x[j][0], not s) for j, s in idx)
+                if complemented:  # pc = n - value
+                    var_terms.append(-(value * (2 * alpha)))
+                    const += alpha * n
+                else:
+                    var_terms.append(value * (2 * alpha))
+                    const -= alpha * n
             else:
-                pos = tree_sum(x[j] for j in idx if planes[b, j])
-                neg = tree_sum(x[j] for j in idx if not planes[b, j])
-                var_terms.append((pos - neg) * int(alpha[b]))
+                top = (1 << self._layer.input_bits) - 1
+                pos, hi_pos = adders.sum((x[j], top) for j, s in idx if s)
+                neg, hi_neg = adders.sum((x[j], top) for j, s in idx if not s)
+                var_terms.append((pos - neg) * alpha)
         return tree_sum(var_terms), const
+
+    def _fire(self, adders, o):
+        """1-bit decision of threshold neuron ``o``."""
+        layer = self._layer
+        thr, up = int(layer.threshold[o]), layer.direction[o] > 0
+        planes = list(self._planes(o))
+        if layer.input == "binary" and len(planes) == 1:
+            # One plane: Y = alpha*(2*pc - n), so the decision is pc >= k, fused
+            # into the popcount's carry chain.
+            (alpha, idx), = planes
+            n = len(idx)
+            terms = [(self.x[j][0], not s) for j, s in idx]
+            if up:    # alpha*(2pc - n) >= thr  <=>  pc >= ceil((thr + alpha*n) / (2*alpha))
+                return adders.at_least(terms, -((-(thr + alpha * n)) // (2 * alpha)))
+            # alpha*(2pc - n) <= thr  <=>  not pc >= floor((thr + alpha*n) / (2*alpha)) + 1
+            return ~adders.at_least(terms, (thr + alpha * n) // (2 * alpha) + 1)
+        var, const = self._neuron(adders, o)
+        # Y = var + const; fire iff Y >= thr (dir +1) or Y <= thr (dir -1).
+        return var >= thr - const if up else var <= thr - const
 
     def elaborate(self, platform):
         m = Module()
         layer = self._layer
         for o in range(layer.out_features):
-            var, const = self._neuron(o)
-            width, is_signed = self.acc_shapes[o]
+            adders = Adders(m, f"n{o}")
             if layer.output == "scores":
+                var, const = self._neuron(adders, o)
+                width, is_signed = self.acc_shapes[o]
                 acc = Signal((signed if is_signed else unsigned)(width), name=f"acc{o}")
                 m.d.comb += acc.eq(var + (const + int(layer.bias[o])))
                 m.d.comb += self.y[o].eq(acc)
             else:
-                # Y = var + const; fire iff Y >= thr (dir +1) or Y <= thr (dir -1).
-                thr = int(layer.threshold[o]) - const
-                fire = var >= thr if layer.direction[o] > 0 else var <= thr
-                m.d.comb += self.y[o].eq(fire)
+                m.d.comb += self.y[o].eq(self._fire(adders, o))
         return m
