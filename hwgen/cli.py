@@ -34,6 +34,23 @@ def _add_data_args(p):
                    "*-ubyte.gz files; default: the Debian package's /usr/share/datasets/fashion-mnist)")
 
 
+def _nonneg_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _add_pipeline_arg(p):
+    p.add_argument("--pipeline", type=_nonneg_int, default=0, metavar="K",
+                   help="register every K adder levels inside each layer, for Fmax, at the cost of "
+                        "latency and flip-flops; 0: layers are combinational between the per-layer "
+                        "registers (default: %(default)s)")
+
+
 def _add_model_args(p, sweep=False):
     from .quant import QUANTIZERS, SCALES, SELECTIONS
     from .train import AUGMENTS, DEFAULTS, MODELS
@@ -138,7 +155,7 @@ def cmd_rtl(args):
     from . import artifact, rtl
     model = artifact.load(args.artifact)
     _log(f"generating RTL for {args.artifact} (Amaranth) ...")
-    manifest = rtl.generate(model, args.output, _sha256(args.artifact))
+    manifest = rtl.generate(model, args.output, _sha256(args.artifact), pipeline=args.pipeline)
     _log(f"wrote {args.output}/{manifest['sources'][0]} (+ .il, rtl.json); latency "
          f"{manifest['latency']} cycles, one inference per clock")
 
@@ -235,7 +252,8 @@ def cmd_equiv(args):
 def cmd_flow(args):
     from .report import run_flow
     run_flow(out=Path(args.output), train_kwargs=_train_kwargs(args), frac_bits=args.frac_bits,
-             targets=args.target, simulator=args.simulator, data_dir=args.data_dir, log=_log)
+             targets=args.target, simulator=args.simulator, data_dir=args.data_dir, log=_log,
+             pipeline=args.pipeline)
 
 
 def cmd_sweep(args):
@@ -269,6 +287,7 @@ def build_parser():
     p = sub.add_parser("rtl", help="generate Verilog and RTLIL for an artifact")
     p.add_argument("artifact")
     p.add_argument("-o", "--output", required=True, help="RTL directory to write")
+    _add_pipeline_arg(p)
     p.set_defaults(func=cmd_rtl)
 
     from .synth import TARGETS
@@ -326,6 +345,7 @@ def build_parser():
     p.add_argument("--target", action="append", choices=list(TARGETS),
                    help="synthesis target, repeatable (default: generic and ice40)")
     p.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
+    _add_pipeline_arg(p)
     p.set_defaults(func=cmd_flow)
 
     p = sub.add_parser("sweep", help="train a grid of bit mixes x quantizers x selection rules; "

@@ -30,7 +30,7 @@ class _Stages:
 
 
 def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), simulator="verilator",
-             data_dir=None, log=print):
+             data_dir=None, log=print, pipeline=0):
     from . import artifact, reference, rtl
     from .data import load_dataset
     from .export import export_model
@@ -62,7 +62,7 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
     log(f"  float accuracy {info['float_accuracy']:.4f}, integer accuracy {int_acc:.4f}")
 
     sha = hashlib.sha256((out / "model.hwgen").read_bytes()).hexdigest()
-    manifest = stages.run("rtl", lambda: rtl.generate(integer, out / "rtl", sha))
+    manifest = stages.run("rtl", lambda: rtl.generate(integer, out / "rtl", sha, pipeline=pipeline))
     area = {}
     for target in targets:
         area[target] = stages.run(f"synth_{target}", lambda t=target: synthesize(out / "rtl", t, log=log))
@@ -81,6 +81,7 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
         "area": {t: dict(res["total"]) for t, res in area.items()},
         "area_per_layer": {t: res["per_module"] for t, res in area.items()},
         "rtl": {"latency_cycles": manifest["latency"], "throughput": "1 inference / clock",
+                "pipeline": manifest["pipeline"],
                 "layers": manifest["layers"]},
         "artifacts": {"model": "model.hwgen", "checkpoint": "model.pt", "verilog": "rtl/hwgen_top.v",
                       "rtlil": "rtl/hwgen_top.il"},
@@ -104,7 +105,9 @@ def write_markdown(r):
              f"{r['accuracy']['integer']:.4f}, RTL {r['accuracy']['rtl']}",
              f"- bit-exact: {r['bitexact']['mismatches']} mismatches over {r['bitexact']['vectors']} "
              f"vectors ({r['bitexact']['simulator']})",
-             f"- latency {r['rtl']['latency_cycles']} cycles, {r['rtl']['throughput']}", ""]
+             f"- latency {r['rtl']['latency_cycles']} cycles, {r['rtl']['throughput']}"
+             + (f" (pipelined: a register every {r['rtl']['pipeline']} adder levels)"
+                if r["rtl"].get("pipeline") else ""), ""]
     for target, per_layer in r["area_per_layer"].items():
         keys = list(r["area"][target])
         lines += [f"## Area: {target}", "", "| module | " + " | ".join(keys) + " |",

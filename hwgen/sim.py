@@ -212,7 +212,13 @@ def _verilator_runner(top, build_dir):
 def _build(simulator, sources, top, build_dir, defines, parameters, log_file, waves=False, fst=True):
     from cocotb_tools.runner import get_runner  # imported late: slow, and needs the env above
     runner = _verilator_runner(top, build_dir) if simulator == "verilator" else get_runner(simulator)
-    args = ["-Wno-fatal", "-Wno-WIDTH", "-O3"] if simulator == "verilator" else []
+    # -fno-dfg --output-split-cfuncs: Verilator's DFG pass turns a wide
+    # combinational datapath into one C++ function with thousands of locals,
+    # which it then cannot split; g++ took over 20 min on each of two such
+    # 15 MB functions of the Fashion-MNIST MLP. Without DFG the functions split
+    # into 1 MB files of a few seconds' compile each.
+    args = ["-Wno-fatal", "-Wno-WIDTH", "-O3", "-fno-dfg", "--output-split-cfuncs", "1000"] \
+        if simulator == "verilator" else []
     if simulator == "icarus":  # Icarus cannot parse the iCE40 cell models' default port values
         defines = {**defines, "NO_ICE40_DEFAULT_ASSIGNMENTS": 1}
     if simulator == "verilator" and waves and fst:

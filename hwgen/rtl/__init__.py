@@ -17,8 +17,12 @@ _MANIFEST_KEYS = ("top", "sources", "input_features", "input_bits", "n_classes",
                   "label_width", "scores_offset", "score_width", "latency", "layers")
 
 
-def generate(model, outdir, artifact_sha256=None):
-    """Emit the network's RTL into ``outdir``; returns the manifest dict."""
+def generate(model, outdir, artifact_sha256=None, pipeline=0):
+    """Emit the network's RTL into ``outdir``; returns the manifest dict.
+
+    ``pipeline = k > 0`` adds a register every k adder levels inside each
+    layer (see :class:`hwgen.rtl.layer.LinearLayer`); 0 keeps the layers
+    combinational between the per-layer registers."""
     from amaranth.back import rtlil, verilog
 
     from .network import Network
@@ -32,9 +36,11 @@ def generate(model, outdir, artifact_sha256=None):
             raise HwgenError(f"layer {layer.name} produces {layer.output_bits}-bit activations: this hwgen "
                              f"generates RTL for binary (1-bit) activations only; the golden reference "
                              f"runs it")
+    if int(pipeline) < 0:
+        raise HwgenError(f"pipeline must be >= 0 adder levels per register (0: none), not {pipeline}")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    top = Network(model)
+    top = Network(model, int(pipeline))
     text = verilog.convert(top, name=TOP, emit_src=False)
     (outdir / f"{TOP}.v").write_text(text)
     (outdir / f"{TOP}.il").write_text(rtlil.convert(top, name=TOP, emit_src=False))
@@ -46,8 +52,9 @@ def generate(model, outdir, artifact_sha256=None):
         "label_width": out.members["label"].width,
         "scores_offset": _offset(out, "scores"),
         "score_width": out.members["scores"].elem_shape.width,
-        "latency": top.latency,
+        "latency": top.latency, "pipeline": int(pipeline),
         "layers": [{"name": layer.layer.name, "module": f"{TOP}.{layer.layer.name}",
+                    "latency": layer.latency,
                     "kind": layer.layer.input, "in_features": layer.layer.in_features,
                     "out_features": layer.layer.out_features,
                     "weight_bits": int(layer.layer.nbits.astype(int).sum())}

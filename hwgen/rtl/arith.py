@@ -23,7 +23,7 @@ does not matter.
 """
 from amaranth.hdl import Const, Signal, unsigned
 
-__all__ = ["Adders", "tree_sum", "width_for"]
+__all__ = ["Adders", "Staged", "tree_sum", "width_for"]
 
 KEEP = {"keep": 1}
 
@@ -59,22 +59,62 @@ def _slots(size):
     return 1 + _slots(left) + _slots(size - 1 - left)
 
 
-class Adders:
-    """Builds kept adder structures into the combinational domain of ``m``.
+class Staged:
+    """A value inside a pipelined datapath: ``stage`` registers passed, and
+    ``depth`` adder levels since the last register."""
+    __slots__ = ("value", "stage", "depth")
 
-    Signals are named ``{prefix}_{k}`` in creation order, so the same calls
-    always give the same netlist.
+    def __init__(self, value, stage=0, depth=0):
+        self.value, self.stage, self.depth = value, stage, depth
+
+
+class Adders:
+    """Builds kept adder structures into module ``m``.
+
+    ``every = k > 0`` pipelines them: the result of every k-th adder level is
+    registered in the ``sync`` domain, and operands from different stages are
+    delayed to the latest one, so every path through the structure passes
+    the same number of registers. ``every = 0`` keeps everything
+    combinational. Signals are named ``{prefix}_{k}`` in creation order, so
+    the same calls always give the same netlist.
     """
 
-    def __init__(self, m, prefix):
-        self._m, self._prefix, self._count = m, prefix, 0
+    def __init__(self, m, prefix, every=0):
+        self._m, self._prefix, self._count, self._every = m, prefix, 0, int(every)
+        self._delays = {}
 
-    def _kept(self, value, hi):
-        """``value`` (known to lie in ``0..hi``) in a kept unsigned signal."""
-        sig = Signal(range(hi + 1), name=f"{self._prefix}_{self._count}", attrs=KEEP)
+    def _name(self):
         self._count += 1
-        self._m.d.comb += sig.eq(value)
-        return sig
+        return f"{self._prefix}_{self._count - 1}"
+
+    def delay(self, item, stage):
+        """``item`` (a :class:`Staged`) delayed to ``stage``: a register chain,
+        shared between the users of the same value."""
+        value = item.value
+        for s in range(item.stage, stage):
+            key = (id(item.value), s)
+            if key not in self._delays:
+                reg = Signal(value.shape(), name=f"{self._name()}_d")
+                self._m.d.sync += reg.eq(value)
+                self._delays[key] = (reg, item.value)   # holds item.value alive: ids stay unique
+            value = self._delays[key][0]
+        return value
+
+    def node(self, fn, items, hi=None):
+        """One adder level: ``fn(*values)`` of ``items`` (aligned to a common
+        stage). With ``hi``, the result is unsigned in ``0..hi`` and kept."""
+        stage = max(i.stage for i in items)
+        depth = max(i.depth for i in items if i.stage == stage) + 1
+        value = fn(*(self.delay(i, stage) for i in items))
+        if hi is not None:
+            sig = Signal(range(hi + 1), name=self._name(), attrs=KEEP)
+            self._m.d.comb += sig.eq(value)
+            value = sig
+        if self._every and depth >= self._every:
+            reg = Signal(value.shape(), name=f"{self._name()}_r")
+            self._m.d.sync += reg.eq(value)
+            return Staged(reg, stage + 1, 0)
+        return Staged(value, stage, depth)
 
     # -- popcount ------------------------------------------------------------
     @staticmethod
@@ -90,9 +130,9 @@ class Adders:
         carry, leaves = [], []
         for bit, inv in terms:
             if not inv and len(carry) < slots:
-                carry.append(bit)
+                carry.append(Staged(bit))
             else:
-                leaves.append(~bit if inv else bit)
+                leaves.append(Staged(~bit if inv else bit))
         return carry, leaves, complemented
 
     def _tree(self, size, carry, leaves):
@@ -102,16 +142,16 @@ class Adders:
             terms = [leaves.pop() for _ in range(size)]
             if size == 1:
                 return terms[0]
-            return self._kept(tree_sum(terms), size)
+            return self.node(lambda *t: tree_sum(t), terms, size)
         left = size // 2
         a = self._tree(left, carry, leaves)
         b = self._tree(size - 1 - left, carry, leaves)
         cin = carry.pop() if carry else leaves.pop()
-        return self._kept(a + b + cin, size)
+        return self.node(lambda a, b, c: a + b + c, [a, b, cin], size)
 
     def popcount(self, terms):
-        """Number of true terms, as ``(value, n, complemented)``: the count is
-        ``value`` or, if ``complemented``, ``n - value``.
+        """Number of true terms, as ``(staged value, n, complemented)``: the
+        count is ``value`` or, if ``complemented``, ``n - value``.
 
         ``terms``: ``(bit, inverted)`` pairs, a term being ``~bit`` when
         ``inverted``.
@@ -119,48 +159,47 @@ class Adders:
         terms = list(terms)
         n = len(terms)
         if n == 0:
-            return Const(0, unsigned(1)), 0, False
+            return Staged(Const(0, unsigned(1))), 0, False
         carry, leaves, complemented = self._orient(terms, _slots(n))
         leaves.reverse()  # popped from the end: keep input order in the netlist
         carry.reverse()
         return self._tree(n, carry, leaves), n, complemented
 
     def at_least(self, terms, threshold):
-        """1-bit value: at least ``threshold`` of ``terms`` are true."""
+        """Staged 1-bit value: at least ``threshold`` of ``terms`` are true."""
         terms = list(terms)
         n, t = len(terms), int(threshold)
-        if t <= 0:
-            return Const(1, 1)
-        if t > n:
-            return Const(0, 1)
+        if t <= 0 or t > n:
+            return Staged(Const(int(t <= 0), 1))
         bare = sum(1 for _, inv in terms if not inv)
         if bare == 0 or (bare < _slots(n - 1) + 1 and n - bare > bare):
-            # count the complements: popcount >= t  <=>  count(~term) <= n - t
-            return ~self.at_least([(bit, not inv) for bit, inv in terms], n - t + 1)
+            # count the complements: popcount >= t  <=>  not count(~term) >= n - t + 1
+            flipped = self.at_least([(bit, not inv) for bit, inv in terms], n - t + 1)
+            return Staged(~flipped.value, flipped.stage, flipped.depth)
         held = next(i for i, (_, inv) in enumerate(terms) if not inv)
-        r = terms[held][0]
-        rest = terms[:held] + terms[held + 1:]
-        value, size, complemented = self.popcount(rest)
-        if complemented:  # (size - value) + r >= t  <=>  value + ~r <= size - t ... as a plain compare
-            return (size - value + r) >= t
+        r = Staged(terms[held][0])
+        count, size, complemented = self.popcount(terms[:held] + terms[held + 1:])
+        if complemented:  # (size - count) + r >= t, as a plain compare
+            return self.node(lambda c, r: (size - c + r) >= t, [count, r])
         width = max(size.bit_length(), 1)
-        # value + r >= t  <=>  bit `width` of value + (2^width - t) + r is set
-        # (value + r <= n <= 2^width and t >= 1 keep the sum below 2^(width+1)).
-        total = self._kept(value + Const((1 << width) - t, width) + r, (1 << (width + 1)) - 1)
-        return total[width]
+        # count + r >= t  <=>  bit `width` of count + (2^width - t) + r is set
+        # (count + r <= n <= 2^width and t >= 1 keep the sum below 2^(width+1)).
+        total = self.node(lambda c, r: c + Const((1 << width) - t, width) + r, [count, r],
+                          (1 << (width + 1)) - 1)
+        return Staged(total.value[width], total.stage, total.depth)
 
     # -- multi-bit sums --------------------------------------------------------
     def sum(self, values):
-        """Sum of unsigned ``(value, hi)`` pairs (``0 <= value <= hi``) as
-        ``(value, hi)``: a balanced tree of kept two-operand adds."""
+        """Sum of unsigned ``(staged value, hi)`` pairs (``0 <= value <= hi``)
+        as ``(staged value, hi)``: a balanced tree of kept two-operand adds."""
         values = [(v, int(h)) for v, h in values if int(h) > 0]
         if not values:
-            return Const(0, unsigned(1)), 0
+            return Staged(Const(0, unsigned(1))), 0
         while len(values) > 1:
             nxt = []
             for i in range(0, len(values) - 1, 2):
                 (a, ha), (b, hb) = values[i], values[i + 1]
-                nxt.append((self._kept(a + b, ha + hb), ha + hb))
+                nxt.append((self.node(lambda a, b: a + b, [a, b], ha + hb), ha + hb))
             if len(values) % 2:
                 nxt.append(values[-1])
             values = nxt

@@ -5,23 +5,31 @@ adders: a weight with n bits contributes n terms, one per bit-plane it has.
 
 * ``binary`` input (XNOR-popcount): ``P_b = 2*pc_b - |m_b|`` where ``pc_b``
   counts the inputs equal to the plane's sign (``a_j`` or ``~a_j``).
-* ``uint`` input (MAC): ``P_b = sum(x_j, s=+1) - sum(x_j, s=-1)``, a signed
-  adder tree of the inputs.
+* ``uint`` input (MAC): ``P_b = sum(x_j, s=+1) - sum(x_j, s=-1)``, two kept
+  adder trees of the inputs and one subtraction.
 
 Then ``Y = sum_b alpha_b P_b``; constants are folded into the threshold (or
-added to the score) so the neuron needs only the variable part.
+added to the score) so the neuron needs only the variable part. A neuron with
+a single bit-plane and binary inputs compares its popcount inside the tree's
+last carry chain (``Adders.at_least``). The adder structures are described in
+:mod:`hwgen.rtl.arith`.
 """
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .arith import Adders, tree_sum, width_for
+from .arith import Adders, Staged, tree_sum, width_for
 
 __all__ = ["LinearLayer"]
 
 
 class LinearLayer(wiring.Component):
-    """Combinational layer for one :class:`hwgen.artifact.Layer`.
+    """One :class:`hwgen.artifact.Layer`, combinational or pipelined.
+
+    ``pipeline = k > 0`` registers the adder structures every k adder levels
+    (in the ``sync`` domain; the network gates it with its stall enable); the
+    output then lags the input by :attr:`latency` cycles. ``k = 0`` (default)
+    is purely combinational.
 
     Members
     -------
@@ -32,8 +40,8 @@ class LinearLayer(wiring.Component):
         the scores layer.
     """
 
-    def __init__(self, layer):
-        self._layer = layer
+    def __init__(self, layer, pipeline=0):
+        self._layer, self._pipeline, self._latency = layer, int(pipeline), None
         lo, hi = layer.bounds()
         self.acc_shapes = [width_for(l, h) for l, h in zip(lo, hi)]
         if layer.output == "scores":
@@ -50,6 +58,22 @@ class LinearLayer(wiring.Component):
     def layer(self):
         return self._layer
 
+    @property
+    def pipeline(self):
+        return self._pipeline
+
+    @property
+    def latency(self):
+        """Cycles from ``x`` to ``y``: 0 unless pipelined."""
+        if self._latency is None:
+            if not self._pipeline:
+                self._latency = 0
+            else:   # the stages follow from the structure: build it once, aside
+                scratch = Module()
+                scratch._MustUse__silence = True
+                self._latency = max((out.stage for out, _ in self._build(scratch)), default=0)
+        return self._latency
+
     def _planes(self, o):
         """The bit-planes neuron ``o`` uses: ``(alpha_b, [(j, sign), ...])``."""
         layer = self._layer
@@ -59,29 +83,30 @@ class LinearLayer(wiring.Component):
             if idx and alpha[b] != 0:
                 yield int(alpha[b]), idx
 
-    def _neuron(self, adders, o):
-        """Variable part of ``Y[o]`` and the constant to add to it."""
+    def _neuron(self, adders, o, finish):
+        """``finish(var, const)`` as one staged adder level, where
+        ``Y[o] = var + const`` and ``var`` is the sum over the bit-planes."""
         x = self.x
-        var_terms, const = [], 0
+        items, weights, const = [], [], 0
         for alpha, idx in self._planes(o):
             if self._layer.input == "binary":
                 # P_b = 2*pc - n, pc counting inputs equal to the plane's sign
-                value, n, complemented = adders.popcount((x[j][0], not s) for j, s in idx)
-                if complemented:  # pc = n - value
-                    var_terms.append(-(value * (2 * alpha)))
-                    const += alpha * n
-                else:
-                    var_terms.append(value * (2 * alpha))
-                    const -= alpha * n
+                count, n, complemented = adders.popcount((x[j][0], not s) for j, s in idx)
+                items.append(count)
+                weights.append(-2 * alpha if complemented else 2 * alpha)   # complemented: pc = n - count
+                const += alpha * n if complemented else -alpha * n
             else:
                 top = (1 << self._layer.input_bits) - 1
-                pos, hi_pos = adders.sum((x[j], top) for j, s in idx if s)
-                neg, hi_neg = adders.sum((x[j], top) for j, s in idx if not s)
-                var_terms.append((pos - neg) * alpha)
-        return tree_sum(var_terms), const
+                pos, _ = adders.sum((Staged(x[j]), top) for j, s in idx if s)
+                neg, _ = adders.sum((Staged(x[j]), top) for j, s in idx if not s)
+                items.append(adders.node(lambda p, q: p - q, [pos, neg]))
+                weights.append(alpha)
+        if not items:
+            return Staged(finish(Const(0, 1), const))
+        return adders.node(lambda *v: finish(tree_sum(w * a for w, a in zip(weights, v)), const), items)
 
     def _fire(self, adders, o):
-        """1-bit decision of threshold neuron ``o``."""
+        """Staged 1-bit decision of threshold neuron ``o``."""
         layer = self._layer
         thr, up = int(layer.threshold[o]), layer.direction[o] > 0
         planes = list(self._planes(o))
@@ -94,22 +119,33 @@ class LinearLayer(wiring.Component):
             if up:    # alpha*(2pc - n) >= thr  <=>  pc >= ceil((thr + alpha*n) / (2*alpha))
                 return adders.at_least(terms, -((-(thr + alpha * n)) // (2 * alpha)))
             # alpha*(2pc - n) <= thr  <=>  not pc >= floor((thr + alpha*n) / (2*alpha)) + 1
-            return ~adders.at_least(terms, (thr + alpha * n) // (2 * alpha) + 1)
-        var, const = self._neuron(adders, o)
+            out = adders.at_least(terms, (thr + alpha * n) // (2 * alpha) + 1)
+            return Staged(~out.value, out.stage, out.depth)
         # Y = var + const; fire iff Y >= thr (dir +1) or Y <= thr (dir -1).
-        return var >= thr - const if up else var <= thr - const
+        return self._neuron(adders, o, lambda var, const: var >= thr - const if up else var <= thr - const)
+
+    def _build(self, m):
+        """Every neuron's staged output and its adder builder."""
+        layer, outs = self._layer, []
+        for o in range(layer.out_features):
+            adders = Adders(m, f"n{o}", self._pipeline)
+            if layer.output == "scores":
+                bias = int(layer.bias[o])
+                out = self._neuron(adders, o, lambda var, const: var + (const + bias))
+            else:
+                out = self._fire(adders, o)
+            outs.append((out, adders))
+        return outs
 
     def elaborate(self, platform):
         m = Module()
-        layer = self._layer
-        for o in range(layer.out_features):
-            adders = Adders(m, f"n{o}")
+        layer, latency = self._layer, self.latency
+        for o, (out, adders) in enumerate(self._build(m)):
+            value = adders.delay(out, latency)
             if layer.output == "scores":
-                var, const = self._neuron(adders, o)
                 width, is_signed = self.acc_shapes[o]
                 acc = Signal((signed if is_signed else unsigned)(width), name=f"acc{o}")
-                m.d.comb += acc.eq(var + (const + int(layer.bias[o])))
-                m.d.comb += self.y[o].eq(acc)
+                m.d.comb += [acc.eq(value), self.y[o].eq(acc)]
             else:
-                m.d.comb += self.y[o].eq(self._fire(adders, o))
+                m.d.comb += self.y[o].eq(value)
         return m

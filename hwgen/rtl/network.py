@@ -1,5 +1,5 @@
 """The whole network: layers, pipeline registers, argmax, valid/ready streams."""
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import EnableInserter, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -12,9 +12,11 @@ __all__ = ["Network"]
 class Network(wiring.Component):
     """Fully unrolled, pipelined network: one inference per clock.
 
-    A register stage follows every layer and the argmax, so the latency is
-    ``len(layers) + 1`` cycles. The whole pipeline advances when the output is
-    empty or accepted (``o.ready``); ``i.ready`` is that same enable.
+    A register stage follows every layer and the argmax. With ``pipeline =
+    k > 0`` each layer's adder structures also get a register every k adder
+    levels (:class:`LinearLayer`), adding its :attr:`LinearLayer.latency`
+    cycles; :attr:`latency` is the total. The whole pipeline advances when the
+    output is empty or accepted (``o.ready``); ``i.ready`` is that same enable.
 
     Members
     -------
@@ -23,9 +25,9 @@ class Network(wiring.Component):
     o : ``Out(stream.Signature(StructLayout({"label": unsigned(k), "scores": ArrayLayout(signed(w), n_classes)})))``
     """
 
-    def __init__(self, model):
+    def __init__(self, model, pipeline=0):
         self._model = model
-        self.layers = [LinearLayer(layer) for layer in model.layers]
+        self.layers = [LinearLayer(layer, pipeline) for layer in model.layers]
         score_shape = self.layers[-1].y.shape().elem_shape
         self.output_layout = data.StructLayout({
             "label": unsigned(max((model.n_classes - 1).bit_length(), 1)),
@@ -39,7 +41,8 @@ class Network(wiring.Component):
 
     @property
     def latency(self):
-        return len(self.layers) + 1
+        """Cycles from an accepted input to its valid output (no stalls)."""
+        return sum(layer.latency + 1 for layer in self.layers) + 1
 
     def elaborate(self, platform):
         m = Module()
@@ -48,8 +51,14 @@ class Network(wiring.Component):
 
         payload, valid = self.i.payload, self.i.valid
         for k, layer in enumerate(self.layers):
-            m.submodules[self._model.layers[k].name] = layer
+            # the layer's own pipeline registers stall with the rest
+            m.submodules[self._model.layers[k].name] = EnableInserter(advance)(layer)
             m.d.comb += layer.x.eq(payload)
+            for d in range(layer.latency):
+                delayed = Signal(name=f"stage{k}_valid_d{d}")
+                with m.If(advance):
+                    m.d.sync += delayed.eq(valid)
+                valid = delayed
             reg = Signal(layer.y.shape(), name=f"stage{k}")
             reg_valid = Signal(name=f"stage{k}_valid")
             with m.If(advance):

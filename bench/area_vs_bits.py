@@ -1,0 +1,78 @@
+"""Area against average weight bits: the hardware half of the HBB claim. Prints JSON.
+
+    python bench/area_vs_bits.py [--bits 1 1.4 2 3] [--targets ice40 asic] [--hidden 64,64]
+                                 [--dataset digits] [--epochs 40] [--pipeline 0]
+
+Trains the same MLP at each bit mix (homogeneous 1, 2, 3 bits and
+heterogeneous 1.4 bits, Middle-Out), exports it, generates the unrolled RTL
+and synthesizes it. Reports per mix: test accuracy of the integer model, weight
+bits, and area per target (total and per layer). Target (issue 4):
+area(1.4 b) / area(2 b) <= 0.70 (``ratio_1.4_over_2``).
+"""
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hwgen import reference, rtl
+from hwgen.data import load_dataset
+from hwgen.export import export_model
+from hwgen.synth import synthesize
+from hwgen.train import train
+
+MEASURE = {"ice40": "lut4", "ecp5": "lut4", "xc7": "lut", "asic": "um2", "generic": "cells"}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bits", nargs="+", default=["1", "1.4", "2", "3"])
+    ap.add_argument("--targets", nargs="+", default=["ice40", "asic"], choices=list(MEASURE))
+    ap.add_argument("--dataset", default="digits")
+    ap.add_argument("--hidden", default="64,64", help="hidden widths (default: %(default)s)")
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pipeline", type=int, default=0)
+    args = ap.parse_args()
+    hidden = [int(h) for h in args.hidden.split(",")]
+    data = load_dataset(args.dataset)
+    result = {"bench": "area_vs_bits", "machine": platform.machine(), "dataset": args.dataset,
+              "hidden": hidden, "epochs": args.epochs, "seed": args.seed, "pipeline": args.pipeline,
+              "target_ratio_1.4_over_2": 0.70, "mixes": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for bits in args.bits:
+            print(f"bits {bits}: training ...", file=sys.stderr)
+            tm, info = train(log=None, data=data, bits=bits, hidden=hidden, epochs=args.epochs, seed=args.seed)
+            model = export_model(tm, info, data.input_bits)
+            acc = float((reference.infer(model, data.x_test).pred == data.y_test).mean())
+            rtl_dir = Path(tmp) / f"bits{bits}"
+            rtl.generate(model, rtl_dir, pipeline=args.pipeline)
+            row = {"avg_weight_bits": round(model.avg_weight_bits(), 4),
+                   "weight_bits": int(sum(int(l.nbits.astype(int).sum()) for l in model.layers)),
+                   "bit_histogram": model.bit_histogram(), "integer_accuracy": round(acc, 4)}
+            for target in args.targets:
+                print(f"bits {bits}: {target} synthesis ...", file=sys.stderr)
+                t0 = time.perf_counter()
+                res = synthesize(rtl_dir, target)
+                row[target] = {"total": res["total"], "per_layer": res["per_module"],
+                               "seconds": round(time.perf_counter() - t0, 1)}
+            result["mixes"][bits] = row
+    mixes = result["mixes"]
+    if "1.4" in mixes and "2" in mixes:
+        for target in args.targets:
+            key = MEASURE[target]
+            result[f"ratio_1.4_over_2_{target}_{key}"] = round(
+                mixes["1.4"][target]["total"][key] / mixes["2"][target]["total"][key], 3)
+            # the layers alone (no argmax, registers): what the weights cost
+            layer_area = {b: sum(v[key] for k, v in m[target]["per_layer"].items() if k.startswith("fc"))
+                          for b, m in mixes.items()}
+            result[f"ratio_1.4_over_2_{target}_{key}_layers"] = round(layer_area["1.4"] / layer_area["2"], 3)
+    print(json.dumps(result, indent=2, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
+
+
+if __name__ == "__main__":
+    main()
