@@ -31,6 +31,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwgen.artifact import Layer
+from hwgen.rtl.arith import tree_sum
 from hwgen.rtl.layer import LinearLayer
 from hwgen.synth import synthesize_sources
 
@@ -38,7 +39,10 @@ TOP = "bench_top"
 
 
 class PlainLayer(wiring.Component):
-    """The baseline: each neuron as one plain expression, ``Y >= T``."""
+    """The baseline: what a straightforward generator writes, and what hwgen
+    wrote before its kept structures -- per bit-plane a plain sum of the
+    XNOR bits (binary inputs) or of the +x and -x inputs (MAC), scaled by
+    alpha, summed, compared with the threshold; Yosys maps it on its own."""
 
     def __init__(self, layer):
         self._layer = layer
@@ -47,16 +51,23 @@ class PlainLayer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        layer = self._layer
+        layer, x = self._layer, self.x
         for o in range(layer.out_features):
-            y = 0
+            var, const = 0, 0
             for b in range(layer.max_bits):
-                for j in range(layer.in_features):
-                    if layer.nbits[o, j] > b:
-                        a = self.x[j] if layer.input == "uint" else self.x[j][0].as_signed() * 2 + 1
-                        y = y + (a if layer.planes[b, o, j] else -a) * int(layer.alpha[o, b])
-            fire = y >= int(layer.threshold[o]) if layer.direction[o] > 0 else y <= int(layer.threshold[o])
-            m.d.comb += self.y[o].eq(fire)
+                idx = [j for j in range(layer.in_features) if layer.nbits[o, j] > b]
+                alpha, signs = int(layer.alpha[o, b]), layer.planes[b, o]
+                if not idx or not alpha:
+                    continue
+                if layer.input == "binary":
+                    var = var + tree_sum(x[j][0] if signs[j] else ~x[j][0] for j in idx) * (2 * alpha)
+                    const -= alpha * len(idx)
+                else:
+                    pos = tree_sum(x[j] for j in idx if signs[j])
+                    neg = tree_sum(x[j] for j in idx if not signs[j])
+                    var = var + (pos - neg) * alpha
+            thr = int(layer.threshold[o]) - const
+            m.d.comb += self.y[o].eq(var >= thr if layer.direction[o] > 0 else var <= thr)
         return m
 
 

@@ -1,13 +1,17 @@
 """Verified inferences per second of `hwgen sim` on each simulator. Prints JSON.
 
     python bench/sim_throughput.py [--repeat 60] [--fashion-hidden 128,128] [--simulators verilator icarus]
+                                   [--fashion-simulators verilator]
 
 Trains (briefly) and exports the digits MLP and a Fashion-MNIST MLP, then
 streams test images through the batch harness and compares every output with
 the golden model. ``inferences_per_s`` counts the simulator's own run;
 ``verified_per_s`` the whole call after the build (golden model, file I/O,
 comparison). Targets (issue 5): >= 20,000/s with Verilator on digits, and the
-full Fashion-MNIST test set bit-exact in <= 60 s.
+full Fashion-MNIST test set bit-exact in <= 60 s. Icarus is left out of the
+Fashion-MNIST run by default: its compiler (ivl) had not finished elaborating
+the unrolled 784-128-128-10 MLP after 35 min (2026-11-23). Each measurement
+is also printed to stderr as soon as it is done.
 """
 import argparse
 import json
@@ -43,6 +47,7 @@ def measure(name, model, x, simulators, work, icarus_limit):
                            "total_s": round(total, 2),
                            "inferences_per_s": round(res["inferences_per_s"]),
                            "verified_per_s": round(res["vectors"] / max(total - res["build_s"], 1e-9))}
+        print(json.dumps({name: {simulator: rows[simulator]}}), file=sys.stderr)
     return rows
 
 
@@ -51,7 +56,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=60,
                     help="digits: stream the 360 test images this many times (default: %(default)s)")
     ap.add_argument("--fashion-hidden", default="128,128", help="Fashion-MNIST MLP widths (default: %(default)s)")
-    ap.add_argument("--simulators", nargs="+", default=["verilator", "icarus"])
+    ap.add_argument("--simulators", nargs="+", default=["verilator", "icarus"], help="for digits")
+    ap.add_argument("--fashion-simulators", nargs="+", default=["verilator"])
     ap.add_argument("--icarus-limit", type=int, default=2000,
                     help="at most this many vectors on Icarus (default: %(default)s)")
     ap.add_argument("--skip-fashion", action="store_true")
@@ -71,7 +77,8 @@ def main():
             fashion = load_dataset("fashion-mnist")
             model = export_model(tm, info, info["input"]["bits"])
             result["fashion_mnist"] = dict(hidden=hidden, **measure("fashion", model, fashion.x_test,
-                                                                    args.simulators, work, args.icarus_limit))
+                                                                    args.fashion_simulators, work,
+                                                                    args.icarus_limit))
     v = result["digits"].get("verilator")
     if v:
         result["verilator_digits_meets_target"] = v["inferences_per_s"] >= 20000 and v["mismatches"] == 0

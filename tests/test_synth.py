@@ -160,3 +160,27 @@ def test_timing_cli_writes_its_report(small_rtl, tmp_path):
     netlist = synthesize(small_rtl, "generic")["netlist"]
     bad = hwgen("timing", small_rtl / netlist)
     assert bad.returncode == 2 and "synthesized netlist" in bad.stderr.strip().splitlines()[-1]
+
+
+def test_synthesis_cache_by_content_hash(tmp_path, monkeypatch):
+    """A second run on the same sources is a cache hit with the same report and
+    netlist; a changed source misses; HWGEN_CACHE=off never caches."""
+    monkeypatch.setenv("HWGEN_CACHE", str(tmp_path / "cache"))
+    a = tmp_path / "a"
+    rtl.generate(MODEL, a)
+    first = synthesize(a, "generic")
+    netlist = (a / first["netlist"] / "hwgen_top.v").read_bytes()
+    (a / first["netlist"] / "hwgen_top.v").unlink()
+    second = synthesize(a, "generic")
+    assert (first["cached"], second["cached"]) == (False, True)
+    assert second["total"] == first["total"] and second["per_module"] == first["per_module"]
+    assert (a / second["netlist"] / "hwgen_top.v").read_bytes() == netlist
+    assert "cached result" in (a / second["log"]).read_text()
+
+    other = random_model(np.random.default_rng(2), [12, 8, 4], input_bits=3)
+    b = tmp_path / "b"
+    rtl.generate(other, b)
+    assert synthesize(b, "generic")["cached"] is False
+
+    monkeypatch.setenv("HWGEN_CACHE", "off")
+    assert synthesize(a, "generic")["cached"] is False
