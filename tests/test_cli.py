@@ -29,9 +29,13 @@ def test_train_export_rtl_are_deterministic(tmp_path):
         assert hwgen("train", "--bits", "1:0.7,2:0.2,3:0.1", "--hidden", "6", "--epochs", "3",
                      "-o", d / "m.pt").returncode == 0
         assert hwgen("export", d / "m.pt", "-o", d / "m.hwgen").returncode == 0
-        assert hwgen("rtl", d / "m.hwgen", "-o", d / "rtl").returncode == 0
-    for name in ("m.hwgen", "rtl/hwgen_top.v", "rtl/hwgen_top.il"):
+        assert hwgen("rtl", d / "m.hwgen", "-o", d / "rtl", "--pipeline", "2").returncode == 0
+    for name in ("m.hwgen", "rtl/hwgen_top.v", "rtl/hwgen_top.il", "rtl/rtl.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    manifest = json.loads((tmp_path / "a" / "rtl" / "rtl.json").read_text())
+    assert manifest["pipeline"] == 2
+    assert manifest["latency"] == sum(layer["latency"] + 1 for layer in manifest["layers"]) + 1
+    assert manifest["layers"][0]["latency"] > 0
 
 
 @pytest.mark.parametrize("args,needle", [
