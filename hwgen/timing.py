@@ -8,6 +8,7 @@ timed path is a real path of the network. yowasp tools read only relative
 paths, so everything runs in ``RTLDIR/timing/<target>``.
 """
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -40,6 +41,16 @@ def _run(cmd, cwd, log_path, what):
         errors = [line for line in lines if "ERROR" in line] or lines[-2:]
         raise HwgenError(f"{what} failed (exit {proc.returncode}): {' | '.join(errors[:2]) or 'no output'} "
                          f"(log: {log_path})")
+
+
+def _does_not_fit(log_text, device):
+    """nextpnr's placer error for a design larger than the device, as one
+    clear sentence, or None."""
+    m = re.search(r"Failed to expand region .* of (\d+) (\w+?)s?\b", log_text)
+    if not m:
+        return None
+    return (f"the design does not fit on {device}: it needs {int(m.group(1)):,} {m.group(2)} cells, more "
+            f"than the device has; try the ecp5 target or a smaller network")
 
 
 def place_and_route(rtl_dir, target="ice40", *, freq=None, seed=1, log=None):
@@ -75,9 +86,15 @@ def place_and_route(rtl_dir, target="ice40", *, freq=None, seed=1, log=None):
     if log:
         log(f"  {dev['tool']}: placing and routing on {dev['device']} at {freq:g} MHz (seed {seed}) ...")
     (work / "report.json").unlink(missing_ok=True)
-    _run([find_tool(dev["tool"], "timing"), *dev["args"], "--json", "netlist.json", "--freq", f"{freq:g}",
-          "--seed", str(seed), "--timing-allow-fail", "--report", "report.json", "-q"],
-         work, work / "nextpnr.log", f"{dev['tool']} on {dev['device']}")
+    try:
+        _run([find_tool(dev["tool"], "timing"), *dev["args"], "--json", "netlist.json", "--freq", f"{freq:g}",
+              "--seed", str(seed), "--timing-allow-fail", "--report", "report.json", "-q"],
+             work, work / "nextpnr.log", f"{dev['tool']} on {dev['device']}")
+    except HwgenError:
+        too_big = _does_not_fit((work / "nextpnr.log").read_text(errors="replace"), dev["device"])
+        if too_big:
+            raise HwgenError(f"{too_big} (log: {work / 'nextpnr.log'})") from None
+        raise
     try:
         report = json.loads((work / "report.json").read_text())
         fmax = min(clock["achieved"] for clock in report["fmax"].values())

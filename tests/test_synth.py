@@ -184,3 +184,13 @@ def test_synthesis_cache_by_content_hash(tmp_path, monkeypatch):
 
     monkeypatch.setenv("HWGEN_CACHE", "off")
     assert synthesize(a, "generic")["cached"] is False
+
+
+def test_design_too_big_for_the_device_is_named():
+    """nextpnr's placer error (measured: the digits demo on an HX8K) becomes one
+    sentence saying the design does not fit; other errors are left alone."""
+    from hwgen.timing import _does_not_fit
+    log = "ERROR: Failed to expand region (0, 0) |_> (33, 33) of 10928 ICESTORM_LCs\n1 warning, 1 error\n"
+    msg = _does_not_fit(log, "iCE40 HX8K (ct256)")
+    assert msg.startswith("the design does not fit on iCE40 HX8K (ct256): it needs 10,928 ICESTORM_LC cells")
+    assert _does_not_fit("ERROR: Unable to find a placement location for cell 'x'\n", "dev") is None
