@@ -91,13 +91,15 @@ def test_network_stream_matches_reference_under_backpressure(seed, pipeline):
 @pytest.mark.parametrize("pipeline", [0, 1, 2, 4])
 def test_pipelined_latency_is_what_the_manifest_says(pipeline):
     """Without stalls the first result appears exactly ``latency`` cycles after
-    the input is accepted, and results then follow one per clock."""
+    the input is accepted, and results then follow one per clock (10 classes:
+    the argmax tree has 4 levels, pipelined too)."""
     rng = np.random.default_rng(11)
-    model = random_model(rng, [40, 24, 3], input_bits=4)
+    model = random_model(rng, [40, 24, 10], input_bits=4)
     x = edge_inputs(rng, 6, 40, 15)
     golden = reference.infer(model, x)
     dut = Network(model, pipeline)
     assert dut.latency >= 3 and (dut.latency > 3) == (pipeline > 0)
+    assert dut.argmax.latency == {0: 0, 1: 3, 2: 1, 4: 0}[pipeline]
     seen = []
 
     async def bench(ctx):

@@ -15,7 +15,8 @@ class Network(wiring.Component):
     A register stage follows every layer and the argmax. With ``pipeline =
     k > 0`` each layer's adder structures also get a register every k adder
     levels (:class:`LinearLayer`), adding its :attr:`LinearLayer.latency`
-    cycles; :attr:`latency` is the total. The whole pipeline advances when the
+    cycles, and so does the argmax tree (:class:`Argmax`); :attr:`latency` is
+    the total. The whole pipeline advances when the
     output is empty or accepted (``o.ready``); ``i.ready`` is that same enable.
 
     Members
@@ -34,6 +35,7 @@ class Network(wiring.Component):
             "scores": data.ArrayLayout(score_shape, model.n_classes),
         })
         self.input_layout = data.ArrayLayout(unsigned(model.input_bits), model.input_features)
+        self.argmax = Argmax(self.output_layout.members["scores"].elem_shape, model.n_classes, pipeline)
         super().__init__({
             "i": In(stream.Signature(self.input_layout)),
             "o": Out(stream.Signature(self.output_layout)),
@@ -42,7 +44,7 @@ class Network(wiring.Component):
     @property
     def latency(self):
         """Cycles from an accepted input to its valid output (no stalls)."""
-        return sum(layer.latency + 1 for layer in self.layers) + 1
+        return sum(layer.latency + 1 for layer in self.layers) + self.argmax.latency + 1
 
     def elaborate(self, platform):
         m = Module()
@@ -65,10 +67,15 @@ class Network(wiring.Component):
                 m.d.sync += [reg.eq(layer.y), reg_valid.eq(valid)]
             payload, valid = reg, reg_valid
 
-        m.submodules.argmax = argmax = Argmax(self.output_layout.members["scores"].elem_shape,
-                                              self._model.n_classes)
-        m.d.comb += argmax.scores.eq(payload)
+        m.submodules.argmax = EnableInserter(advance)(self.argmax)
+        m.d.comb += self.argmax.scores.eq(payload)
+        for d in range(self.argmax.latency):   # the scores and valid keep pace with the index
+            scores = Signal(payload.shape(), name=f"argmax_scores_d{d}")
+            delayed = Signal(name=f"argmax_valid_d{d}")
+            with m.If(advance):
+                m.d.sync += [scores.eq(payload), delayed.eq(valid)]
+            payload, valid = scores, delayed
         with m.If(advance):
-            m.d.sync += [self.o.payload.scores.eq(payload), self.o.payload.label.eq(argmax.index),
+            m.d.sync += [self.o.payload.scores.eq(payload), self.o.payload.label.eq(self.argmax.index),
                          self.o.valid.eq(valid)]
         return m
