@@ -52,7 +52,7 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0):
         "label_width": out.members["label"].width,
         "scores_offset": _offset(out, "scores"),
         "score_width": out.members["scores"].elem_shape.width,
-        "latency": top.latency, "pipeline": int(pipeline),
+        "latency": top.latency, "pipeline": int(pipeline), "argmax_latency": top.argmax.latency,
         "layers": [{"name": layer.layer.name, "module": f"{TOP}.{layer.layer.name}",
                     "latency": layer.latency,
                     "kind": layer.layer.input, "in_features": layer.layer.in_features,
