@@ -9,6 +9,16 @@ from .layer import LinearLayer
 __all__ = ["Network"]
 
 
+def _delayed(m, enable, value, cycles, name):
+    """``value`` through ``cycles`` registers that load when ``enable`` is set."""
+    for d in range(cycles):
+        reg = Signal(value.shape(), name=f"{name}_d{d}")
+        with m.If(enable):
+            m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
 class Network(wiring.Component):
     """Fully unrolled, pipelined network: one inference per clock.
 
@@ -56,11 +66,7 @@ class Network(wiring.Component):
             # the layer's own pipeline registers stall with the rest
             m.submodules[self._model.layers[k].name] = EnableInserter(advance)(layer)
             m.d.comb += layer.x.eq(payload)
-            for d in range(layer.latency):
-                delayed = Signal(name=f"stage{k}_valid_d{d}")
-                with m.If(advance):
-                    m.d.sync += delayed.eq(valid)
-                valid = delayed
+            valid = _delayed(m, advance, valid, layer.latency, f"stage{k}_valid")
             reg = Signal(layer.y.shape(), name=f"stage{k}")
             reg_valid = Signal(name=f"stage{k}_valid")
             with m.If(advance):
@@ -69,12 +75,9 @@ class Network(wiring.Component):
 
         m.submodules.argmax = EnableInserter(advance)(self.argmax)
         m.d.comb += self.argmax.scores.eq(payload)
-        for d in range(self.argmax.latency):   # the scores and valid keep pace with the index
-            scores = Signal(payload.shape(), name=f"argmax_scores_d{d}")
-            delayed = Signal(name=f"argmax_valid_d{d}")
-            with m.If(advance):
-                m.d.sync += [scores.eq(payload), delayed.eq(valid)]
-            payload, valid = scores, delayed
+        # the scores and valid keep pace with the index
+        payload = _delayed(m, advance, payload, self.argmax.latency, "argmax_scores")
+        valid = _delayed(m, advance, valid, self.argmax.latency, "argmax_valid")
         with m.If(advance):
             m.d.sync += [self.o.payload.scores.eq(payload), self.o.payload.label.eq(self.argmax.index),
                          self.o.valid.eq(valid)]
