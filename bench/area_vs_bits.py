@@ -2,12 +2,19 @@
 
     python bench/area_vs_bits.py [--bits 1 1.4 2 3] [--targets ice40 asic] [--hidden 64,64]
                                  [--dataset digits] [--epochs 40] [--pipeline 0]
+                                 [--arch folded --mask-group 1x8 --target-cycles 64]
 
 Trains the same MLP at each bit mix (homogeneous 1, 2, 3 bits and
-heterogeneous 1.4 bits, Middle-Out), exports it, generates the unrolled RTL
-and synthesizes it. Reports per mix: test accuracy of the integer model, weight
+heterogeneous 1.4 bits, Middle-Out), exports it, generates the RTL and
+synthesizes it. Reports per mix: test accuracy of the integer model, weight
 bits, and area per target (total and per layer). Target (issue 4):
 area(1.4 b) / area(2 b) <= 0.70 (``ratio_1.4_over_2``).
+
+``--arch folded`` compares at equal throughput: each mix is folded with
+``choose_folding(model, --target-cycles)`` (fewest PE x SIMD lanes that
+stream at that many clocks per inference), trained with ``--mask-group`` so
+the tiles have one bit count; the rows also give the folding, cycles and
+weight ROM bits.
 """
 import argparse
 import json
@@ -22,6 +29,7 @@ import numpy as np
 from hwgen import reference, rtl
 from hwgen.data import load_dataset
 from hwgen.export import export_model
+from hwgen.rtl.folded import choose_folding
 from hwgen.synth import synthesize
 from hwgen.train import train
 
@@ -37,23 +45,35 @@ def main():
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pipeline", type=int, default=0)
+    ap.add_argument("--arch", choices=["unrolled", "folded"], default="unrolled")
+    ap.add_argument("--mask-group", default=None, help="RxC blocks of one bit count (folded: e.g. 1x8)")
+    ap.add_argument("--target-cycles", type=int, default=64)
     args = ap.parse_args()
     hidden = [int(h) for h in args.hidden.split(",")]
+    group = [int(v) for v in args.mask_group.lower().split("x")] if args.mask_group else None
     data = load_dataset(args.dataset)
     result = {"bench": "area_vs_bits", "machine": platform.machine(), "dataset": args.dataset,
               "hidden": hidden, "epochs": args.epochs, "seed": args.seed, "pipeline": args.pipeline,
+              "arch": args.arch, "mask_group": group, "target_cycles": args.target_cycles if args.arch == "folded" else None,
               "target_ratio_1.4_over_2": 0.70, "mixes": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for bits in args.bits:
             print(f"bits {bits}: training ...", file=sys.stderr)
-            tm, info = train(log=None, data=data, bits=bits, hidden=hidden, epochs=args.epochs, seed=args.seed)
+            tm, info = train(log=None, data=data, bits=bits, hidden=hidden, epochs=args.epochs, seed=args.seed,
+                             mask_group=group)
             model = export_model(tm, info, data.input_bits)
             acc = float((reference.infer(model, data.x_test).pred == data.y_test).mean())
             rtl_dir = Path(tmp) / f"bits{bits}"
-            rtl.generate(model, rtl_dir, pipeline=args.pipeline)
+            folding = choose_folding(model, args.target_cycles) if args.arch == "folded" else None
+            manifest = rtl.generate(model, rtl_dir, pipeline=args.pipeline, folding=folding)
             row = {"avg_weight_bits": round(model.avg_weight_bits(), 4),
                    "weight_bits": int(sum(int(l.nbits.astype(int).sum()) for l in model.layers)),
-                   "bit_histogram": model.bit_histogram(), "integer_accuracy": round(acc, 4)}
+                   "bit_histogram": model.bit_histogram(), "integer_accuracy": round(acc, 4),
+                   "interval": manifest["interval"]}
+            if folding:
+                row["layers"] = {e["name"]: {k: e[k] for k in ("pe", "simd", "cycles", "min_cycles",
+                                                               "weight_memory_bits", "mask_in_rom")}
+                                 for e in manifest["layers"]}
             for target in args.targets:
                 print(f"bits {bits}: {target} synthesis ...", file=sys.stderr)
                 t0 = time.perf_counter()
@@ -61,6 +81,7 @@ def main():
                 row[target] = {"total": res["total"], "per_layer": res["per_module"],
                                "seconds": round(time.perf_counter() - t0, 1)}
             result["mixes"][bits] = row
+            print(json.dumps({bits: row}, default=_plain), file=sys.stderr)   # partial result
     mixes = result["mixes"]
     if "1.4" in mixes and "2" in mixes:
         for target in args.targets:
@@ -71,7 +92,15 @@ def main():
             layer_area = {b: sum(v[key] for k, v in m[target]["per_layer"].items() if k.startswith("fc"))
                           for b, m in mixes.items()}
             result[f"ratio_1.4_over_2_{target}_{key}_layers"] = round(layer_area["1.4"] / layer_area["2"], 3)
-    print(json.dumps(result, indent=2, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
+            if args.arch == "folded":   # area x time: the folded designs differ in both
+                result[f"ratio_1.4_over_2_{target}_{key}_x_interval"] = round(
+                    mixes["1.4"][target]["total"][key] * mixes["1.4"]["interval"]
+                    / (mixes["2"][target]["total"][key] * mixes["2"]["interval"]), 3)
+    print(json.dumps(result, indent=2, default=_plain))
+
+
+def _plain(o):
+    return o.item() if isinstance(o, np.generic) else str(o)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,53 @@ def _add_pipeline_arg(p):
                         "registers (default: %(default)s)")
 
 
+def _mask_group(text):
+    rows, x, cols = text.lower().partition("x")
+    try:
+        value = [int(rows), int(cols)]
+    except ValueError:
+        value = None
+    if not x or value is None or min(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected ROWSxCOLS (e.g. 1x8), got {text!r}")
+    return value
+
+
+def _fold_spec(text):
+    name, sep, size = text.partition("=")
+    pe, x, simd = size.lower().partition("x")
+    try:
+        value = (name.strip(), int(pe), int(simd))
+    except ValueError:
+        value = None
+    if not sep or not x or value is None or value[1] < 1 or value[2] < 1:
+        raise argparse.ArgumentTypeError(f"expected LAYER=PExSIMD (e.g. fc0=2x16), got {text!r}")
+    return value
+
+
+def _add_arch_args(p):
+    _add_pipeline_arg(p)
+    p.add_argument("--arch", choices=["unrolled", "folded"], default="unrolled",
+                   help="unrolled: constant weights in logic, one inference per clock; folded: PE "
+                        "neurons x SIMD inputs per clock, weights in ROM per bit-plane, cycles "
+                        "following the weight bits (default: %(default)s)")
+    p.add_argument("--target-cycles", type=int, default=64, metavar="N",
+                   help="folded: per layer, the fewest PE x SIMD lanes that stream one inference "
+                        "every N clocks or fewer (default: %(default)s)")
+    p.add_argument("--fold", type=_fold_spec, action="append", default=[], metavar="LAYER=PExSIMD",
+                   help="folded: this layer's folding (PE must divide its neurons, SIMD its inputs); "
+                        "repeatable, overrides --target-cycles")
+
+
+def _fold_args(args):
+    """``None`` (unrolled) or the keyword arguments of choose_folding."""
+    if args.arch == "unrolled":
+        if args.fold:
+            raise HwgenError("--fold applies to --arch folded")
+        return None
+    return {"target_cycles": args.target_cycles,
+            "overrides": {name: (pe, simd) for name, pe, simd in args.fold}}
+
+
 def _add_model_args(p, sweep=False):
     from .quant import QUANTIZERS, SCALES, SELECTIONS
     from .train import AUGMENTS, DEFAULTS, MODELS
@@ -98,13 +145,18 @@ def _add_model_args(p, sweep=False):
                    help="recompute the bit masks every N training steps (default: %(default)s)")
     p.add_argument("--freeze-after", type=float, default=DEFAULTS["freeze_after"],
                    help="freeze the bit masks after this fraction of training (default: %(default)s = never)")
+    p.add_argument("--mask-group", type=_mask_group, default=DEFAULTS["mask_group"], metavar="RxC",
+                   help="choose bit counts per block of R neurons x C inputs instead of per weight, so "
+                        "that a folded layer with PE | R and SIMD | C has one bit count per tile "
+                        "(cycles and weight ROM then follow the average bits); R must divide every "
+                        "layer's outputs, C its fan-in (default: per weight)")
     p.add_argument("--threads", type=int, default=DEFAULTS["threads"],
                    help="torch CPU threads (default: 0 = all cores)")
 
 
 def _train_kwargs(args, sweep=False):
     keys = ["dataset", "model", "conv", "hidden", "dim", "depth", "heads", "act_bits", "augment", "dropout",
-            "epochs", "batch_size", "lr", "recompute_every", "freeze_after", "threads"]
+            "epochs", "batch_size", "lr", "recompute_every", "freeze_after", "mask_group", "threads"]
     if not sweep:
         keys += ["bits", "seed", "quantizer", "selection", "scale"]
     return {k: getattr(args, k) for k in keys}
@@ -153,11 +205,20 @@ def _sha256(path):
 
 def cmd_rtl(args):
     from . import artifact, rtl
+    from .rtl.folded import choose_folding
     model = artifact.load(args.artifact)
-    _log(f"generating RTL for {args.artifact} (Amaranth) ...")
-    manifest = rtl.generate(model, args.output, _sha256(args.artifact), pipeline=args.pipeline)
+    fold = _fold_args(args)
+    folding = None if fold is None else choose_folding(model, **fold)
+    _log(f"generating {args.arch} RTL for {args.artifact} (Amaranth) ...")
+    manifest = rtl.generate(model, args.output, _sha256(args.artifact), pipeline=args.pipeline,
+                            folding=folding)
+    for entry in manifest["layers"]:
+        if "pe" in entry:
+            _log(f"  {entry['name']}: PE {entry['pe']} x SIMD {entry['simd']}, {entry['cycles']} cycles "
+                 f"(minimum {entry['min_cycles']}), {entry['weight_memory_bits']} weight ROM bits")
+    rate = "per clock" if manifest["interval"] == 1 else f"every {manifest['interval']} clocks"
     _log(f"wrote {args.output}/{manifest['sources'][0]} (+ .il, rtl.json); latency "
-         f"{manifest['latency']} cycles, one inference per clock")
+         f"{manifest['latency']} cycles, one inference {rate}")
 
 
 def cmd_synth(args):
@@ -253,7 +314,7 @@ def cmd_flow(args):
     from .report import run_flow
     run_flow(out=Path(args.output), train_kwargs=_train_kwargs(args), frac_bits=args.frac_bits,
              targets=args.target, simulator=args.simulator, data_dir=args.data_dir, log=_log,
-             pipeline=args.pipeline)
+             pipeline=args.pipeline, fold=_fold_args(args))
 
 
 def cmd_sweep(args):
@@ -287,7 +348,7 @@ def build_parser():
     p = sub.add_parser("rtl", help="generate Verilog and RTLIL for an artifact")
     p.add_argument("artifact")
     p.add_argument("-o", "--output", required=True, help="RTL directory to write")
-    _add_pipeline_arg(p)
+    _add_arch_args(p)
     p.set_defaults(func=cmd_rtl)
 
     from .synth import TARGETS
@@ -345,7 +406,7 @@ def build_parser():
     p.add_argument("--target", action="append", choices=list(TARGETS),
                    help="synthesis target, repeatable (default: generic and ice40)")
     p.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
-    _add_pipeline_arg(p)
+    _add_arch_args(p)
     p.set_defaults(func=cmd_flow)
 
     p = sub.add_parser("sweep", help="train a grid of bit mixes x quantizers x selection rules; "

@@ -21,7 +21,7 @@ __all__ = ["HBBLinear", "HBBConv2d", "SignActivation", "ResidualActivation", "HB
 class _HBBWeight:
     """Shared machinery of the HBB layers (a mixin for nn.Linear / nn.Conv2d)."""
 
-    def _init_hbb(self, mix, quantizer, selection, scale, recompute_every, freeze_after):
+    def _init_hbb(self, mix, quantizer, selection, scale, recompute_every, freeze_after, group):
         self.quant = get_quantizer(quantizer)
         if selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS}, not {selection!r}")
@@ -35,10 +35,11 @@ class _HBBWeight:
         self.scale = scale
         self.recompute_every = int(recompute_every)
         self.freeze_after = float(freeze_after)
+        self.group = None if group is None else tuple(int(v) for v in group)
         if selection == "random":  # fixed at construction from torch's global RNG
-            nbits = random_bits(tuple(self.weight.shape), self.mix)
+            nbits = random_bits(tuple(self.weight.shape), self.mix, group=self.group)
         else:
-            nbits = hbb(self.weight, mix=self.mix, selection=selection, scale=scale).nbits
+            nbits = hbb(self.weight, mix=self.mix, selection=selection, scale=scale, group=self.group).nbits
         self.register_buffer("nbits", nbits)
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
         self.register_buffer("progress", torch.zeros((), dtype=torch.float64))
@@ -50,7 +51,8 @@ class _HBBWeight:
     def update_bits(self):
         """Recompute the bit counts from the current weights (no-op for ``random``)."""
         if self.selection != "random":
-            self.nbits.copy_(hbb(self.weight, mix=self.mix, selection=self.selection, scale=self.scale).nbits)
+            self.nbits.copy_(hbb(self.weight, mix=self.mix, selection=self.selection, scale=self.scale,
+                                 group=self.group).nbits)
 
     def quantized_weight(self):
         t = float(self.progress) if self.training else 1.0
@@ -62,7 +64,7 @@ class _HBBWeight:
             select = False
         if select and q.hard(t):  # selection and binarization in one pass
             res = hbb(self.weight, mix=self.mix, selection=self.selection, scale=self.scale,
-                      quantizer=q, t=t, hints=self._hints)
+                      quantizer=q, t=t, hints=self._hints, group=self.group)
             self.nbits.copy_(res.nbits)
         else:  # masks are defined on sign residuals: select first, then the soft planes
             if select:
@@ -81,17 +83,18 @@ class _HBBWeight:
 
     def hbb_repr(self):
         mix = ",".join(f"{b}:{p:g}" for b, p in sorted(self.mix.items()))
+        group = f", group={self.group[0]}x{self.group[1]}" if self.group else ""
         return (f"mix={mix}, quantizer={self.quantizer}, selection={self.selection}, "
-                f"scale={self.scale}")
+                f"scale={self.scale}{group}")
 
 
 class HBBLinear(_HBBWeight, nn.Linear):
     """Drop-in for :class:`torch.nn.Linear` with HBB weights."""
 
     def __init__(self, in_features, out_features, bias=False, *, mix, quantizer="bnn",
-                 selection="middle-out", scale="tensor", recompute_every=1, freeze_after=1.0):
+                 selection="middle-out", scale="tensor", recompute_every=1, freeze_after=1.0, group=None):
         nn.Linear.__init__(self, in_features, out_features, bias=bias)
-        self._init_hbb(mix, quantizer, selection, scale, recompute_every, freeze_after)
+        self._init_hbb(mix, quantizer, selection, scale, recompute_every, freeze_after, group)
 
     def forward(self, x):
         return nn.functional.linear(x, self.quantized_weight(), self.bias)
@@ -105,9 +108,9 @@ class HBBConv2d(_HBBWeight, nn.Conv2d):
     padding, no dilation or groups: what the integer format describes)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, bias=False, *, mix, quantizer="bnn",
-                 selection="middle-out", scale="tensor", recompute_every=1, freeze_after=1.0):
+                 selection="middle-out", scale="tensor", recompute_every=1, freeze_after=1.0, group=None):
         nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, bias=bias)
-        self._init_hbb(mix, quantizer, selection, scale, recompute_every, freeze_after)
+        self._init_hbb(mix, quantizer, selection, scale, recompute_every, freeze_after, group)
 
     def forward(self, x):
         return nn.functional.conv2d(x, self.quantized_weight(), self.bias)

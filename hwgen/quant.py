@@ -249,6 +249,28 @@ def _view2d(w):
     return w.reshape(w.shape[0], -1) if w.dim() > 1 else w.reshape(1, -1)
 
 
+def _check_group(shape2d, group):
+    """``(rows, cols)`` of a mask group that tiles the ``[out, fan_in]`` view."""
+    gr, gc = (int(v) for v in group)
+    out, fan_in = shape2d
+    if gr < 1 or gc < 1 or out % gr or fan_in % gc:
+        raise ValueError(f"mask group {gr}x{gc} does not tile a {out} x {fan_in} weight matrix "
+                         f"(rows must divide {out}, columns {fan_in})")
+    return gr, gc
+
+
+def _group_mean(t, group):
+    """Per-group means of a 2-D tensor, flattened (group-major, row-major)."""
+    (gr, gc), (out, fan_in) = group, t.shape
+    return t.reshape(out // gr, gr, fan_in // gc, gc).mean(dim=(1, 3)).reshape(-1)
+
+
+def _expand(mask, group, shape2d):
+    """A per-group flat mask back to the 2-D weight view."""
+    (gr, gc), (out, fan_in) = group, shape2d
+    return mask.reshape(out // gr, 1, fan_in // gc, 1).expand(-1, gr, -1, gc).reshape(shape2d)
+
+
 class HBBResult(NamedTuple):
     nbits: torch.Tensor     # int8, shaped like w
     w_hat: torch.Tensor     # the reconstruction, shaped like w
@@ -258,7 +280,7 @@ class HBBResult(NamedTuple):
 
 
 def hbb(w, *, nbits=None, mix=None, selection="middle-out", scale="tensor", quantizer=None, t=1.0,
-        hints=None):
+        hints=None, group=None):
     """Bit selection and residual binarization in one pass over ``w`` (any
     shape, viewed as ``[out, -1]``; no gradient).
 
@@ -276,6 +298,12 @@ def hbb(w, *, nbits=None, mix=None, selection="middle-out", scale="tensor", quan
     Middle-Out: at step ``b`` the ``count[b]`` still-active entries whose
     ``|R_b|`` is closest to their ``mu_b`` stop at ``b`` bits. Magnitude: the
     smallest ``|R_b|`` stop. Pruned (0-bit) weights are the smallest ``|w|``.
+
+    ``group = (rows, cols)`` selects bit counts per block of the ``[out,
+    fan_in]`` view instead of per weight (a block's key is its members' mean
+    key; the mix counts blocks), so every block has one bit count: what the
+    folded hardware needs for cycles and weight memory to follow the average
+    bits (PE x SIMD tiles inside the blocks).
     """
     # Masks are applied by multiplication: torch.where / masked_fill are
     # several times slower than arithmetic on CPU (bench/train_step.py).
@@ -290,10 +318,19 @@ def hbb(w, *, nbits=None, mix=None, selection="middle-out", scale="tensor", quan
     if nbits is None:
         if selection not in ("middle-out", "magnitude"):
             raise ValueError(f"selection {selection!r} cannot be recomputed from the weights")
-        counts = mix_counts(mix, flat_n)
+        if group is None:
+            counts = mix_counts(mix, flat_n)
+            smallest = lambda key, k, hint=None: _smallest_k(key.reshape(-1), k, hint).reshape(r.shape)  # noqa: E731
+        else:
+            group = _check_group(r.shape, group)
+            size = group[0] * group[1]
+            block_counts = mix_counts(mix, flat_n // size)
+            counts = {b: c * size for b, c in block_counts.items()}
+            smallest = lambda key, k, hint=None: _expand(  # noqa: E731
+                _smallest_k(_group_mean(key, group), k // size, hint), group, r.shape)
         top = max(b for b in range(MAX_BITS + 1) if counts[b])
         out_bits = torch.zeros(r.shape, dtype=torch.int8, device=r.device)
-        active = None if counts[0] == 0 else ~_smallest_k(a.reshape(-1), counts[0]).reshape(r.shape)
+        active = None if counts[0] == 0 else ~smallest(a, counts[0])
     else:
         out_bits = nbits.reshape(r.shape).to(torch.int8)
         top = int(out_bits.max()) if flat_n else 0
@@ -345,7 +382,7 @@ def hbb(w, *, nbits=None, mix=None, selection="middle-out", scale="tensor", quan
                     key = a_next if fwd_sign else (a - mu).abs()
                 if m is not None:
                     key = key + (1 - m) * 1e30  # inactive entries never stop here
-                stop = _smallest_k(key.reshape(-1), counts[b], hints.setdefault(b, {})).reshape(r.shape)
+                stop = smallest(key, counts[b], hints.setdefault(b, {}))
                 active = ~stop if active is None else active & ~stop
                 a = a_next
         else:
@@ -368,17 +405,20 @@ def hbb(w, *, nbits=None, mix=None, selection="middle-out", scale="tensor", quan
     return HBBResult(out_bits.reshape(w.shape), w_hat.reshape(w.shape), mus, planes, jac)
 
 
-def select_bits(w, mix, selection="middle-out", scale="tensor"):
+def select_bits(w, mix, selection="middle-out", scale="tensor", group=None):
     """Per-weight bit counts (int8, shaped like ``w``) for ``mix`` by ``selection``."""
-    return hbb(w, mix=mix, selection=selection, scale=scale).nbits
+    return hbb(w, mix=mix, selection=selection, scale=scale, group=group).nbits
 
 
-def random_bits(shape, mix, generator=None):
-    """A random assignment with the exact counts of ``mix`` (the baseline rule)."""
-    n = math.prod(shape)
+def random_bits(shape, mix, generator=None, group=None):
+    """A random assignment with the exact counts of ``mix`` (the baseline
+    rule); per ``group`` block of the ``[out, fan_in]`` view if given."""
+    shape2d = (shape[0], math.prod(shape[1:])) if len(shape) > 1 else (1, shape[0])
+    group = (1, 1) if group is None else _check_group(shape2d, group)
+    n = math.prod(shape) // (group[0] * group[1])
     counts = mix_counts(mix, n)
     values = torch.cat([torch.full((counts[b],), b, dtype=torch.int8) for b in range(MAX_BITS + 1)])
-    return values[torch.randperm(n, generator=generator)].reshape(shape)
+    return _expand(values[torch.randperm(n, generator=generator)], group, shape2d).reshape(shape)
 
 
 def residual_binarize(w, nbits, scale="tensor"):

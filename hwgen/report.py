@@ -30,10 +30,11 @@ class _Stages:
 
 
 def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), simulator="verilator",
-             data_dir=None, log=print, pipeline=0):
+             data_dir=None, log=print, pipeline=0, fold=None):
     from . import artifact, reference, rtl
     from .data import load_dataset
     from .export import export_model
+    from .rtl.folded import choose_folding
     from .sim import simulate
     from .synth import synthesize
     from .train import save_checkpoint, train
@@ -62,7 +63,9 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
     log(f"  float accuracy {info['float_accuracy']:.4f}, integer accuracy {int_acc:.4f}")
 
     sha = hashlib.sha256((out / "model.hwgen").read_bytes()).hexdigest()
-    manifest = stages.run("rtl", lambda: rtl.generate(integer, out / "rtl", sha, pipeline=pipeline))
+    folding = None if fold is None else choose_folding(integer, **fold)
+    manifest = stages.run("rtl", lambda: rtl.generate(integer, out / "rtl", sha, pipeline=pipeline,
+                                                      folding=folding))
     area = {}
     for target in targets:
         area[target] = stages.run(f"synth_{target}", lambda t=target: synthesize(out / "rtl", t, log=log))
@@ -80,7 +83,10 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
                      "inferences_per_s": round(sim["inferences_per_s"], 1)},
         "area": {t: dict(res["total"]) for t, res in area.items()},
         "area_per_layer": {t: res["per_module"] for t, res in area.items()},
-        "rtl": {"latency_cycles": manifest["latency"], "throughput": "1 inference / clock",
+        "rtl": {"latency_cycles": manifest["latency"], "arch": manifest["arch"],
+                "interval_cycles": manifest["interval"],
+                "throughput": "1 inference / clock" if manifest["interval"] == 1
+                else f"1 inference / {manifest['interval']} clocks",
                 "pipeline": manifest["pipeline"],
                 "layers": manifest["layers"]},
         "artifacts": {"model": "model.hwgen", "checkpoint": "model.pt", "verilog": "rtl/hwgen_top.v",
@@ -105,9 +111,17 @@ def write_markdown(r):
              f"{r['accuracy']['integer']:.4f}, RTL {r['accuracy']['rtl']}",
              f"- bit-exact: {r['bitexact']['mismatches']} mismatches over {r['bitexact']['vectors']} "
              f"vectors ({r['bitexact']['simulator']})",
-             f"- latency {r['rtl']['latency_cycles']} cycles, {r['rtl']['throughput']}"
+             f"- {r['rtl'].get('arch', 'unrolled')} architecture: latency {r['rtl']['latency_cycles']} cycles, "
+             f"{r['rtl']['throughput']}"
              + (f" (pipelined: a register every {r['rtl']['pipeline']} adder levels)"
                 if r["rtl"].get("pipeline") else ""), ""]
+    folded = [e for e in r["rtl"]["layers"] if "pe" in e]
+    if folded:
+        lines += ["## Folding", "", "| layer | PE | SIMD | weight bits | cycles | minimum | weight ROM bits |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {e['name']} | {e['pe']} | {e['simd']} | {e['weight_bits']} | {e['cycles']} | "
+                  f"{e['min_cycles']} | {e['weight_memory_bits']}{' (with masks)' if e['mask_in_rom'] else ''} |"
+                  for e in folded] + [""]
     for target, per_layer in r["area_per_layer"].items():
         keys = list(r["area"][target])
         lines += [f"## Area: {target}", "", "| module | " + " | ".join(keys) + " |",

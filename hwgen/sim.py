@@ -98,8 +98,8 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
     words = _pack(x, model.input_bits)
     (work / "inputs.hex").write_text("".join(f"{w:x}\n" for w in words))
     (work / "outputs.hex").unlink(missing_ok=True)
-    latency = int(rtl.get("latency", 1))
-    max_cycles = 64 + latency + int(4 * len(x) / (1 - backpressure))
+    latency, interval = int(rtl.get("latency", 1)), int(rtl.get("interval", 1))
+    max_cycles = 64 + latency + int(4 * interval * len(x) / (1 - backpressure))
     params = {"N": len(x), "IN_W": in_width, "OUT_W": out_width, "SEED": seed + 1,
               "STALL_PER_256": min(255, round(256 * backpressure)), "MAX_CYCLES": max_cycles}
     harness = project_dir("rtl_templates") / "hwgen_tb.v"

@@ -18,7 +18,7 @@ __all__ = ["DEFAULTS", "train", "save_checkpoint", "load_checkpoint", "evaluate"
 DEFAULTS = dict(dataset="digits", model="mlp", conv="c16,c16,p,c32,c32,p", dim=32, depth=2, heads=4,
                 bits="1.4", act_bits=1, hidden=[16, 16], augment="none", dropout=0.0,
                 epochs=40, batch_size=64, lr=0.01, seed=0, quantizer="bnn", selection="middle-out",
-                scale="tensor", recompute_every=1, freeze_after=1.0, threads=0)
+                scale="tensor", recompute_every=1, freeze_after=1.0, mask_group=None, threads=0)
 
 MODELS = ("mlp", "cnn", "transformer")
 AUGMENTS = ("none", "shift", "shift+flip")
@@ -97,7 +97,7 @@ def build_model(cfg):
     mix = {int(b): p for b, p in cfg["mix"].items()} if "mix" in cfg else parse_bits(cfg["bits"])
     kw = dict(mix=mix, quantizer=cfg["quantizer"], selection=cfg.get("selection", "middle-out"),
               scale=cfg.get("scale", "tensor"), recompute_every=cfg.get("recompute_every", 1),
-              freeze_after=cfg.get("freeze_after", 1.0))
+              freeze_after=cfg.get("freeze_after", 1.0), group=cfg.get("mask_group"))
     try:
         shape, classes = cfg["input"]["shape"], cfg["input"]["classes"]
         net = dict(act_bits=cfg.get("act_bits", 1), dropout=cfg.get("dropout", 0.0))

@@ -43,6 +43,56 @@ def random_model(rng, sizes, input_bits=4, max_bits=3, frac_bits=8, prune=0.1):
     return model
 
 
+def tie_thresholds(model, x, rng):
+    """Move every threshold onto the pre-activation ``Y`` that one of the rows
+    of ``x`` actually reaches, so ``Y == threshold`` (where >= and > part)
+    happens in the test. Dense layers with 1-bit outputs; returns ``model``."""
+    import torch
+
+    from hwgen import reference
+    a = torch.from_numpy(np.asarray(x, dtype=np.int64))
+    for layer in model.layers[:-1]:
+        y = reference._accumulate(layer, a).numpy()                    # [N, O]
+        layer.threshold = y[rng.integers(0, len(y), size=layer.out_features),
+                            np.arange(layer.out_features)].astype(np.int64)
+        up = layer.direction.reshape(1, -1) > 0
+        a = torch.from_numpy(np.where(up, y >= layer.threshold, y <= layer.threshold) * 2 - 1)
+    artifact._validate(model)
+    return model
+
+
+def stream_through(dut, x, input_bits, n_classes, ready=lambda: 1, max_cycles=100_000):
+    """Stream int rows ``x`` through a network component (``i``/``o`` streams)
+    in Amaranth's simulator, the sink taking an output when ``ready()`` says
+    so. Returns ``[(cycle, label, scores)]`` in arrival order; ``cycle`` counts
+    clock edges from the first one, at which the first input is offered."""
+    from amaranth.sim import Simulator
+    got = []
+
+    async def bench(ctx):
+        sent = 0
+        for cycle in range(max_cycles):
+            if len(got) == len(x):
+                break
+            ctx.set(dut.i.valid, sent < len(x))
+            if sent < len(x):
+                ctx.set(dut.i.payload.as_value(),
+                        sum(int(v) << (input_bits * j) for j, v in enumerate(x[sent])))
+            ctx.set(dut.o.ready, int(ready()))
+            _, _, in_ready, out_valid, out_ready, label, scores = await ctx.tick().sample(
+                dut.i.ready, dut.o.valid, dut.o.ready, dut.o.payload.label, dut.o.payload.scores)
+            if out_valid and out_ready:
+                got.append((cycle, label, [scores[k] for k in range(n_classes)]))
+            if sent < len(x) and in_ready:
+                sent += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return got
+
+
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory):
     """The demo network, trained once: checkpoint, artifact and RTL on disk."""

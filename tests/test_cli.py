@@ -39,6 +39,33 @@ def test_train_export_rtl_are_deterministic(tmp_path):
     assert manifest["layers"][0]["latency"] > 0
 
 
+def test_folded_rtl_from_the_command_line(tmp_path):
+    """train --mask-group, then rtl --arch folded: per-layer folding in
+    rtl.json (a --fold override, the rest from --target-cycles), byte-identical
+    on a second run, and the folding errors are one clear line."""
+    assert hwgen("train", "--hidden", "8", "--epochs", "2", "--mask-group", "1x8",
+                 "-o", tmp_path / "m.pt").returncode == 0
+    assert hwgen("export", tmp_path / "m.pt", "-o", tmp_path / "m.hwgen").returncode == 0
+    for run in ("a", "b"):
+        proc = hwgen("rtl", tmp_path / "m.hwgen", "-o", tmp_path / run, "--arch", "folded",
+                     "--fold", "fc0=1x8", "--target-cycles", "20")
+        assert proc.returncode == 0, proc.stderr
+    assert "fc0: PE 1 x SIMD 8" in proc.stderr
+    for name in ("hwgen_top.v", "hwgen_top.il", "rtl.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    manifest = json.loads((tmp_path / "a" / "rtl.json").read_text())
+    fc0, fc1 = manifest["layers"]
+    assert manifest["arch"] == "folded" and manifest["pipeline"] == 0
+    assert (fc0["pe"], fc0["simd"]) == (1, 8) and fc0["cycles"] == fc0["min_cycles"] == fc0["weight_bits"] // 8
+    assert not fc0["mask_in_rom"] and fc0["weight_memory_bits"] == fc0["weight_bits"]
+    assert fc1["interval"] <= 20 and manifest["interval"] == max(fc0["interval"], fc1["interval"])
+    for args, needle in [(["--fold", "fc0=1x8"], "--fold applies to --arch folded"),
+                         (["--arch", "folded", "--fold", "fc0=3x8"], "PE = 3 must divide its 8 neurons"),
+                         (["--arch", "folded", "--fold", "fc7=1x1"], "--fold names fc7"),
+                         (["--arch", "folded", "--pipeline", "2"], "--pipeline applies to the unrolled")]:
+        assert_clean_error(hwgen("rtl", tmp_path / "m.hwgen", "-o", tmp_path / "c", *args), needle)
+
+
 @pytest.mark.parametrize("args,needle", [
     (["train", "--bits", "4", "-o", "x.pt"], "out of range"),
     (["train", "--bits", "1:0.5,2:0.2", "-o", "x.pt"], "sum to"),
@@ -46,9 +73,21 @@ def test_train_export_rtl_are_deterministic(tmp_path):
     (["export", "missing.pt", "-o", "x.hwgen"], "does not exist"),
     (["rtl", "missing.hwgen", "-o", "rtl"], "does not exist"),
     (["synth", "."], "rtl.json is missing"),
+    (["train", "--mask-group", "3x8", "-o", "x.pt"], "mask group 3x8 does not tile a 16 x 64"),
 ])
 def test_bad_input_gives_one_clear_error(tmp_path, args, needle):
     assert_clean_error(hwgen(*args, cwd=tmp_path), needle)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "--mask-group", "8", "-o", "x.pt"], "argument --mask-group: expected ROWSxCOLS"),
+    (["rtl", "x.hwgen", "-o", "rtl", "--fold", "fc0=2"], "argument --fold: expected LAYER=PExSIMD"),
+    (["rtl", "x.hwgen", "-o", "rtl", "--pipeline", "-1"], "argument --pipeline: expected an integer >= 0"),
+])
+def test_malformed_options_are_usage_errors(tmp_path, args, needle):
+    proc = hwgen(*args, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"hwgen {args[0]}: error: {needle}")
 
 
 def test_corrupt_artifact_and_checkpoint(tmp_path):

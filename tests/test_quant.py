@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from hwgen.errors import HwgenError
-from hwgen.quant import hbb_quantize, mix_counts, parse_bits, residual_binarize, select_bits
+from hwgen.quant import hbb_quantize, mix_counts, parse_bits, random_bits, residual_binarize, select_bits
 
 
 def reference_residual(w, nbits):
@@ -332,3 +332,46 @@ def test_warm_started_selection_stays_exact_over_training_steps():
         got = hbb(w, mix=mix, hints=hints).nbits
         assert torch.equal(got, _select_by_sorting(w, mix)), step
     assert hints[1]["thr"] > 0 and 1e-3 <= hints[1]["width"] <= 1.0
+
+
+@pytest.mark.parametrize("rule", ["middle-out", "magnitude"])
+@pytest.mark.parametrize("group", [(1, 8), (2, 4), (4, 16)])
+def test_group_selection_gives_one_bit_count_per_block_and_the_exact_mix(rule, group):
+    torch.manual_seed(3)
+    w = torch.randn(8, 32)
+    mix = {0: 0.125, 1: 0.5, 2: 0.25, 3: 0.125}
+    nbits = select_bits(w, mix, rule, group=group)
+    gr, gc = group
+    blocks = nbits.reshape(8 // gr, gr, 32 // gc, gc)
+    assert (blocks.amax(dim=(1, 3)) == blocks.amin(dim=(1, 3))).all()
+    n_blocks = 256 // (gr * gc)
+    counts = mix_counts(mix, n_blocks)
+    per_block = blocks.amax(dim=(1, 3)).reshape(-1)
+    assert {b: int((per_block == b).sum()) for b in range(4)} == counts
+    # pruned blocks are the ones with the smallest mean |w|
+    mean_abs = w.abs().reshape(8 // gr, gr, 32 // gc, gc).mean(dim=(1, 3)).reshape(-1)
+    assert mean_abs[per_block == 0].max() <= mean_abs[per_block > 0].min()
+
+
+def test_group_middle_out_stops_the_blocks_closest_to_the_scale():
+    """Middle-Out per block: after bit 1 the blocks whose mean |R_2| is the
+    smallest stop at one bit."""
+    torch.manual_seed(4)
+    w = torch.randn(4, 64)
+    nbits = select_bits(w, {1: 0.5, 2: 0.5}, group=(1, 8))
+    mu = w.abs().mean()
+    key = (w.abs() - mu).abs().reshape(4, 8, 8).mean(dim=2).reshape(-1)
+    stopped = nbits.reshape(4, 8, 8)[:, :, 0].reshape(-1) == 1
+    assert key[stopped].max() <= key[~stopped].min()
+
+
+def test_random_bits_per_group():
+    nbits = random_bits((8, 2, 2, 2), {1: 0.5, 2: 0.5}, torch.Generator().manual_seed(0), group=(2, 4))
+    blocks = nbits.reshape(4, 2, 2, 4)
+    assert (blocks.amax(dim=(1, 3)) == blocks.amin(dim=(1, 3))).all()
+    assert int((nbits == 2).sum()) == 32
+
+
+def test_a_group_that_does_not_tile_the_weights_is_refused():
+    with pytest.raises(ValueError, match="mask group 3x8 does not tile a 16 x 64 weight matrix"):
+        select_bits(torch.randn(16, 64), {1: 1.0}, group=(3, 8))

@@ -83,19 +83,37 @@ def test_missing_simulator_named(digits_run, monkeypatch):
         simulate(digits_run["model"], digits_run["rtl"], digits_run["data"].x_test[:2], simulator="icarus")
 
 
-def test_hidden_layer_fault_is_located(digits_run, tmp_path):
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_folded_rtl_bit_exact_under_backpressure(digits_run, simulator, tmp_path):
+    """The folded architecture (PE x SIMD, weights in ROM per bit-plane, each
+    layer on its own inference): every test image bit-exact, in order, with
+    the sink refusing 30 % of the cycles."""
+    from hwgen import rtl
+    from hwgen.rtl.folded import choose_folding
+    model = digits_run["model"]
+    manifest = rtl.generate(model, tmp_path / "rtl", folding=choose_folding(model, 24))
+    assert manifest["arch"] == "folded" and 1 < manifest["interval"] <= 24
+    x = digits_run["data"].x_test
+    res = simulate(model, tmp_path / "rtl", x, simulator=simulator, work_dir=tmp_path / "sim", backpressure=0.3)
+    assert res["vectors"] == len(x) and res["mismatches"] == 0, res["first_mismatches"]
+    assert res["cycles"] >= manifest["interval"] * len(x)
+
+
+@pytest.mark.parametrize("arch", ["unrolled", "folded"])
+def test_hidden_layer_fault_is_located(digits_run, arch, tmp_path):
     """RTL generated from a model whose hidden neuron 0 has its first bit-plane
     inverted, checked against the true model: the diagnosis must name that
     layer and neuron (the only source of difference), not the scores it spoils."""
     import copy
 
     from hwgen import rtl
+    from hwgen.rtl.folded import choose_folding
 
     model = digits_run["model"]
     faulty = copy.deepcopy(model)
     hidden = faulty.layers[1]
     hidden.planes[0, 0] = (1 - hidden.planes[0, 0]) * (hidden.nbits[0] >= 1)
-    rtl.generate(faulty, tmp_path / "rtl")
+    rtl.generate(faulty, tmp_path / "rtl", folding=choose_folding(faulty, 24) if arch == "folded" else None)
     x = digits_run["data"].x_test
     res = simulate(model, tmp_path / "rtl", x, simulator="verilator", work_dir=tmp_path / "w")
     assert 0 < res["mismatches"] < len(x)

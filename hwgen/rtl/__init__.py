@@ -17,15 +17,19 @@ _MANIFEST_KEYS = ("top", "sources", "input_features", "input_bits", "n_classes",
                   "label_width", "scores_offset", "score_width", "latency", "layers")
 
 
-def generate(model, outdir, artifact_sha256=None, pipeline=0):
+def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None):
     """Emit the network's RTL into ``outdir``; returns the manifest dict.
 
+    ``folding = None`` gives the unrolled network (one inference per clock):
     ``pipeline = k > 0`` adds a register every k adder levels inside each
     layer (see :class:`hwgen.rtl.layer.LinearLayer`); 0 keeps the layers
-    combinational between the per-layer registers."""
+    combinational between the per-layer registers. ``folding``, one ``(pe,
+    simd)`` per layer, gives the folded network instead
+    (:class:`hwgen.rtl.network.FoldedNetwork`; see
+    :func:`hwgen.rtl.folded.choose_folding`)."""
     from amaranth.back import rtlil, verilog
 
-    from .network import Network
+    from .network import FoldedNetwork, Network
 
     for layer in model.layers:
         if layer.op != "dense":
@@ -38,12 +42,19 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0):
                              f"runs it")
     if int(pipeline) < 0:
         raise HwgenError(f"pipeline must be >= 0 adder levels per register (0: none), not {pipeline}")
+    if folding is not None and int(pipeline):
+        raise HwgenError("--pipeline applies to the unrolled architecture; the folded one has its own "
+                         "fixed pipeline (4 stages per layer)")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    top = Network(model, int(pipeline))
-    text = verilog.convert(top, name=TOP, emit_src=False)
+    top = Network(model, int(pipeline)) if folding is None else FoldedNetwork(model, folding)
+    # Elaborate once: RTLIL first, then Verilog from it by the same Yosys
+    # script verilog.convert() runs (elaborating a large unrolled network
+    # twice cost minutes; tests/test_rtl.py checks the two agree byte for byte).
+    il = rtlil.convert(top, name=TOP, emit_src=False)
+    text = verilog._convert_rtlil_text(il)
     (outdir / f"{TOP}.v").write_text(text)
-    (outdir / f"{TOP}.il").write_text(rtlil.convert(top, name=TOP, emit_src=False))
+    (outdir / f"{TOP}.il").write_text(il)
     out = top.output_layout
     manifest = {
         "top": TOP, "sources": [f"{TOP}.v"], "input_features": model.input_features,
@@ -52,18 +63,29 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0):
         "label_width": out.members["label"].width,
         "scores_offset": _offset(out, "scores"),
         "score_width": out.members["scores"].elem_shape.width,
-        "latency": top.latency, "pipeline": int(pipeline), "argmax_latency": top.argmax.latency,
-        "layers": [{"name": layer.layer.name, "module": f"{TOP}.{layer.layer.name}",
-                    "latency": layer.latency,
-                    "kind": layer.layer.input, "in_features": layer.layer.in_features,
-                    "out_features": layer.layer.out_features,
-                    "weight_bits": int(layer.layer.nbits.astype(int).sum())}
-                   for layer in top.layers],
+        "latency": top.latency, "pipeline": int(pipeline),
+        "arch": "unrolled" if folding is None else "folded",
+        "interval": 1 if folding is None else top.interval,
+        "argmax_latency": top.argmax.latency,
+        "layers": [_describe(layer) for layer in top.layers],
         "artifact_sha256": artifact_sha256,
         "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
     }
     (outdir / "rtl.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def _describe(layer):
+    entry = {"name": layer.layer.name, "module": f"{TOP}.{layer.layer.name}", "latency": layer.latency,
+             "kind": layer.layer.input, "in_features": layer.layer.in_features,
+             "out_features": layer.layer.out_features,
+             "weight_bits": int(layer.layer.nbits.astype(int).sum())}
+    sch = getattr(layer, "schedule", None)
+    if sch is not None:   # folded
+        entry.update(pe=sch.pe, simd=sch.simd, cycles=sch.cycles, min_cycles=sch.min_cycles,
+                     interval=layer.interval, weight_memory_bits=sch.weight_memory_bits,
+                     mask_in_rom=sch.needs_mask)
+    return entry
 
 
 def _offset(layout, name):

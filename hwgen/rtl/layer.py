@@ -20,7 +20,15 @@ from amaranth.lib.wiring import In, Out
 
 from .arith import Adders, Staged, tree_sum, width_for
 
-__all__ = ["LinearLayer"]
+__all__ = ["LinearLayer", "score_shape"]
+
+
+def score_shape(layer):
+    """Shape of one score of a ``scores`` layer: wide enough for every
+    neuron's exact bounds, signed if any neuron needs a sign."""
+    shapes = [width_for(l, h) for l, h in zip(*layer.bounds())]
+    width = max(w for w, _ in shapes) + (not all(s for _, s in shapes))
+    return signed(width)
 
 
 class LinearLayer(wiring.Component):
@@ -41,12 +49,11 @@ class LinearLayer(wiring.Component):
     """
 
     def __init__(self, layer, pipeline=0):
-        self._layer, self._pipeline, self._latency = layer, int(pipeline), None
+        self._layer, self._pipeline, self._latency, self._built = layer, int(pipeline), None, None
         lo, hi = layer.bounds()
         self.acc_shapes = [width_for(l, h) for l, h in zip(lo, hi)]
         if layer.output == "scores":
-            width = max(w for w, _ in self.acc_shapes) + (not all(s for _, s in self.acc_shapes))
-            y_shape = data.ArrayLayout(signed(width), layer.out_features)
+            y_shape = data.ArrayLayout(score_shape(layer), layer.out_features)
         else:
             y_shape = unsigned(layer.out_features)
         super().__init__({
@@ -68,11 +75,17 @@ class LinearLayer(wiring.Component):
         if self._latency is None:
             if not self._pipeline:
                 self._latency = 0
-            else:   # the stages follow from the structure: build it once, aside
-                scratch = Module()
-                scratch._MustUse__silence = True
-                self._latency = max((out.stage for out, _ in self._build(scratch)), default=0)
+            else:   # the stages follow from the structure; elaborate reuses it
+                self._latency = max((out.stage for out, _ in self._structure()[1]), default=0)
         return self._latency
+
+    def _structure(self):
+        """``(module, neurons)``: the adder structures, built once."""
+        if self._built is None:
+            m = Module()
+            m._MustUse__silence = True   # unused if only the latency is asked for
+            self._built = m, self._build(m)
+        return self._built
 
     def _planes(self, o):
         """The bit-planes neuron ``o`` uses: ``(alpha_b, [(j, sign), ...])``."""
@@ -138,9 +151,10 @@ class LinearLayer(wiring.Component):
         return outs
 
     def elaborate(self, platform):
-        m = Module()
         layer, latency = self._layer, self.latency
-        for o, (out, adders) in enumerate(self._build(m)):
+        m, neurons = self._structure()
+        self._built = None   # consumed: a second elaboration builds afresh
+        for o, (out, adders) in enumerate(neurons):
             value = adders.delay(out, latency)
             if layer.output == "scores":
                 width, is_signed = self.acc_shapes[o]

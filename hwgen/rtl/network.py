@@ -4,9 +4,18 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .argmax import Argmax
+from .folded import FoldedLayer
 from .layer import LinearLayer
 
-__all__ = ["Network"]
+__all__ = ["FoldedNetwork", "Network"]
+
+
+def _layouts(model, score_shape):
+    """The payloads of the network's ``i`` and ``o`` streams."""
+    return data.ArrayLayout(unsigned(model.input_bits), model.input_features), data.StructLayout({
+        "label": unsigned(max((model.n_classes - 1).bit_length(), 1)),
+        "scores": data.ArrayLayout(score_shape, model.n_classes),
+    })
 
 
 def _delayed(m, enable, value, cycles, name):
@@ -40,12 +49,8 @@ class Network(wiring.Component):
         self._model = model
         self.layers = [LinearLayer(layer, pipeline) for layer in model.layers]
         score_shape = self.layers[-1].y.shape().elem_shape
-        self.output_layout = data.StructLayout({
-            "label": unsigned(max((model.n_classes - 1).bit_length(), 1)),
-            "scores": data.ArrayLayout(score_shape, model.n_classes),
-        })
-        self.input_layout = data.ArrayLayout(unsigned(model.input_bits), model.input_features)
-        self.argmax = Argmax(self.output_layout.members["scores"].elem_shape, model.n_classes, pipeline)
+        self.input_layout, self.output_layout = _layouts(model, score_shape)
+        self.argmax = Argmax(score_shape, model.n_classes, pipeline)
         super().__init__({
             "i": In(stream.Signature(self.input_layout)),
             "o": Out(stream.Signature(self.output_layout)),
@@ -81,4 +86,56 @@ class Network(wiring.Component):
         with m.If(advance):
             m.d.sync += [self.o.payload.scores.eq(payload), self.o.payload.label.eq(self.argmax.index),
                          self.o.valid.eq(valid)]
+        return m
+
+
+class FoldedNetwork(wiring.Component):
+    """Folded layers (:class:`FoldedLayer`) chained by valid/ready streams,
+    then the argmax in one register stage. Each layer works on its own
+    inference, so the network streams one inference per :attr:`interval`
+    cycles (its slowest layer's).
+
+    ``folding``: one ``(pe, simd)`` per layer. Ports as :class:`Network`.
+    The stream between layer k and k+1 is visible as ``stage{k}`` /
+    ``stage{k}_valid`` (the probes ``hwgen sim`` reads after a mismatch).
+    """
+
+    def __init__(self, model, folding):
+        if len(folding) != len(model.layers):
+            raise ValueError(f"{len(folding)} foldings for {len(model.layers)} layers")
+        self._model = model
+        self.layers = [FoldedLayer(layer, pe, simd) for layer, (pe, simd) in zip(model.layers, folding)]
+        score_shape = self.layers[-1].o.payload.shape().elem_shape
+        self.input_layout, self.output_layout = _layouts(model, score_shape)
+        self.argmax = Argmax(score_shape, model.n_classes)
+        super().__init__({
+            "i": In(stream.Signature(self.input_layout)),
+            "o": Out(stream.Signature(self.output_layout)),
+        })
+
+    @property
+    def latency(self):
+        """Cycles from an accepted input to its valid output (no stalls)."""
+        return sum(layer.latency for layer in self.layers) + 1
+
+    @property
+    def interval(self):
+        """Cycles between inferences at full rate."""
+        return max(layer.interval for layer in self.layers)
+
+    def elaborate(self, platform):
+        m = Module()
+        upstream = wiring.flipped(self.i)
+        for k, layer in enumerate(self.layers):
+            m.submodules[self._model.layers[k].name] = layer
+            wiring.connect(m, upstream, layer.i)
+            probe = Signal(layer.o.payload.shape(), name=f"stage{k}")
+            probe_valid = Signal(name=f"stage{k}_valid")
+            m.d.comb += [probe.eq(layer.o.payload), probe_valid.eq(layer.o.valid)]
+            upstream = layer.o
+        m.submodules.argmax = self.argmax
+        m.d.comb += [self.argmax.scores.eq(upstream.payload), upstream.ready.eq(~self.o.valid | self.o.ready)]
+        with m.If(upstream.ready):
+            m.d.sync += [self.o.payload.scores.eq(upstream.payload), self.o.payload.label.eq(self.argmax.index),
+                         self.o.valid.eq(upstream.valid)]
         return m

@@ -1,0 +1,359 @@
+"""Folded, bit-aware layers: PE neurons x SIMD inputs per cycle, weights in
+ROM per bit-plane, valid/ready streams (FINN's MVAU, made bit-aware).
+
+A layer of ``O`` neurons over ``I`` inputs is cut into *tiles* of PE
+neurons x SIMD inputs (``PE | O``, ``SIMD | I``). Neuron fold ``f`` takes
+neurons ``f*PE .. f*PE+PE-1``; input group ``g`` takes inputs
+``g*SIMD .. g*SIMD+SIMD-1``. The schedule visits, for each fold, each group
+and each bit-plane ``b`` the tile *has* (``b <`` the largest bit count in the
+tile): one ROM word, one cycle. A tile of 1-bit weights costs one cycle, a
+tile of 3-bit weights three, so cycles and weight-memory bits follow the
+average bits when the bit counts are chosen per tile (``hwgen train
+--mask-group PExSIMD``); with per-weight bit counts a tile costs its
+maximum, and the ROM then also holds a mask bit per weight.
+
+Per cycle and PE: ``part = 2*popcount(XNOR(s, a) AND m)`` (binary inputs) or
+``sum(m*s*x)`` (unsigned inputs), ``acc += alpha[o, b] * part``. The
+constant ``-sum_b alpha_b |m_b|`` of the binary form is folded into the
+threshold (or the score's bias) at generation time, so at the end of a fold
+``Y[o] = acc + const[o]`` is compared with the threshold, or output as a
+score. All arithmetic is integer and exact; widths follow exact bounds.
+
+Pipeline per layer: issue (ROM address) -> S1 (ROM word; select the input
+group; partial sums) -> S2 (multiply by alpha, accumulate) -> S3 (compare or
+add bias; collect the fold's outputs). A layer accepts its next input one
+cycle after it has issued the last word of the current one, so a layer
+takes ``cycles + 1`` clocks per inference, and a network of layers streams
+at the rate of its slowest layer.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..errors import HwgenError
+from .arith import Adders, tree_sum, width_for
+from .layer import score_shape
+
+__all__ = ["FoldedLayer", "Schedule", "choose_folding", "estimate_cycles", "schedule"]
+
+
+@dataclass
+class Schedule:
+    """The ROM program of one folded layer (see the module docstring).
+
+    ``entries``: list of ``(fold, group, plane, signs, masks)``, ``signs``
+    and ``masks`` uint8 ``[PE, SIMD]``; ``plane == max_bits`` marks the
+    filler word of a fold that has no weights (its alpha is 0).
+    """
+    pe: int
+    simd: int
+    folds: int
+    groups: int
+    max_bits: int
+    entries: list
+    needs_mask: bool
+    weight_bits: int
+
+    @property
+    def cycles(self):
+        """ROM words = cycles of the datapath per inference."""
+        return len(self.entries)
+
+    @property
+    def min_cycles(self):
+        """Analytic minimum: every weight bit through one of PE x SIMD lanes."""
+        return -(-self.weight_bits // (self.pe * self.simd))
+
+    @property
+    def weight_memory_bits(self):
+        """Sign bits (and mask bits where the tiles are not uniform) in ROM."""
+        return self.cycles * self.pe * self.simd * (2 if self.needs_mask else 1)
+
+
+def schedule(layer, pe, simd):
+    """The :class:`Schedule` of ``layer`` folded to ``pe`` x ``simd``."""
+    o, i = layer.out_features, layer.in_features
+    if pe < 1 or o % pe:
+        raise HwgenError(f"layer {layer.name}: PE = {pe} must divide its {o} neurons "
+                         f"(divisors: {_divisors(o)})")
+    if simd < 1 or i % simd:
+        raise HwgenError(f"layer {layer.name}: SIMD = {simd} must divide its {i} inputs "
+                         f"(divisors: {_divisors(i)})")
+    nbits = layer.nbits.astype(np.int64)
+    entries, needs_mask = [], False
+    for f in range(o // pe):
+        rows = slice(f * pe, (f + 1) * pe)
+        alpha = layer.alpha[rows]
+        start = len(entries)
+        for g in range(i // simd):
+            tile = nbits[rows, g * simd:(g + 1) * simd]
+            for b in range(int(tile.max(initial=0))):
+                if not alpha[:, b].any():
+                    continue    # contributes 0 to every neuron of the fold
+                masks = (tile > b).astype(np.uint8)
+                needs_mask |= not masks.all()
+                signs = layer.planes[b, rows, g * simd:(g + 1) * simd].astype(np.uint8)
+                entries.append((f, g, b, signs, masks))
+        if len(entries) == start:   # nothing to add up: one filler word ends the fold
+            zeros = np.zeros((pe, simd), np.uint8)
+            entries.append((f, 0, layer.max_bits, zeros, zeros))
+    return Schedule(pe, simd, o // pe, i // simd, layer.max_bits, entries, needs_mask,
+                    int(nbits.sum()))
+
+
+def _divisors(n):
+    return ", ".join(str(d) for d in range(1, n + 1) if n % d == 0)
+
+
+class FoldedLayer(wiring.Component):
+    """One dense :class:`hwgen.artifact.Layer`, folded to ``pe`` x ``simd``.
+
+    Members
+    -------
+    i : ``In(stream.Signature(ArrayLayout(unsigned(input_bits), in_features)))``
+    o : ``Out(stream.Signature(...))``, ``unsigned(out_features)`` for
+        threshold layers (bit o = neuron o fires), ``ArrayLayout(score,
+        out_features)`` for the scores layer.
+    """
+
+    def __init__(self, layer, pe, simd):
+        if layer.op != "dense" or (layer.input == "binary" and layer.input_bits != 1):
+            raise HwgenError(f"layer {layer.name}: the folded architecture takes dense layers over "
+                             f"unsigned or 1-bit binary inputs")
+        self._layer = layer
+        self.schedule = schedule(layer, pe, simd)
+        if layer.output == "scores":
+            y_shape = data.ArrayLayout(score_shape(layer), layer.out_features)
+        else:
+            y_shape = unsigned(layer.out_features)
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(unsigned(layer.input_bits), layer.in_features))),
+            "o": Out(stream.Signature(y_shape)),
+        })
+
+    @property
+    def layer(self):
+        return self._layer
+
+    @property
+    def latency(self):
+        """Cycles from an accepted input to its valid output (no stalls)."""
+        return self.schedule.cycles + 4
+
+    @property
+    def interval(self):
+        """Cycles per inference when the layer streams on its own."""
+        return self.schedule.cycles + 1
+
+    def _constants(self):
+        """Per neuron: what the datapath leaves out of ``Y`` (``const``), and
+        the exact range of the accumulator over every input."""
+        layer = self._layer
+        b = np.arange(layer.max_bits).reshape(-1, 1, 1)
+        m = (layer.nbits[None].astype(np.int64) > b)                     # [B, O, I]
+        terms = layer.alpha.T[:, :, None] * m                               # alpha_b m_bj >= 0
+        if layer.input == "binary":
+            const = -terms.sum(axis=(0, 2))
+            lo, hi = np.zeros(layer.out_features, np.int64), 2 * terms.sum(axis=(0, 2))
+        else:
+            top = (1 << layer.input_bits) - 1
+            pos = layer.planes.astype(bool)
+            const = np.zeros(layer.out_features, np.int64)
+            hi, lo = (terms * pos).sum(axis=(0, 2)) * top, -(terms * ~pos).sum(axis=(0, 2)) * top
+        if layer.output == "scores":
+            const = const + layer.bias
+        return const, lo, hi
+
+    def elaborate(self, platform):
+        m = Module()
+        layer, sch = self._layer, self.schedule
+        pe, simd, bits = sch.pe, sch.simd, layer.input_bits
+        const, acc_lo, acc_hi = self._constants()
+        acc_w, _ = width_for(min(int(acc_lo.min()), 0), int(acc_hi.max()))
+        acc_shape = signed(acc_w + 1)
+        a_w = max(int(layer.alpha.max(initial=0)).bit_length(), 1)
+        plane_w = max(sch.max_bits.bit_length(), 1)          # planes 0..max_bits (filler)
+        group_w = max((sch.groups - 1).bit_length(), 1)
+        fold_w = max((sch.folds - 1).bit_length(), 1)
+
+        # ROM 1: the schedule, one word per cycle
+        word = data.StructLayout({
+            "signs": unsigned(pe * simd), "masks": unsigned(pe * simd if sch.needs_mask else 0),
+            "group": unsigned(group_w), "plane": unsigned(plane_w), "fold": unsigned(fold_w),
+            "first": unsigned(1), "last": unsigned(1)})
+        init = []
+        for k, (f, g, b, signs, masks) in enumerate(sch.entries):
+            first = k == 0 or sch.entries[k - 1][0] != f
+            last = k + 1 == len(sch.entries) or sch.entries[k + 1][0] != f
+            init.append({"signs": _pack_bits(signs), "masks": _pack_bits(masks) if sch.needs_mask else 0,
+                         "group": g, "plane": b, "fold": f, "first": first, "last": last})
+        m.submodules.weights = weights = Memory(shape=word, depth=len(init), init=init)
+        # ROM 2: alpha per (fold, plane), PE lanes; the filler plane reads 0
+        planes = 1 << plane_w
+        alphas = []
+        for f in range(sch.folds):
+            for b in range(planes):
+                lanes = [int(layer.alpha[f * pe + p, b]) if b < layer.max_bits else 0 for p in range(pe)]
+                alphas.append(_pack_ints(lanes, a_w))
+        m.submodules.alphas = alpha_rom = Memory(shape=unsigned(a_w * pe), depth=len(alphas), init=alphas)
+        # ROM 3: per fold, the threshold (minus const) and direction, or the score offset
+        if layer.output == "scores":
+            c_w, _ = width_for(min(int(const.min()), 0), max(int(const.max()), 0))
+            c_shape = signed(c_w + 1)
+            ends = [_pack_ints([int(const[f * pe + p]) for p in range(pe)], c_w + 1) for f in range(sch.folds)]
+            end_w = (c_w + 1) * pe
+        else:
+            t = layer.threshold.astype(np.int64) - const
+            c_w, _ = width_for(min(int(t.min()), 0), max(int(t.max()), 0))
+            c_shape = signed(c_w + 1)
+            ends = [_pack_ints([int(t[f * pe + p]) for p in range(pe)], c_w + 1)
+                    | (_pack_ints([int(layer.direction[f * pe + p] > 0) for p in range(pe)], 1)
+                       << ((c_w + 1) * pe)) for f in range(sch.folds)]
+            end_w = (c_w + 2) * pe
+        m.submodules.ends = end_rom = Memory(shape=unsigned(end_w), depth=sch.folds, init=ends)
+
+        run = Signal()          # the whole layer advances (only a full output stops it)
+        busy = Signal()
+        addr = Signal(range(max(len(init), 2)))
+        x = Signal(self.i.payload.shape())
+        m.d.comb += self.i.ready.eq(run & ~busy)
+        with m.If(run):
+            with m.If(self.i.valid & ~busy):
+                m.d.sync += [x.eq(self.i.payload), busy.eq(1), addr.eq(0)]
+            with m.Elif(busy):
+                m.d.sync += addr.eq(addr + 1)
+                with m.If(addr == len(init) - 1):
+                    m.d.sync += busy.eq(0)
+
+        # issue -> S1: the schedule word
+        rd = weights.read_port()
+        v1 = Signal()
+        m.d.comb += [rd.addr.eq(addr), rd.en.eq(run)]
+        with m.If(run):
+            m.d.sync += v1.eq(busy)
+        w1 = rd.data
+
+        # S1: the input group and the partial sums, registered
+        xg = Signal(simd * bits)
+        m.d.comb += xg.eq(x.as_value().word_select(w1.group, simd * bits))
+        parts = []
+        for p in range(pe):
+            lanes = range(p * simd, (p + 1) * simd)
+            if layer.input == "binary":
+                hits = [~(xg[s] ^ w1.signs[k]) & (w1.masks[k] if sch.needs_mask else 1)
+                        for s, k in enumerate(lanes)]
+                count, _, _ = Adders(m, f"pc{p}").popcount((h, False) for h in hits)
+                part = count.value * 2
+            else:
+                terms = []
+                for s, k in enumerate(lanes):
+                    xs = xg[s * bits:(s + 1) * bits]
+                    term = Mux(w1.signs[k], xs, -xs)
+                    terms.append(Mux(w1.masks[k], term, 0) if sch.needs_mask else term)
+                part = tree_sum(terms)
+            reg = Signal(part.shape(), name=f"part{p}")
+            parts.append(reg)
+            with m.If(run):
+                m.d.sync += reg.eq(part)
+        ctl2 = Signal(data.StructLayout({"fold": unsigned(fold_w), "first": 1, "last": 1}))
+        v2 = Signal()
+        ra = alpha_rom.read_port()
+        m.d.comb += [ra.addr.eq(Cat(w1.plane, w1.fold)), ra.en.eq(run)]
+        with m.If(run):
+            m.d.sync += [v2.eq(v1), ctl2.fold.eq(w1.fold), ctl2.first.eq(w1.first), ctl2.last.eq(w1.last)]
+
+        # S2: multiply by alpha and accumulate
+        accs = [Signal(acc_shape, name=f"acc{p}") for p in range(pe)]
+        v3, fold3 = Signal(), Signal(fold_w)
+        re = end_rom.read_port()
+        m.d.comb += [re.addr.eq(ctl2.fold), re.en.eq(run)]
+        with m.If(run):
+            m.d.sync += [v3.eq(v2 & ctl2.last), fold3.eq(ctl2.fold)]
+            with m.If(v2):
+                for p in range(pe):
+                    product = ra.data[p * a_w:(p + 1) * a_w] * parts[p]
+                    m.d.sync += accs[p].eq(Mux(ctl2.first, 0, accs[p]) + product)
+
+        # S3: the fold's outputs; the last fold completes the output word
+        outs = []
+        for p in range(pe):
+            c = re.data[p * (c_w + 1):(p + 1) * (c_w + 1)].as_signed()
+            if layer.output == "scores":
+                outs.append((accs[p] + c)[:self.o.payload[0].shape().width])
+            else:
+                up = re.data[(c_w + 1) * pe + p]
+                outs.append(Mux(up, accs[p] >= c, accs[p] <= c))
+        lane_w = len(outs[0]) if layer.output == "scores" else 1
+        result = Signal(layer.out_features * lane_w)
+        finishing = v3 & (fold3 == sch.folds - 1)
+        m.d.comb += run.eq(~(finishing & self.o.valid & ~self.o.ready))
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(run & v3):
+            with m.Switch(fold3):
+                for f in range(sch.folds):
+                    with m.Case(f):
+                        m.d.sync += result[f * pe * lane_w:(f + 1) * pe * lane_w].eq(Cat(*outs))
+            with m.If(finishing):
+                head = result[:(sch.folds - 1) * pe * lane_w]
+                m.d.sync += [self.o.payload.eq(Cat(head, *outs)), self.o.valid.eq(1)]
+        return m
+
+
+def _pack_bits(bits):
+    """uint8 ``[PE, SIMD]`` -> int, lane ``p*SIMD + s`` at bit ``p*SIMD + s``."""
+    return sum(int(v) << k for k, v in enumerate(np.asarray(bits).reshape(-1)))
+
+
+def _pack_ints(values, width):
+    """Two's complement ``width``-bit fields, first value lowest."""
+    mask = (1 << width) - 1
+    return sum((int(v) & mask) << (k * width) for k, v in enumerate(values))
+
+
+def estimate_cycles(layer, pe, simd):
+    """Cycles of ``layer`` folded to ``pe`` x ``simd`` from the tiles' bit
+    counts alone (an upper bound of :attr:`Schedule.cycles`, which also skips
+    planes whose scales are all 0)."""
+    o, i = layer.out_features, layer.in_features
+    tiles = layer.nbits.astype(np.int64).reshape(o // pe, pe, i // simd, simd).max(axis=(1, 3))
+    return int(np.maximum(tiles.sum(axis=1), 1).sum())
+
+
+def choose_folding(model, target_cycles=64, overrides=None):
+    """One ``(pe, simd)`` per layer: ``overrides`` (layer name -> ``(pe,
+    simd)``) where given, else the fewest lanes (PE x SIMD; more SIMD on a
+    tie) whose layer streams at ``target_cycles`` clocks per inference or
+    fewer; a layer that cannot gets its fastest folding."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - {layer.name for layer in model.layers})
+    if unknown:
+        raise HwgenError(f"--fold names {', '.join(unknown)}, which the model does not have "
+                         f"(layers: {', '.join(layer.name for layer in model.layers)})")
+    if target_cycles < 2:
+        raise HwgenError(f"target cycles per inference must be >= 2 (a folded layer takes its "
+                         f"schedule + 1 clocks), not {target_cycles}")
+    folding = []
+    for layer in model.layers:
+        if layer.op != "dense":
+            raise HwgenError(f"layer {layer.name} is a {layer.op} layer: the folded architecture "
+                             f"takes dense layers only")
+        if layer.name in overrides:
+            folding.append(tuple(overrides[layer.name]))
+            continue
+        o, i = layer.out_features, layer.in_features
+        candidates = sorted(((pe, simd) for pe in range(1, o + 1) if o % pe == 0
+                             for simd in range(1, i + 1) if i % simd == 0),
+                            key=lambda c: (c[0] * c[1], -c[1]))
+        best = None
+        for pe, simd in candidates:
+            cycles = estimate_cycles(layer, pe, simd)
+            if cycles + 1 <= target_cycles:
+                best = (pe, simd)
+                break
+        folding.append(best or (o, i))
+    return folding

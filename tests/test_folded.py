@@ -1,0 +1,167 @@
+"""The folded (PE x SIMD, weights in ROM per bit-plane) architecture against
+the golden reference, in Amaranth's simulator; its schedule and folding choice."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwgen import reference
+from hwgen.errors import HwgenError
+from hwgen.rtl.folded import choose_folding, estimate_cycles, schedule
+from hwgen.rtl.network import FoldedNetwork
+
+from conftest import random_model, stream_through, tie_thresholds
+
+
+def divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def edge_inputs(rng, n, fan_in, hi):
+    x = rng.integers(0, hi + 1, size=(n, fan_in))
+    return np.vstack([np.zeros((1, fan_in), np.int64), np.full((1, fan_in), hi), x])
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2 ** 32 - 1), data=st.data())
+def test_folded_network_matches_reference_under_backpressure(seed, data):
+    """Random shapes, bit mixes (pruned weights included), foldings and a sink
+    that refuses about 40 % of the cycles: every label and score is exact."""
+    rng = np.random.default_rng(seed)
+    sizes = [data.draw(st.integers(1, 12)) for _ in range(data.draw(st.integers(2, 4)))]
+    sizes[-1] = max(sizes[-1], 2)
+    bits = data.draw(st.integers(1, 4))
+    model = random_model(rng, sizes, input_bits=bits, prune=data.draw(st.sampled_from([0.0, 0.1, 0.6])))
+    folding = [(data.draw(st.sampled_from(divisors(layer.out_features))),
+                data.draw(st.sampled_from(divisors(layer.in_features)))) for layer in model.layers]
+    x = edge_inputs(rng, 8, sizes[0], (1 << bits) - 1)
+    if data.draw(st.booleans()):
+        tie_thresholds(model, x, rng)
+    golden = reference.infer(model, x)
+    dut = FoldedNetwork(model, folding)
+    got = stream_through(dut, x, bits, sizes[-1], ready=lambda: rng.random() < 0.6)
+    assert [g[1] for g in got] == golden.pred.tolist()
+    assert [g[2] for g in got] == golden.scores.tolist()
+
+
+def test_folded_latency_and_interval_are_what_the_network_says():
+    """With a sink that is always ready the first result arrives exactly
+    ``latency`` cycles after the first input is accepted, and the next ones
+    every ``interval`` cycles (the slowest layer's schedule + 1)."""
+    rng = np.random.default_rng(3)
+    model = random_model(rng, [24, 8, 10], input_bits=2)
+    x = edge_inputs(rng, 5, 24, 3)
+    dut = FoldedNetwork(model, [(2, 4), (5, 2)])
+    got = stream_through(dut, x, 2, 10)
+    cycles = [c for c, _, _ in got]
+    assert cycles[0] == dut.latency
+    assert np.diff(cycles).tolist() == [dut.interval] * (len(x) - 1)
+    assert dut.interval == max(layer.schedule.cycles for layer in dut.layers) + 1
+    assert [g[1] for g in got] == reference.infer(model, x).pred.tolist()
+
+
+def tile_uniform_model(rng, sizes, group):
+    """A random model whose bit counts are constant over ``group`` tiles."""
+    model = random_model(rng, sizes, input_bits=3, prune=0.0)
+    for layer in model.layers:
+        gr, gc = group
+        o, i = layer.out_features, layer.in_features
+        tiles = rng.integers(1, 4, size=(o // gr, i // gc))
+        layer.nbits = np.kron(tiles, np.ones((gr, gc), np.int64)).astype(np.uint8)
+        b = np.arange(1, 4).reshape(-1, 1, 1)
+        layer.planes = (layer.planes * (layer.nbits[None] >= b)).astype(np.uint8)
+        if layer.output == "threshold":
+            lo, hi = layer.bounds()
+            layer.threshold = ((lo + hi) // 2).astype(np.int64)
+    return model
+
+
+def test_tile_uniform_bits_need_no_mask_and_cost_exactly_their_bits():
+    """When every PE x SIMD tile has one bit count, the schedule has one word
+    per tile bit-plane: cycles = weight bits / (PE x SIMD), no mask ROM, and
+    the weight ROM holds exactly the weight bits."""
+    rng = np.random.default_rng(4)
+    model = tile_uniform_model(rng, [32, 8, 4], group=(2, 8))
+    layer = model.layers[0]
+    sch = schedule(layer, 2, 8)
+    assert not sch.needs_mask
+    assert sch.cycles == sch.min_cycles == int(layer.nbits.sum()) // 16
+    assert sch.weight_memory_bits == int(layer.nbits.sum())
+    # a finer folding inside the same tiles keeps that; a coarser one does not
+    assert schedule(layer, 1, 4).cycles == int(layer.nbits.sum()) // 4
+    coarse = schedule(layer, 4, 16)
+    assert coarse.cycles > coarse.min_cycles
+    x = edge_inputs(rng, 6, 32, 7)
+    got = stream_through(FoldedNetwork(model, [(2, 8), (1, 8)]), x, 3, 4)
+    assert [g[2] for g in got] == reference.infer(model, x).scores.tolist()
+
+
+def test_per_weight_bits_put_masks_in_rom_and_cost_the_tile_maximum():
+    rng = np.random.default_rng(5)
+    layer = random_model(rng, [16, 4, 2], prune=0.0).layers[0]
+    sch = schedule(layer, 1, 8)
+    assert sch.needs_mask
+    tile_max = layer.nbits.reshape(4, 1, 2, 8).max(axis=(1, 3))
+    assert sch.cycles == estimate_cycles(layer, 1, 8) == int(tile_max.sum())
+    assert sch.weight_memory_bits == 2 * sch.cycles * 8
+
+
+def test_a_fold_without_weights_still_produces_its_outputs():
+    rng = np.random.default_rng(6)
+    model = random_model(rng, [8, 4, 3], input_bits=2, prune=0.0)
+    model.layers[0].nbits[:2] = 0     # neurons 0 and 1 pruned entirely
+    model.layers[0].planes[:, :2] = 0
+    sch = schedule(model.layers[0], 2, 4)
+    assert sch.entries[0][2] == sch.max_bits   # the filler word
+    x = edge_inputs(rng, 4, 8, 3)
+    got = stream_through(FoldedNetwork(model, [(2, 4), (3, 4)]), x, 2, 3)
+    assert [g[2] for g in got] == reference.infer(model, x).scores.tolist()
+
+
+def test_choose_folding_meets_the_target_with_the_fewest_lanes():
+    rng = np.random.default_rng(7)
+    model = random_model(rng, [64, 16, 10], input_bits=4)
+    for target in (8, 40, 200):
+        folding = choose_folding(model, target)
+        for layer, (pe, simd) in zip(model.layers, folding):
+            assert schedule(layer, pe, simd).cycles + 1 <= target
+            # no folding with fewer lanes meets it
+            assert all(estimate_cycles(layer, p, s) + 1 > target
+                       for p in divisors(layer.out_features) for s in divisors(layer.in_features)
+                       if p * s < pe * simd)
+    assert choose_folding(model, 40, {"fc1": (5, 2)})[1] == (5, 2)
+
+
+def test_folding_errors_name_the_problem():
+    model = random_model(np.random.default_rng(8), [12, 6, 4])
+    with pytest.raises(HwgenError, match="PE = 4 must divide its 6 neurons"):
+        schedule(model.layers[0], 4, 3)
+    with pytest.raises(HwgenError, match="SIMD = 5 must divide its 12 inputs"):
+        schedule(model.layers[0], 1, 5)
+    with pytest.raises(HwgenError, match="--fold names fc9"):
+        choose_folding(model, 16, {"fc9": (1, 1)})
+
+
+def test_trained_with_a_mask_group_the_folded_layers_cost_their_average_bits():
+    """hwgen train --mask-group 1x8 on digits: every 1 x 8 block has one bit
+    count, so folded with PE 1 and SIMD 8 (or 4) each layer needs exactly
+    weight bits / SIMD cycles and no mask ROM, and the network stays
+    bit-exact."""
+    from hwgen.data import load_dataset
+    from hwgen.export import export_model
+    from hwgen.train import train
+    data = load_dataset("digits")
+    net, info = train(log=None, data=data, epochs=3, mask_group=[1, 8])
+    model = export_model(net, info, data.input_bits)
+    assert abs(model.avg_weight_bits() - 1.4) < 0.03
+    for layer in model.layers:
+        blocks = layer.nbits.reshape(layer.out_features, -1, 8)
+        assert (blocks == blocks[:, :, :1]).all()
+        for simd in (8, 4):
+            sch = schedule(layer, 1, simd)
+            assert not sch.needs_mask
+            assert sch.cycles == sch.min_cycles == int(layer.nbits.sum()) // simd
+            assert sch.weight_memory_bits == int(layer.nbits.sum())
+    x = data.x_test[:12]
+    got = stream_through(FoldedNetwork(model, [(1, 8)] * 3), x, data.input_bits, 10)
+    assert [g[2] for g in got] == reference.infer(model, x).scores.tolist()
