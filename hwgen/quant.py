@@ -318,16 +318,17 @@ def hbb(w, *, nbits=None, mix=None, selection="middle-out", scale="tensor", quan
     if nbits is None:
         if selection not in ("middle-out", "magnitude"):
             raise ValueError(f"selection {selection!r} cannot be recomputed from the weights")
-        if group is None:
-            counts = mix_counts(mix, flat_n)
-            smallest = lambda key, k, hint=None: _smallest_k(key.reshape(-1), k, hint).reshape(r.shape)  # noqa: E731
-        else:
+        if group is not None:
             group = _check_group(r.shape, group)
-            size = group[0] * group[1]
-            block_counts = mix_counts(mix, flat_n // size)
-            counts = {b: c * size for b, c in block_counts.items()}
-            smallest = lambda key, k, hint=None: _expand(  # noqa: E731
-                _smallest_k(_group_mean(key, group), k // size, hint), group, r.shape)
+        size = 1 if group is None else group[0] * group[1]
+        counts = {b: c * size for b, c in mix_counts(mix, flat_n // size).items()}
+
+        def smallest(key, k, hint=None):
+            """Mask (shaped like ``r``) of the ``k`` smallest keys, or of the
+            ``k / size`` blocks with the smallest mean key."""
+            if group is None:
+                return _smallest_k(key.reshape(-1), k, hint).reshape(r.shape)
+            return _expand(_smallest_k(_group_mean(key, group), k // size, hint), group, r.shape)
         top = max(b for b in range(MAX_BITS + 1) if counts[b])
         out_bits = torch.zeros(r.shape, dtype=torch.int8, device=r.device)
         active = None if counts[0] == 0 else ~smallest(a, counts[0])
