@@ -46,9 +46,9 @@ def _nonneg_int(text):
 
 def _add_pipeline_arg(p):
     p.add_argument("--pipeline", type=_nonneg_int, default=0, metavar="K",
-                   help="register every K adder levels inside each layer, for Fmax, at the cost of "
-                        "latency and flip-flops; 0: layers are combinational between the per-layer "
-                        "registers (default: %(default)s)")
+                   help="register every K adder levels inside each layer (folded: inside each lane), "
+                        "for Fmax, at the cost of latency and flip-flops; 0: layers are combinational "
+                        "between the per-layer registers (default: %(default)s)")
 
 
 def _mask_group(text):

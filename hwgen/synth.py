@@ -23,10 +23,12 @@ __all__ = ["TARGETS", "synthesize", "synthesize_sources", "cache_dir", "format_t
 #: target -> (script template, {report key: cell-type prefixes counted})
 TARGETS = {
     "generic": ("synth_generic.ys", None),
-    "ice40": ("synth_ice40.ys", {"lut4": ("SB_LUT4",), "carry": ("SB_CARRY",), "dff": ("SB_DFF",)}),
-    "ecp5": ("synth_ecp5.ys", {"lut4": ("LUT4",), "ccu2c": ("CCU2C",), "dff": ("TRELLIS_FF",)}),
+    "ice40": ("synth_ice40.ys", {"lut4": ("SB_LUT4",), "carry": ("SB_CARRY",), "dff": ("SB_DFF",),
+                                 "bram": ("SB_RAM40_4K",)}),
+    "ecp5": ("synth_ecp5.ys", {"lut4": ("LUT4",), "ccu2c": ("CCU2C",), "dff": ("TRELLIS_FF",),
+                               "bram": ("DP16KD",)}),
     "xc7": ("synth_xc7.ys", {"lut": ("LUT",), "lut6": ("LUT6",), "carry4": ("CARRY4",),
-                             "muxf": ("MUXF",), "inv": ("INV",), "dff": ("FD",)}),
+                             "muxf": ("MUXF",), "inv": ("INV",), "dff": ("FD",), "bram": ("RAMB",)}),
     "asic": ("synth_asic.ys", {"dff": ("DFF",)}),    # plus um2, from the liberty's cell areas
 }
 

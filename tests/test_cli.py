@@ -61,8 +61,7 @@ def test_folded_rtl_from_the_command_line(tmp_path):
     assert fc1["interval"] <= 20 and manifest["interval"] == max(fc0["interval"], fc1["interval"])
     for args, needle in [(["--fold", "fc0=1x8"], "--fold applies to --arch folded"),
                          (["--arch", "folded", "--fold", "fc0=3x8"], "PE = 3 must divide its 8 neurons"),
-                         (["--arch", "folded", "--fold", "fc7=1x1"], "--fold names fc7"),
-                         (["--arch", "folded", "--pipeline", "2"], "--pipeline applies to the unrolled")]:
+                         (["--arch", "folded", "--fold", "fc7=1x1"], "--fold names fc7")]:
         assert_clean_error(hwgen("rtl", tmp_path / "m.hwgen", "-o", tmp_path / "c", *args), needle)
 
 

@@ -38,20 +38,24 @@ def test_folded_network_matches_reference_under_backpressure(seed, data):
     if data.draw(st.booleans()):
         tie_thresholds(model, x, rng)
     golden = reference.infer(model, x)
-    dut = FoldedNetwork(model, folding)
+    dut = FoldedNetwork(model, folding, data.draw(st.sampled_from([0, 1, 2])))
     got = stream_through(dut, x, bits, sizes[-1], ready=lambda: rng.random() < 0.6)
     assert [g[1] for g in got] == golden.pred.tolist()
     assert [g[2] for g in got] == golden.scores.tolist()
 
 
-def test_folded_latency_and_interval_are_what_the_network_says():
+@pytest.mark.parametrize("pipeline", [0, 1, 2])
+def test_folded_latency_and_interval_are_what_the_network_says(pipeline):
     """With a sink that is always ready the first result arrives exactly
     ``latency`` cycles after the first input is accepted, and the next ones
-    every ``interval`` cycles (the slowest layer's schedule + 1)."""
+    every ``interval`` cycles (the slowest layer's schedule + 1): pipelining
+    the lanes adds latency, not cycles per inference."""
     rng = np.random.default_rng(3)
     model = random_model(rng, [24, 8, 10], input_bits=2)
     x = edge_inputs(rng, 5, 24, 3)
-    dut = FoldedNetwork(model, [(2, 4), (5, 2)])
+    dut = FoldedNetwork(model, [(2, 8), (5, 2)], pipeline)
+    unpipelined = sum(layer.schedule.cycles + 4 for layer in dut.layers) + dut.argmax.latency + 1
+    assert (dut.latency > unpipelined) == (pipeline > 0)
     got = stream_through(dut, x, 2, 10)
     cycles = [c for c, _, _ in got]
     assert cycles[0] == dut.latency
@@ -165,3 +169,18 @@ def test_trained_with_a_mask_group_the_folded_layers_cost_their_average_bits():
     x = data.x_test[:12]
     got = stream_through(FoldedNetwork(model, [(1, 8)] * 3), x, data.input_bits, 10)
     assert [g[2] for g in got] == reference.infer(model, x).scores.tolist()
+
+
+@pytest.mark.parametrize("target,keys", [("ice40", ("lut4", "carry", "dff", "bram")),
+                                         ("ecp5", ("lut4", "ccu2c", "dff", "bram"))])
+def test_folded_weight_rom_is_counted_in_block_ram(tmp_path, target, keys):
+    """A folded layer with a 5,000-word schedule puts its weights in block
+    RAM, and the area report counts every cell it got (LUTs, carries, flops,
+    block RAMs) -- none silently left out of the columns."""
+    from hwgen import rtl
+    from hwgen.synth import synthesize
+    model = random_model(np.random.default_rng(0), [256, 32, 10], input_bits=1, prune=0.0)
+    rtl.generate(model, tmp_path, folding=[(1, 4), (1, 2)])
+    total = synthesize(tmp_path, target)["total"]
+    assert total["bram"] > 0
+    assert total["cells"] == sum(total[k] for k in keys)

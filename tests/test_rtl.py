@@ -10,7 +10,7 @@ from hwgen.artifact import Model
 from hwgen.rtl.layer import LinearLayer
 from hwgen.rtl.network import Network
 
-from conftest import random_model, stream_through
+from conftest import random_model, stream_through, tie_thresholds
 
 
 def run_layer(layer, inputs):
@@ -46,14 +46,22 @@ def edge_inputs(rng, n, fan_in, hi):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2 ** 32 - 1), fan_in=st.integers(1, 40), hidden=st.integers(1, 6),
-       classes=st.integers(2, 5), input_bits=st.integers(1, 8), max_bits=st.integers(1, 3))
-def test_layers_match_reference(seed, fan_in, hidden, classes, input_bits, max_bits):
+       classes=st.integers(2, 5), input_bits=st.integers(1, 8), max_bits=st.integers(1, 3),
+       depth=st.integers(2, 3), ties=st.booleans())
+def test_layers_match_reference(seed, fan_in, hidden, classes, input_bits, max_bits, depth, ties):
+    """Every layer alone against the golden model, thresholds anywhere or
+    (``ties``) exactly on values the inputs reach, where >= and > part."""
     rng = np.random.default_rng(seed)
-    model = random_model(rng, [fan_in, hidden, classes], input_bits=input_bits, max_bits=max_bits)
+    sizes = [fan_in] + [hidden] * (depth - 1) + [classes]
+    model = random_model(rng, sizes, input_bits=input_bits, max_bits=max_bits)
     x = edge_inputs(rng, 12, fan_in, 2 ** input_bits - 1)
+    if ties:
+        tie_thresholds(model, x, rng)
     golden = reference.infer(model, x)
-    assert np.array_equal(run_layer(model.layers[0], x), golden.activations[0])
-    assert np.array_equal(run_layer(model.layers[1], golden.activations[0]), golden.scores)
+    inputs = [x] + golden.activations
+    for k, layer in enumerate(model.layers[:-1]):
+        assert np.array_equal(run_layer(layer, inputs[k]), golden.activations[k])
+    assert np.array_equal(run_layer(model.layers[-1], inputs[-1]), golden.scores)
 
 
 @settings(max_examples=12, deadline=None)

@@ -86,12 +86,13 @@ def test_missing_simulator_named(digits_run, monkeypatch):
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_folded_rtl_bit_exact_under_backpressure(digits_run, simulator, tmp_path):
     """The folded architecture (PE x SIMD, weights in ROM per bit-plane, each
-    layer on its own inference): every test image bit-exact, in order, with
-    the sink refusing 30 % of the cycles."""
+    layer on its own inference, lanes pipelined every adder level): every
+    test image bit-exact, in order, with the sink refusing 30 % of the
+    cycles."""
     from hwgen import rtl
     from hwgen.rtl.folded import choose_folding
     model = digits_run["model"]
-    manifest = rtl.generate(model, tmp_path / "rtl", folding=choose_folding(model, 24))
+    manifest = rtl.generate(model, tmp_path / "rtl", folding=choose_folding(model, 24), pipeline=1)
     assert manifest["arch"] == "folded" and 1 < manifest["interval"] <= 24
     x = digits_run["data"].x_test
     res = simulate(model, tmp_path / "rtl", x, simulator=simulator, work_dir=tmp_path / "sim", backpressure=0.3)

@@ -26,7 +26,8 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None):
     combinational between the per-layer registers. ``folding``, one ``(pe,
     simd)`` per layer, gives the folded network instead
     (:class:`hwgen.rtl.network.FoldedNetwork`; see
-    :func:`hwgen.rtl.folded.choose_folding`)."""
+    :func:`hwgen.rtl.folded.choose_folding`), where ``pipeline = k``
+    registers the lanes' adder trees every k levels."""
     from amaranth.back import rtlil, verilog
 
     from .network import FoldedNetwork, Network
@@ -42,12 +43,9 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None):
                              f"runs it")
     if int(pipeline) < 0:
         raise HwgenError(f"pipeline must be >= 0 adder levels per register (0: none), not {pipeline}")
-    if folding is not None and int(pipeline):
-        raise HwgenError("--pipeline applies to the unrolled architecture; the folded one has its own "
-                         "fixed pipeline (4 stages per layer)")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    top = Network(model, int(pipeline)) if folding is None else FoldedNetwork(model, folding)
+    top = Network(model, int(pipeline)) if folding is None else FoldedNetwork(model, folding, int(pipeline))
     # Elaborate once: RTLIL first, then Verilog from it by the same Yosys
     # script verilog.convert() runs (elaborating a large unrolled network
     # twice cost minutes; tests/test_rtl.py checks the two agree byte for byte).

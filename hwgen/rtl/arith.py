@@ -23,7 +23,7 @@ does not matter.
 """
 from amaranth.hdl import Const, Signal, unsigned
 
-__all__ = ["Adders", "Staged", "tree_sum", "width_for"]
+__all__ = ["Adders", "Staged", "delayed", "tree_sum", "width_for"]
 
 KEEP = {"keep": 1}
 
@@ -41,6 +41,16 @@ def tree_sum(terms):
         terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
                  for i in range(0, len(terms), 2)]
     return terms[0]
+
+
+def delayed(m, enable, value, cycles, name):
+    """``value`` through ``cycles`` registers that load when ``enable`` is set."""
+    for d in range(cycles):
+        reg = Signal(value.shape(), name=f"{name}_d{d}")
+        with m.If(enable):
+            m.d.sync += reg.eq(value)
+        value = reg
+    return value
 
 
 def width_for(lo, hi):

@@ -21,7 +21,9 @@ score. All arithmetic is integer and exact; widths follow exact bounds.
 
 Pipeline per layer: issue (ROM address) -> S1 (ROM word; select the input
 group; partial sums) -> S2 (multiply by alpha, accumulate) -> S3 (compare or
-add bias; collect the fold's outputs). A layer accepts its next input one
+add bias; collect the fold's outputs). ``pipeline = k > 0`` also registers
+the partial sums' adder trees every k levels (their depth grows with
+log2 SIMD), adding those registers to the latency. A layer accepts its next input one
 cycle after it has issued the last word of the current one, so a layer
 takes ``cycles + 1`` clocks per inference, and a network of layers streams
 at the rate of its slowest layer.
@@ -29,13 +31,13 @@ at the rate of its slowest layer.
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, EnableInserter, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..errors import HwgenError
-from .arith import Adders, tree_sum, width_for
+from .arith import Adders, Staged, delayed, width_for
 from .layer import score_shape
 
 __all__ = ["FoldedLayer", "Schedule", "choose_folding", "estimate_cycles", "schedule"]
@@ -110,7 +112,8 @@ def _divisors(n):
 
 
 class FoldedLayer(wiring.Component):
-    """One dense :class:`hwgen.artifact.Layer`, folded to ``pe`` x ``simd``.
+    """One dense :class:`hwgen.artifact.Layer`, folded to ``pe`` x ``simd``;
+    ``pipeline = k > 0`` registers the lanes' adder trees every k levels.
 
     Members
     -------
@@ -120,11 +123,11 @@ class FoldedLayer(wiring.Component):
         out_features)`` for the scores layer.
     """
 
-    def __init__(self, layer, pe, simd):
+    def __init__(self, layer, pe, simd, pipeline=0):
         if layer.op != "dense" or (layer.input == "binary" and layer.input_bits != 1):
             raise HwgenError(f"layer {layer.name}: the folded architecture takes dense layers over "
                              f"unsigned or 1-bit binary inputs")
-        self._layer = layer
+        self._layer, self._pipeline, self._stages = layer, int(pipeline), None
         self.schedule = schedule(layer, pe, simd)
         if layer.output == "scores":
             y_shape = data.ArrayLayout(score_shape(layer), layer.out_features)
@@ -142,12 +145,50 @@ class FoldedLayer(wiring.Component):
     @property
     def latency(self):
         """Cycles from an accepted input to its valid output (no stalls)."""
-        return self.schedule.cycles + 4
+        return self.schedule.cycles + 4 + self._lane_stages()
+
+    def _lane(self, m, p, xg, word):
+        """PE ``p``'s partial sum for the input group ``xg`` and schedule
+        ``word``, staged (registers every ``pipeline`` adder levels)."""
+        layer, sch, bits = self._layer, self.schedule, self._layer.input_bits
+        adders = Adders(m, f"lane{p}", self._pipeline)
+        lanes = range(p * sch.simd, (p + 1) * sch.simd)
+        mask = [word.masks[k] if sch.needs_mask else Const(1, 1) for k in lanes]
+        if layer.input == "binary":   # 2 * popcount(XNOR(s, a) AND m)
+            count, _, _ = adders.popcount((~(xg[s] ^ word.signs[k]) & mask[s], False)
+                                          for s, k in enumerate(lanes))
+            return Staged(count.value * 2, count.stage, count.depth)
+        top = (1 << bits) - 1          # sum(m * s * x): kept trees of both halves, one subtraction
+        xs = [xg[s * bits:(s + 1) * bits] for s in range(sch.simd)]
+        pos, _ = adders.sum((Staged(Mux(word.signs[k] & mask[s], xs[s], 0)), top) for s, k in enumerate(lanes))
+        neg, _ = adders.sum((Staged(Mux(~word.signs[k] & mask[s], xs[s], 0)), top) for s, k in enumerate(lanes))
+        return adders.node(lambda a, b: a - b, [pos, neg])
+
+    def _lane_stages(self):
+        """Registers inside a lane's adder trees (the same in every lane):
+        built once, aside, on stand-in signals."""
+        if self._stages is None:
+            scratch = Module()
+            scratch._MustUse__silence = True
+            word = Signal(self._word_layout())
+            self._stages = self._lane(scratch, 0, Signal(self.schedule.simd * self._layer.input_bits),
+                                      word).stage
+        return self._stages
 
     @property
     def interval(self):
         """Cycles per inference when the layer streams on its own."""
         return self.schedule.cycles + 1
+
+    def _word_layout(self):
+        sch = self.schedule
+        lanes = sch.pe * sch.simd
+        return data.StructLayout({
+            "signs": unsigned(lanes), "masks": unsigned(lanes if sch.needs_mask else 0),
+            "group": unsigned(max((sch.groups - 1).bit_length(), 1)),
+            "plane": unsigned(max(sch.max_bits.bit_length(), 1)),      # planes 0..max_bits (filler)
+            "fold": unsigned(max((sch.folds - 1).bit_length(), 1)),
+            "first": unsigned(1), "last": unsigned(1)})
 
     def _constants(self):
         """Per neuron: what the datapath leaves out of ``Y`` (``const``), and
@@ -177,14 +218,10 @@ class FoldedLayer(wiring.Component):
         acc_shape = signed(acc_w + 1)
         a_w = max(int(layer.alpha.max(initial=0)).bit_length(), 1)
         plane_w = max(sch.max_bits.bit_length(), 1)          # planes 0..max_bits (filler)
-        group_w = max((sch.groups - 1).bit_length(), 1)
         fold_w = max((sch.folds - 1).bit_length(), 1)
 
         # ROM 1: the schedule, one word per cycle
-        word = data.StructLayout({
-            "signs": unsigned(pe * simd), "masks": unsigned(pe * simd if sch.needs_mask else 0),
-            "group": unsigned(group_w), "plane": unsigned(plane_w), "fold": unsigned(fold_w),
-            "first": unsigned(1), "last": unsigned(1)})
+        word = self._word_layout()
         init = []
         for k, (f, g, b, signs, masks) in enumerate(sch.entries):
             first = k == 0 or sch.entries[k - 1][0] != f
@@ -237,28 +274,23 @@ class FoldedLayer(wiring.Component):
             m.d.sync += v1.eq(busy)
         w1 = rd.data
 
-        # S1: the input group and the partial sums, registered
+        # S1: the input group and the partial sums (kept adder trees, their
+        # pipeline registers stalled with the layer), registered
         xg = Signal(simd * bits)
         m.d.comb += xg.eq(x.as_value().word_select(w1.group, simd * bits))
-        parts = []
+        lanes = Module()
+        m.submodules.lanes = EnableInserter(run)(lanes)
+        depth, parts = self._lane_stages(), []
         for p in range(pe):
-            lanes = range(p * simd, (p + 1) * simd)
-            if layer.input == "binary":
-                hits = [~(xg[s] ^ w1.signs[k]) & (w1.masks[k] if sch.needs_mask else 1)
-                        for s, k in enumerate(lanes)]
-                count, _, _ = Adders(m, f"pc{p}").popcount((h, False) for h in hits)
-                part = count.value * 2
-            else:
-                terms = []
-                for s, k in enumerate(lanes):
-                    xs = xg[s * bits:(s + 1) * bits]
-                    term = Mux(w1.signs[k], xs, -xs)
-                    terms.append(Mux(w1.masks[k], term, 0) if sch.needs_mask else term)
-                part = tree_sum(terms)
-            reg = Signal(part.shape(), name=f"part{p}")
+            part = self._lane(lanes, p, xg, w1)
+            assert part.stage == depth   # every lane has the same trees
+            reg = Signal(part.value.shape(), name=f"part{p}")
             parts.append(reg)
             with m.If(run):
-                m.d.sync += reg.eq(part)
+                m.d.sync += reg.eq(part.value)
+        # the word's control travels alongside the trees' registers
+        w1 = data.View(w1.shape(), delayed(m, run, w1.as_value(), depth, "word"))
+        v1 = delayed(m, run, v1, depth, "word_valid")
         ctl2 = Signal(data.StructLayout({"fold": unsigned(fold_w), "first": 1, "last": 1}))
         v2 = Signal()
         ra = alpha_rom.read_port()

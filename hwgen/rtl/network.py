@@ -4,6 +4,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .argmax import Argmax
+from .arith import delayed
 from .folded import FoldedLayer
 from .layer import LinearLayer
 
@@ -16,16 +17,6 @@ def _layouts(model, score_shape):
         "label": unsigned(max((model.n_classes - 1).bit_length(), 1)),
         "scores": data.ArrayLayout(score_shape, model.n_classes),
     })
-
-
-def _delayed(m, enable, value, cycles, name):
-    """``value`` through ``cycles`` registers that load when ``enable`` is set."""
-    for d in range(cycles):
-        reg = Signal(value.shape(), name=f"{name}_d{d}")
-        with m.If(enable):
-            m.d.sync += reg.eq(value)
-        value = reg
-    return value
 
 
 class Network(wiring.Component):
@@ -71,43 +62,49 @@ class Network(wiring.Component):
             # the layer's own pipeline registers stall with the rest
             m.submodules[self._model.layers[k].name] = EnableInserter(advance)(layer)
             m.d.comb += layer.x.eq(payload)
-            valid = _delayed(m, advance, valid, layer.latency, f"stage{k}_valid")
+            valid = delayed(m, advance, valid, layer.latency, f"stage{k}_valid")
             reg = Signal(layer.y.shape(), name=f"stage{k}")
             reg_valid = Signal(name=f"stage{k}_valid")
             with m.If(advance):
                 m.d.sync += [reg.eq(layer.y), reg_valid.eq(valid)]
             payload, valid = reg, reg_valid
 
-        m.submodules.argmax = EnableInserter(advance)(self.argmax)
-        m.d.comb += self.argmax.scores.eq(payload)
-        # the scores and valid keep pace with the index
-        payload = _delayed(m, advance, payload, self.argmax.latency, "argmax_scores")
-        valid = _delayed(m, advance, valid, self.argmax.latency, "argmax_valid")
-        with m.If(advance):
-            m.d.sync += [self.o.payload.scores.eq(payload), self.o.payload.label.eq(self.argmax.index),
-                         self.o.valid.eq(valid)]
+        _argmax_stage(m, self.argmax, advance, payload, valid, self.o)
         return m
+
+
+def _argmax_stage(m, argmax, advance, scores, valid, o):
+    """The argmax (its pipeline stalled by ``advance``), the scores and valid
+    delayed alongside the index, then the output register ``o``."""
+    m.submodules.argmax = EnableInserter(advance)(argmax)
+    m.d.comb += argmax.scores.eq(scores)
+    scores = delayed(m, advance, scores, argmax.latency, "argmax_scores")
+    valid = delayed(m, advance, valid, argmax.latency, "argmax_valid")
+    with m.If(advance):
+        m.d.sync += [o.payload.scores.eq(scores), o.payload.label.eq(argmax.index), o.valid.eq(valid)]
 
 
 class FoldedNetwork(wiring.Component):
     """Folded layers (:class:`FoldedLayer`) chained by valid/ready streams,
-    then the argmax in one register stage. Each layer works on its own
-    inference, so the network streams one inference per :attr:`interval`
-    cycles (its slowest layer's).
+    then the argmax, registered after every compare level. Each layer works
+    on its own inference, so the network streams one inference per
+    :attr:`interval` cycles (its slowest layer's).
 
-    ``folding``: one ``(pe, simd)`` per layer. Ports as :class:`Network`.
+    ``folding``: one ``(pe, simd)`` per layer; ``pipeline = k > 0``
+    registers the lanes' adder trees every k levels. Ports as :class:`Network`.
     The stream between layer k and k+1 is visible as ``stage{k}`` /
     ``stage{k}_valid`` (the probes ``hwgen sim`` reads after a mismatch).
     """
 
-    def __init__(self, model, folding):
+    def __init__(self, model, folding, pipeline=0):
         if len(folding) != len(model.layers):
             raise ValueError(f"{len(folding)} foldings for {len(model.layers)} layers")
         self._model = model
-        self.layers = [FoldedLayer(layer, pe, simd) for layer, (pe, simd) in zip(model.layers, folding)]
+        self.layers = [FoldedLayer(layer, pe, simd, pipeline) for layer, (pe, simd) in zip(model.layers, folding)]
         score_shape = self.layers[-1].o.payload.shape().elem_shape
         self.input_layout, self.output_layout = _layouts(model, score_shape)
-        self.argmax = Argmax(score_shape, model.n_classes)
+        # registered after every compare level: the argmax was the critical path
+        self.argmax = Argmax(score_shape, model.n_classes, pipeline=1)
         super().__init__({
             "i": In(stream.Signature(self.input_layout)),
             "o": Out(stream.Signature(self.output_layout)),
@@ -116,7 +113,7 @@ class FoldedNetwork(wiring.Component):
     @property
     def latency(self):
         """Cycles from an accepted input to its valid output (no stalls)."""
-        return sum(layer.latency for layer in self.layers) + 1
+        return sum(layer.latency for layer in self.layers) + self.argmax.latency + 1
 
     @property
     def interval(self):
@@ -133,9 +130,6 @@ class FoldedNetwork(wiring.Component):
             probe_valid = Signal(name=f"stage{k}_valid")
             m.d.comb += [probe.eq(layer.o.payload), probe_valid.eq(layer.o.valid)]
             upstream = layer.o
-        m.submodules.argmax = self.argmax
-        m.d.comb += [self.argmax.scores.eq(upstream.payload), upstream.ready.eq(~self.o.valid | self.o.ready)]
-        with m.If(upstream.ready):
-            m.d.sync += [self.o.payload.scores.eq(upstream.payload), self.o.payload.label.eq(self.argmax.index),
-                         self.o.valid.eq(upstream.valid)]
+        m.d.comb += upstream.ready.eq(~self.o.valid | self.o.ready)
+        _argmax_stage(m, self.argmax, upstream.ready, upstream.payload, upstream.valid, self.o)
         return m
