@@ -54,7 +54,7 @@ def test_folded_latency_and_interval_are_what_the_network_says(pipeline):
     model = random_model(rng, [24, 8, 10], input_bits=2)
     x = edge_inputs(rng, 5, 24, 3)
     dut = FoldedNetwork(model, [(2, 8), (5, 2)], pipeline)
-    unpipelined = sum(layer.schedule.cycles + 4 for layer in dut.layers) + dut.argmax.latency + 1
+    unpipelined = sum(layer.schedule.cycles + 5 for layer in dut.layers) + dut.argmax.latency + 1
     assert (dut.latency > unpipelined) == (pipeline > 0)
     got = stream_through(dut, x, 2, 10)
     cycles = [c for c, _, _ in got]

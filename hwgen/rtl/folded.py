@@ -21,7 +21,7 @@ score. All arithmetic is integer and exact; widths follow exact bounds.
 
 Pipeline per layer: issue (ROM address) -> S1 (ROM word; select the input
 group; partial sums) -> S2 (multiply by alpha, accumulate) -> S3 (compare or
-add bias; collect the fold's outputs). ``pipeline = k > 0`` also registers
+add bias) -> S4 (collect the fold's outputs). ``pipeline = k > 0`` also registers
 the partial sums' adder trees every k levels (their depth grows with
 log2 SIMD), adding those registers to the latency. A layer accepts its next input one
 cycle after it has issued the last word of the current one, so a layer
@@ -145,7 +145,7 @@ class FoldedLayer(wiring.Component):
     @property
     def latency(self):
         """Cycles from an accepted input to its valid output (no stalls)."""
-        return self.schedule.cycles + 4 + self._lane_stages()
+        return self.schedule.cycles + 5 + self._lane_stages()
 
     def _lane(self, m, p, xg, word):
         """PE ``p``'s partial sum for the input group ``xg`` and schedule
@@ -310,23 +310,32 @@ class FoldedLayer(wiring.Component):
                     product = ra.data[p * a_w:(p + 1) * a_w] * parts[p]
                     m.d.sync += accs[p].eq(Mux(ctl2.first, 0, accs[p]) + product)
 
-        # S3: the fold's outputs; the last fold completes the output word
+        # S3: the fold's outputs (compare, or add the offset), registered
         outs = []
         for p in range(pe):
             c = re.data[p * (c_w + 1):(p + 1) * (c_w + 1)].as_signed()
             if layer.output == "scores":
-                outs.append((accs[p] + c)[:self.o.payload[0].shape().width])
+                out = (accs[p] + c)[:self.o.payload[0].shape().width]
             else:
                 up = re.data[(c_w + 1) * pe + p]
-                outs.append(Mux(up, accs[p] >= c, accs[p] <= c))
-        lane_w = len(outs[0]) if layer.output == "scores" else 1
+                out = Mux(up, accs[p] >= c, accs[p] <= c)
+            reg = Signal(len(out), name=f"out{p}")
+            with m.If(run):
+                m.d.sync += reg.eq(out)
+            outs.append(reg)
+        v4, fold4 = Signal(), Signal(fold_w)
+        with m.If(run):
+            m.d.sync += [v4.eq(v3), fold4.eq(fold3)]
+
+        # S4: collect the fold's outputs; the last fold completes the output word
+        lane_w = len(outs[0])
         result = Signal(layer.out_features * lane_w)
-        finishing = v3 & (fold3 == sch.folds - 1)
+        finishing = v4 & (fold4 == sch.folds - 1)
         m.d.comb += run.eq(~(finishing & self.o.valid & ~self.o.ready))
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(run & v3):
-            with m.Switch(fold3):
+        with m.If(run & v4):
+            with m.Switch(fold4):
                 for f in range(sch.folds):
                     with m.Case(f):
                         m.d.sync += result[f * pe * lane_w:(f + 1) * pe * lane_w].eq(Cat(*outs))
