@@ -50,7 +50,7 @@ def _does_not_fit(log_text, device):
     if not m:
         return None
     return (f"the design does not fit on {device}: it needs {int(m.group(1)):,} {m.group(2)} cells, more "
-            f"than the device has; try the ecp5 target or a smaller network")
+            f"than the device has; try --arch folded (hwgen rtl), the ecp5 target or a smaller network")
 
 
 def place_and_route(rtl_dir, target="ice40", *, freq=None, seed=1, log=None):

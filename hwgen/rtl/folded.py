@@ -217,11 +217,10 @@ class FoldedLayer(wiring.Component):
         acc_w, _ = width_for(min(int(acc_lo.min()), 0), int(acc_hi.max()))
         acc_shape = signed(acc_w + 1)
         a_w = max(int(layer.alpha.max(initial=0)).bit_length(), 1)
-        plane_w = max(sch.max_bits.bit_length(), 1)          # planes 0..max_bits (filler)
-        fold_w = max((sch.folds - 1).bit_length(), 1)
 
         # ROM 1: the schedule, one word per cycle
         word = self._word_layout()
+        plane_w, fold_w = word.members["plane"].width, word.members["fold"].width
         init = []
         for k, (f, g, b, signs, masks) in enumerate(sch.entries):
             first = k == 0 or sch.entries[k - 1][0] != f
@@ -240,13 +239,11 @@ class FoldedLayer(wiring.Component):
         # ROM 3: per fold, the threshold (minus const) and direction, or the score offset
         if layer.output == "scores":
             c_w, _ = width_for(min(int(const.min()), 0), max(int(const.max()), 0))
-            c_shape = signed(c_w + 1)
             ends = [_pack_ints([int(const[f * pe + p]) for p in range(pe)], c_w + 1) for f in range(sch.folds)]
             end_w = (c_w + 1) * pe
         else:
             t = layer.threshold.astype(np.int64) - const
             c_w, _ = width_for(min(int(t.min()), 0), max(int(t.max()), 0))
-            c_shape = signed(c_w + 1)
             ends = [_pack_ints([int(t[f * pe + p]) for p in range(pe)], c_w + 1)
                     | (_pack_ints([int(layer.direction[f * pe + p] > 0) for p in range(pe)], 1)
                        << ((c_w + 1) * pe)) for f in range(sch.folds)]
@@ -288,15 +285,16 @@ class FoldedLayer(wiring.Component):
             parts.append(reg)
             with m.If(run):
                 m.d.sync += reg.eq(part.value)
-        # the word's control travels alongside the trees' registers
-        w1 = data.View(w1.shape(), delayed(m, run, w1.as_value(), depth, "word"))
-        v1 = delayed(m, run, v1, depth, "word_valid")
-        ctl2 = Signal(data.StructLayout({"fold": unsigned(fold_w), "first": 1, "last": 1}))
+        # the word's control (not its weights) travels alongside the trees' registers
+        control = data.StructLayout({"plane": unsigned(plane_w), "fold": unsigned(fold_w), "first": 1, "last": 1})
+        ctl1 = data.View(control, delayed(m, run, Cat(w1.plane, w1.fold, w1.first, w1.last), depth, "control"))
+        v1 = delayed(m, run, v1, depth, "control_valid")
+        ctl2 = Signal(control)
         v2 = Signal()
         ra = alpha_rom.read_port()
-        m.d.comb += [ra.addr.eq(Cat(w1.plane, w1.fold)), ra.en.eq(run)]
+        m.d.comb += [ra.addr.eq(Cat(ctl1.plane, ctl1.fold)), ra.en.eq(run)]
         with m.If(run):
-            m.d.sync += [v2.eq(v1), ctl2.fold.eq(w1.fold), ctl2.first.eq(w1.first), ctl2.last.eq(w1.last)]
+            m.d.sync += [v2.eq(v1), ctl2.eq(ctl1)]
 
         # S2: multiply by alpha and accumulate
         accs = [Signal(acc_shape, name=f"acc{p}") for p in range(pe)]
