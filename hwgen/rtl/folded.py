@@ -21,12 +21,12 @@ score. All arithmetic is integer and exact; widths follow exact bounds.
 
 Pipeline per layer: issue (ROM address) -> S1 (ROM word; select the input
 group; partial sums) -> S2 (multiply by alpha, accumulate) -> S3 (compare or
-add bias) -> S4 (collect the fold's outputs). ``pipeline = k > 0`` also registers
-the partial sums' adder trees every k levels (their depth grows with
-log2 SIMD), adding those registers to the latency. A layer accepts its next input one
-cycle after it has issued the last word of the current one, so a layer
-takes ``cycles + 1`` clocks per inference, and a network of layers streams
-at the rate of its slowest layer.
+add bias) -> S4 (collect the fold's outputs). ``pipeline = k > 0`` also
+registers the partial sums' adder trees every k levels (their depth grows
+with log2 SIMD), adding those registers to the latency. A layer accepts its
+next input one cycle after it has issued the last word of the current one,
+so a layer takes ``cycles + 1`` clocks per inference, and a network of
+layers streams at the rate of its slowest layer.
 """
 from dataclasses import dataclass
 
