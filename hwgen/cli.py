@@ -51,27 +51,29 @@ def _add_pipeline_arg(p):
                         "between the per-layer registers (default: %(default)s)")
 
 
-def _mask_group(text):
-    rows, x, cols = text.lower().partition("x")
+def _size(text):
+    """``"AxB"`` with positive integers A and B as ``[A, B]``, or None."""
+    a, x, b = text.lower().partition("x")
     try:
-        value = [int(rows), int(cols)]
+        value = [int(a), int(b)]
     except ValueError:
-        value = None
-    if not x or value is None or min(value) < 1:
+        return None
+    return value if x and min(value) >= 1 else None
+
+
+def _mask_group(text):
+    value = _size(text)
+    if value is None:
         raise argparse.ArgumentTypeError(f"expected ROWSxCOLS (e.g. 1x8), got {text!r}")
     return value
 
 
 def _fold_spec(text):
     name, sep, size = text.partition("=")
-    pe, x, simd = size.lower().partition("x")
-    try:
-        value = (name.strip(), int(pe), int(simd))
-    except ValueError:
-        value = None
-    if not sep or not x or value is None or value[1] < 1 or value[2] < 1:
+    value = _size(size)
+    if not sep or value is None:
         raise argparse.ArgumentTypeError(f"expected LAYER=PExSIMD (e.g. fc0=2x16), got {text!r}")
-    return value
+    return (name.strip(), *value)
 
 
 def _add_arch_args(p):

@@ -43,6 +43,12 @@ def random_model(rng, sizes, input_bits=4, max_bits=3, frac_bits=8, prune=0.1):
     return model
 
 
+def edge_inputs(rng, n, fan_in, hi):
+    """``n`` random rows in ``0..hi`` after an all-zero and an all-``hi`` row."""
+    x = rng.integers(0, hi + 1, size=(n, fan_in))
+    return np.vstack([np.zeros((1, fan_in), np.int64), np.full((1, fan_in), hi), x])
+
+
 def tie_thresholds(model, x, rng):
     """Move every threshold onto the pre-activation ``Y`` that one of the rows
     of ``x`` actually reaches, so ``Y == threshold`` (where >= and > part)

@@ -10,16 +10,11 @@ from hwgen.errors import HwgenError
 from hwgen.rtl.folded import choose_folding, estimate_cycles, schedule
 from hwgen.rtl.network import FoldedNetwork
 
-from conftest import random_model, stream_through, tie_thresholds
+from conftest import edge_inputs, random_model, stream_through, tie_thresholds
 
 
 def divisors(n):
     return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def edge_inputs(rng, n, fan_in, hi):
-    x = rng.integers(0, hi + 1, size=(n, fan_in))
-    return np.vstack([np.zeros((1, fan_in), np.int64), np.full((1, fan_in), hi), x])
 
 
 @settings(max_examples=25, deadline=None)

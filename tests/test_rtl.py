@@ -10,7 +10,7 @@ from hwgen.artifact import Model
 from hwgen.rtl.layer import LinearLayer
 from hwgen.rtl.network import Network
 
-from conftest import random_model, stream_through, tie_thresholds
+from conftest import edge_inputs, random_model, stream_through, tie_thresholds
 
 
 def run_layer(layer, inputs):
@@ -37,11 +37,6 @@ def run_layer(layer, inputs):
 def single_layer_model(layer, input_bits, frac_bits):
     return Model(layers=[layer], input_features=layer.in_features, input_bits=input_bits,
                  scale_frac_bits=frac_bits, n_classes=layer.out_features)
-
-
-def edge_inputs(rng, n, fan_in, hi):
-    x = rng.integers(0, hi + 1, size=(n, fan_in))
-    return np.vstack([np.zeros((1, fan_in), np.int64), np.full((1, fan_in), hi), x])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
