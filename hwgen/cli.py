@@ -215,6 +215,11 @@ def cmd_rtl(args):
     manifest = rtl.generate(model, args.output, _sha256(args.artifact), pipeline=args.pipeline,
                             folding=folding)
     for entry in manifest["layers"]:
+        if entry.get("op") == "conv2d":
+            _log(f"  {entry['name']}: {'x'.join(map(str, entry['kernel']))} conv over "
+                 f"{'x'.join(map(str, entry['in_shape']))} pixel by pixel"
+                 + (f", {entry['pool']}x{entry['pool']} max-pool" if entry["pool"] > 1 else "")
+                 + f", {entry['interval']} clocks per map")
         if "pe" in entry:
             _log(f"  {entry['name']}: PE {entry['pe']} x SIMD {entry['simd']}, {entry['cycles']} cycles "
                  f"(minimum {entry['min_cycles']}), {entry['weight_memory_bits']} weight ROM bits")
@@ -282,8 +287,12 @@ def cmd_sim(args):
                   f"{mm['expected_scores']}, got label {mm['got_label']} scores {mm['got_scores']}")
         diag = res.get("diagnosis")
         if diag:
-            where = (f"layer {diag['layer']}, neuron {diag['neuron']}: expected {diag['expected']}, "
-                     f"got {diag['got']}") if diag["layer"] else diag.get("note", "no layer register differs")
+            if "channel" in diag:   # a conv layer: name the output map's channel and pixel
+                unit = f"channel {diag['channel']} at output pixel {diag['pixel']} (raster order)"
+            else:
+                unit = f"neuron {diag['neuron']}"
+            where = (f"layer {diag['layer']}, {unit}: expected {diag['expected']}, got {diag['got']}"
+                     if diag["layer"] else diag.get("note", "no layer register differs"))
             print(f"  first failing image {diag['vector']}: {where}")
             if diag["waveform"]:
                 print(f"  waveform of that image: {diag['waveform']}")

@@ -40,8 +40,8 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
     from .train import save_checkpoint, train
 
     model_kind, act_bits = train_kwargs.get("model", "mlp"), train_kwargs.get("act_bits", 1)
-    if model_kind != "mlp" or act_bits != 1:
-        raise HwgenError(f"hwgen flow ends in RTL, which this hwgen generates for --model mlp with "
+    if model_kind not in ("mlp", "cnn") or act_bits != 1:
+        raise HwgenError(f"hwgen flow ends in RTL, which this hwgen generates for --model mlp or cnn with "
                          f"--act-bits 1 only (asked: --model {model_kind} --act-bits {act_bits}); "
                          f"use hwgen train / export / sweep for the others")
     out = Path(out)
@@ -115,6 +115,13 @@ def write_markdown(r):
              f"{r['rtl']['throughput']}"
              + (f" (pipelined: a register every {r['rtl']['pipeline']} adder levels)"
                 if r["rtl"].get("pipeline") else ""), ""]
+    convs = [e for e in r["rtl"]["layers"] if e.get("op") == "conv2d"]
+    if convs:
+        lines += ["## Convolution (pixel streams)", "",
+                  "| layer | input C x H x W | kernel | pool | output C x H x W | clocks per map |",
+                  "|---|---|---|---:|---|---:|"]
+        lines += [f"| {e['name']} | {' x '.join(map(str, e['in_shape']))} | {'x'.join(map(str, e['kernel']))} | "
+                  f"{e['pool']} | {' x '.join(map(str, e['out_shape']))} | {e['interval']} |" for e in convs] + [""]
     folded = [e for e in r["rtl"]["layers"] if "pe" in e]
     if folded:
         lines += ["## Folding", "", "| layer | PE | SIMD | weight bits | cycles | minimum | weight ROM bits |",

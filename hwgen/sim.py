@@ -286,19 +286,27 @@ def _diagnose(model, rtl, sources, x, golden, k, simulator, work):
              "layer": None, "neuron": None}
     seen = result.get("probes", {})
     for i, layer in enumerate(model.layers):
-        value = seen.get(probes[i])
-        if value is None:  # a netlist may have renamed or merged the register
+        values = seen.get(probes[i])
+        if values is None:  # a netlist may have renamed or merged the register
             found["note"] = f"probe {probes[i]} not found in the design: the layer cannot be named"
             break
         if layer.output == "scores":
-            got = _scores(value, 0, rtl["score_width"], layer.out_features)
+            got = _scores(values[0], 0, rtl["score_width"], layer.out_features)
             want = golden.scores[k].tolist()
+        elif layer.op == "conv2d":   # one value per output pixel, raster order; the map is channel-major
+            channels, pixels = layer.out_shape[0], len(values)
+            got = [(values[q] >> c) & 1 for c in range(channels) for q in range(pixels)]
+            want = golden.activations[i][k].tolist()
         else:
-            got = [(value >> o) & 1 for o in range(layer.out_size)]
+            got = [(values[0] >> o) & 1 for o in range(layer.out_size)]
             want = golden.activations[i][k].tolist()
         if got != want:
-            o = next(j for j in range(len(want)) if got[j] != want[j])
-            found.update(layer=layer.name, neuron=o, expected=int(want[o]), got=int(got[o]))
+            o = next((j for j in range(min(len(got), len(want))) if got[j] != want[j]), min(len(got), len(want)))
+            found.update(layer=layer.name, neuron=o, expected=int(want[o]) if o < len(want) else None,
+                         got=int(got[o]) if o < len(got) else None)
+            if layer.op == "conv2d":
+                q = o % max(pixels, 1)
+                found.update(channel=o // max(pixels, 1), pixel=q, pixels=pixels)
             break
     return found
 

@@ -1,7 +1,9 @@
 """cocotb diagnosis run: one vector through the network alone, recording each
-layer's pipeline register (``stage0``, ``stage1``, ...) when it becomes valid,
-so ``hwgen.sim`` can name the first layer and neuron that differ from the
-golden model. Runs with waveforms on.
+layer's output (``stage0``, ``stage1``, ...) on every cycle it is valid (a
+dense layer's once, a conv layer's once per output pixel), so ``hwgen.sim``
+can name the first layer and neuron that differ from the golden model. The
+output is always ready, so nothing stalls and each valid cycle is one
+transfer. Runs with waveforms on.
 """
 import json
 import os
@@ -35,8 +37,8 @@ async def probe_layers(dut):
         await ReadOnly()
         sent |= dut.i__ready.value == 1
         for name, (value, valid) in handles.items():
-            if name not in seen and valid.value == 1 and value.value.is_resolvable:
-                seen[name] = int(value.value)
+            if valid.value == 1 and value.value.is_resolvable:
+                seen.setdefault(name, []).append(int(value.value))
         done = dut.o__valid.value == 1
         await RisingEdge(dut.clk)
         if done:

@@ -16,29 +16,50 @@ from hwgen.artifact import Layer, Model
 os.environ["HWGEN_CACHE"] = tempfile.mkdtemp(prefix="hwgen-test-cache-")
 
 
+def _random_layer(rng, name, fan_in, fan_out, first, last, input_bits, max_bits, frac_bits, prune, **conv):
+    nbits = rng.integers(1, max_bits + 1, size=(fan_out, fan_in)).astype(np.uint8)
+    nbits[rng.random((fan_out, fan_in)) < prune] = 0
+    b = np.arange(1, max_bits + 1).reshape(-1, 1, 1)
+    planes = (rng.integers(0, 2, size=(max_bits, fan_out, fan_in)) * (nbits[None] >= b)).astype(np.uint8)
+    alpha = np.tile(rng.integers(1, 2 ** frac_bits + 1, size=max_bits), (fan_out, 1)).astype(np.int64)
+    layer = Layer(name=name, input="uint" if first else "binary", input_bits=input_bits if first else 1,
+                  output="scores" if last else "threshold", nbits=nbits, planes=planes, alpha=alpha, **conv)
+    if last:
+        layer.bias = rng.integers(-50, 51, size=fan_out).astype(np.int64)
+    else:
+        lo, hi = layer.bounds()
+        # thresholds anywhere in (and just outside) the reachable range
+        layer.threshold = np.array([rng.integers(l - 1, h + 2) for l, h in zip(lo, hi)], dtype=np.int64)
+        layer.direction = rng.choice(np.array([-1, 1], dtype=np.int8), size=fan_out)
+    return layer
+
+
 def random_model(rng, sizes, input_bits=4, max_bits=3, frac_bits=8, prune=0.1):
     """A random but valid integer model: layer widths ``sizes`` (inputs first)."""
-    layers = []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
-        first, last = i == 0, i == len(sizes) - 2
-        nbits = rng.integers(1, max_bits + 1, size=(fan_out, fan_in)).astype(np.uint8)
-        nbits[rng.random((fan_out, fan_in)) < prune] = 0
-        b = np.arange(1, max_bits + 1).reshape(-1, 1, 1)
-        planes = (rng.integers(0, 2, size=(max_bits, fan_out, fan_in)) * (nbits[None] >= b)).astype(np.uint8)
-        alpha = np.tile(rng.integers(1, 2 ** frac_bits + 1, size=max_bits), (fan_out, 1)).astype(np.int64)
-        layer = Layer(name=f"fc{i}", input="uint" if first else "binary",
-                      input_bits=input_bits if first else 1, output="scores" if last else "threshold",
-                      nbits=nbits, planes=planes, alpha=alpha)
-        if last:
-            layer.bias = rng.integers(-50, 51, size=fan_out).astype(np.int64)
-        else:
-            lo, hi = layer.bounds()
-            # thresholds anywhere in (and just outside) the reachable range
-            layer.threshold = np.array([rng.integers(l - 1, h + 2) for l, h in zip(lo, hi)], dtype=np.int64)
-            layer.direction = rng.choice(np.array([-1, 1], dtype=np.int8), size=fan_out)
-        layers.append(layer)
+    layers = [_random_layer(rng, f"fc{i}", fan_in, fan_out, i == 0, i == len(sizes) - 2, input_bits, max_bits,
+                            frac_bits, prune) for i, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:]))]
     model = Model(layers=layers, input_features=sizes[0], input_bits=input_bits,
                   scale_frac_bits=frac_bits, n_classes=sizes[-1])
+    artifact._validate(model)
+    return model
+
+
+def random_cnn(rng, in_shape, convs, dense, input_bits=4, max_bits=3, frac_bits=8, prune=0.1):
+    """A random valid CNN: ``convs`` is ``[(channels, (kh, kw), pool), ...]``
+    over a ``[C, H, W]`` input, then dense layers of widths ``dense`` (the
+    last one: the classes)."""
+    layers, shape = [], tuple(in_shape)
+    for k, (channels, kernel, pool) in enumerate(convs):
+        layer = _random_layer(rng, f"conv{k}", shape[0] * kernel[0] * kernel[1], channels, k == 0, False,
+                              input_bits, max_bits, frac_bits, prune, op="conv2d", in_shape=shape,
+                              kernel=tuple(kernel), pool=pool)
+        layers.append(layer)
+        shape = layer.out_shape
+    sizes = [int(np.prod(shape))] + list(dense)
+    layers += [_random_layer(rng, f"fc{i}", fan_in, fan_out, False, i == len(dense) - 1, input_bits, max_bits,
+                             frac_bits, prune) for i, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:]))]
+    model = Model(layers=layers, input_features=int(np.prod(in_shape)), input_bits=input_bits,
+                  scale_frac_bits=frac_bits, n_classes=dense[-1])
     artifact._validate(model)
     return model
 
@@ -97,6 +118,18 @@ def stream_through(dut, x, input_bits, n_classes, ready=lambda: 1, max_cycles=10
     sim.add_testbench(bench)
     sim.run()
     return got
+
+
+@pytest.fixture(scope="session")
+def cnn_run():
+    """A small digits CNN (conv c8 -> conv c8 -> 2x2 pool -> 32 -> 10), 1.4 bits, exported."""
+    from hwgen.data import load_dataset
+    from hwgen.export import export_model
+    from hwgen.train import train
+    tm, info = train(log=None, model="cnn", conv="c8,c8,p", hidden=[32], epochs=12, threads=1,
+                     scale="channel")
+    model = artifact.loads(artifact.dumps(export_model(tm, info, info["input"]["bits"])))
+    return dict(torch_model=tm, info=info, model=model, data=load_dataset("digits"))
 
 
 @pytest.fixture(scope="session")

@@ -65,6 +65,22 @@ def test_folded_rtl_from_the_command_line(tmp_path):
         assert_clean_error(hwgen("rtl", tmp_path / "m.hwgen", "-o", tmp_path / "c", *args), needle)
 
 
+def test_cnn_flow_from_the_command_line(tmp_path):
+    """`hwgen flow --model cnn`: a small digits CNN trained, exported, turned
+    into pixel-stream conv hardware with folded dense layers, synthesized and
+    simulated bit-exact on all test images; the report lists the conv layers."""
+    proc = hwgen("flow", "--model", "cnn", "--conv", "c4,p", "--hidden", "8", "--epochs", "2",
+                 "--arch", "folded", "--target", "generic", "-o", tmp_path / "f")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "f" / "report.json").read_text())
+    assert report["bitexact"] == {**report["bitexact"], "mismatches": 0, "vectors": 360}
+    conv = report["rtl"]["layers"][0]
+    assert conv["op"] == "conv2d" and conv["out_shape"] == [4, 3, 3] and conv["interval"] == 64
+    assert report["rtl"]["interval_cycles"] >= 64
+    assert "conv0" in report["area_per_layer"]["generic"]
+    assert "| conv0 | 1 x 8 x 8 | 3x3 | 2 | 4 x 3 x 3 | 64 |" in (tmp_path / "f" / "report.md").read_text()
+
+
 @pytest.mark.parametrize("args,needle", [
     (["train", "--bits", "4", "-o", "x.pt"], "out of range"),
     (["train", "--bits", "1:0.5,2:0.2", "-o", "x.pt"], "sum to"),

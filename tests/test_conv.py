@@ -5,18 +5,7 @@ import pytest
 import torch
 
 from hwgen import artifact, reference
-from hwgen.errors import ArtifactError, HwgenError
-
-
-@pytest.fixture(scope="module")
-def cnn_run():
-    from hwgen.data import load_dataset
-    from hwgen.export import export_model
-    from hwgen.train import train
-    tm, info = train(log=None, model="cnn", conv="c8,c8,p", hidden=[32], epochs=12, threads=1,
-                     scale="channel")
-    model = artifact.loads(artifact.dumps(export_model(tm, info, info["input"]["bits"])))
-    return dict(torch_model=tm, info=info, model=model, data=load_dataset("digits"))
+from hwgen.errors import ArtifactError
 
 
 def test_cnn_exports_conv_layers(cnn_run):
@@ -88,12 +77,6 @@ def test_conv_manifest_edits_are_rejected(cnn_run, edit, needle):
             zout.writestr(name, data)
     with pytest.raises(ArtifactError, match=needle):
         artifact.loads(out.getvalue())
-
-
-def test_rtl_refuses_conv_layers_clearly(cnn_run, tmp_path):
-    from hwgen import rtl
-    with pytest.raises(HwgenError, match="conv2d layer"):
-        rtl.generate(cnn_run["model"], tmp_path / "rtl")
 
 
 def test_golden_model_chunks_conv_windows(cnn_run, monkeypatch):

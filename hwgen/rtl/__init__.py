@@ -24,19 +24,17 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None):
     ``pipeline = k > 0`` adds a register every k adder levels inside each
     layer (see :class:`hwgen.rtl.layer.LinearLayer`); 0 keeps the layers
     combinational between the per-layer registers. ``folding``, one ``(pe,
-    simd)`` per layer, gives the folded network instead
-    (:class:`hwgen.rtl.network.FoldedNetwork`; see
-    :func:`hwgen.rtl.folded.choose_folding`), where ``pipeline = k``
-    registers the lanes' adder trees every k levels."""
+    simd)`` per dense layer (None for conv layers), gives the folded network
+    instead (see :func:`hwgen.rtl.folded.choose_folding`), where ``pipeline
+    = k`` registers the lanes' adder trees every k levels. Conv layers are
+    pixel-stream hardware (:mod:`hwgen.rtl.conv`) in both architectures, so
+    a network with conv layers is a :class:`hwgen.rtl.network.StreamNetwork`
+    whose interval is at least the image's pixel count."""
     from amaranth.back import rtlil, verilog
 
-    from .network import FoldedNetwork, Network
+    from .network import Network, StreamNetwork
 
     for layer in model.layers:
-        if layer.op != "dense":
-            raise HwgenError(f"layer {layer.name} is a {layer.op} layer: this hwgen generates RTL for dense "
-                             f"layers only (convolution hardware is not implemented yet); the golden "
-                             f"reference runs it")
         if layer.output == "threshold" and layer.output_bits != 1:
             raise HwgenError(f"layer {layer.name} produces {layer.output_bits}-bit activations: this hwgen "
                              f"generates RTL for binary (1-bit) activations only; the golden reference "
@@ -45,7 +43,9 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None):
         raise HwgenError(f"pipeline must be >= 0 adder levels per register (0: none), not {pipeline}")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    top = Network(model, int(pipeline)) if folding is None else FoldedNetwork(model, folding, int(pipeline))
+    conv = any(layer.op == "conv2d" for layer in model.layers)
+    top = Network(model, int(pipeline)) if folding is None and not conv else \
+        StreamNetwork(model, folding, int(pipeline))
     # Elaborate once: RTLIL first, then Verilog from it by the same Yosys
     # script verilog.convert() runs (elaborating a large unrolled network
     # twice cost minutes; tests/test_rtl.py checks the two agree byte for byte).
@@ -63,7 +63,7 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None):
         "score_width": out.members["scores"].elem_shape.width,
         "latency": top.latency, "pipeline": int(pipeline),
         "arch": "unrolled" if folding is None else "folded",
-        "interval": 1 if folding is None else top.interval,
+        "interval": getattr(top, "interval", 1),
         "argmax_latency": top.argmax.latency,
         "layers": [_describe(layer) for layer in top.layers],
         "artifact_sha256": artifact_sha256,
@@ -79,6 +79,9 @@ def _describe(layer):
              "out_features": layer.layer.out_features,
              "weight_bits": int(layer.layer.nbits.astype(int).sum())}
     sch = getattr(layer, "schedule", None)
+    if layer.layer.op == "conv2d":
+        entry.update(op="conv2d", in_shape=list(layer.layer.in_shape), kernel=list(layer.layer.kernel),
+                     pool=layer.layer.pool, out_shape=list(layer.layer.out_shape), interval=layer.interval)
     if sch is not None:   # folded
         entry.update(pe=sch.pe, simd=sch.simd, cycles=sch.cycles, min_cycles=sch.min_cycles,
                      interval=layer.interval, weight_memory_bits=sch.weight_memory_bits,

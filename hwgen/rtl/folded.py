@@ -364,7 +364,7 @@ def estimate_cycles(layer, pe, simd):
 
 
 def choose_folding(model, target_cycles=64, overrides=None):
-    """One ``(pe, simd)`` per layer: ``overrides`` (layer name -> ``(pe,
+    """One ``(pe, simd)`` per dense layer (None for conv layers): ``overrides`` (layer name -> ``(pe,
     simd)``) where given, else the fewest lanes (PE x SIMD; more SIMD on a
     tie) whose layer streams at ``target_cycles`` clocks per inference or
     fewer; a layer that cannot gets its fastest folding."""
@@ -379,8 +379,11 @@ def choose_folding(model, target_cycles=64, overrides=None):
     folding = []
     for layer in model.layers:
         if layer.op != "dense":
-            raise HwgenError(f"layer {layer.name} is a {layer.op} layer: the folded architecture "
-                             f"takes dense layers only")
+            if layer.name in overrides:
+                raise HwgenError(f"--fold {layer.name}: {layer.name} is a {layer.op} layer, which is "
+                                 f"pixel-stream hardware with no PE x SIMD folding")
+            folding.append(None)   # a conv layer: see hwgen.rtl.conv
+            continue
         if layer.name in overrides:
             folding.append(tuple(overrides[layer.name]))
             continue

@@ -3,12 +3,14 @@ from amaranth.hdl import EnableInserter, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..errors import HwgenError
 from .argmax import Argmax
 from .arith import delayed
+from .conv import ConvLayer, Deserializer, Serializer, UnrolledStage
 from .folded import FoldedLayer
 from .layer import LinearLayer
 
-__all__ = ["FoldedNetwork", "Network"]
+__all__ = ["Network", "StreamNetwork"]
 
 
 def _layouts(model, score_shape):
@@ -84,23 +86,44 @@ def _argmax_stage(m, argmax, advance, scores, valid, o):
         m.d.sync += [o.payload.scores.eq(scores), o.payload.label.eq(argmax.index), o.valid.eq(valid)]
 
 
-class FoldedNetwork(wiring.Component):
-    """Folded layers (:class:`FoldedLayer`) chained by valid/ready streams,
-    then the argmax, registered after every compare level. Each layer works
-    on its own inference, so the network streams one inference per
-    :attr:`interval` cycles (its slowest layer's).
+class StreamNetwork(wiring.Component):
+    """Layers as stream stages chained by valid/ready, then the argmax,
+    registered after every compare level. Each stage works on its own
+    inference, so the network streams one inference per :attr:`interval`
+    cycles (its slowest stage's).
 
-    ``folding``: one ``(pe, simd)`` per layer; ``pipeline = k > 0``
-    registers the lanes' adder trees every k levels. Ports as :class:`Network`.
-    The stream between layer k and k+1 is visible as ``stage{k}`` /
-    ``stage{k}_valid`` (the probes ``hwgen sim`` reads after a mismatch).
+    Dense layers are folded (:class:`FoldedLayer`, ``folding[k] = (pe,
+    simd)``) or, where ``folding`` is None, unrolled between streams
+    (:class:`UnrolledStage`). Conv layers (:class:`ConvLayer`) work on pixel
+    streams: a :class:`Serializer` cuts the input image into pixels, a
+    :class:`Deserializer` gathers the last conv layer's map for the dense
+    layers. ``pipeline = k > 0`` registers the adder trees every k levels.
+    Ports as :class:`Network`. The stream out of layer k is visible as
+    ``stage{k}`` / ``stage{k}_valid`` (the probes ``hwgen sim`` reads after a
+    mismatch; a conv layer's is its pixel stream).
     """
 
-    def __init__(self, model, folding, pipeline=0):
-        if len(folding) != len(model.layers):
+    def __init__(self, model, folding=None, pipeline=0):
+        if folding is not None and len(folding) != len(model.layers):
             raise ValueError(f"{len(folding)} foldings for {len(model.layers)} layers")
         self._model = model
-        self.layers = [FoldedLayer(layer, pe, simd, pipeline) for layer, (pe, simd) in zip(model.layers, folding)]
+        self.layers, self.stages = [], []     # stages: the layers plus (de)serializers, in order
+        for k, layer in enumerate(model.layers):
+            if layer.op == "conv2d":
+                if k and model.layers[k - 1].op != "conv2d":
+                    raise HwgenError(f"layer {layer.name}: a conv layer after a dense layer has no "
+                                     f"hardware (conv layers come first)")
+                if not k:
+                    self.stages.append(("serializer", Serializer(layer.in_shape, model.input_bits)))
+                stage = ConvLayer(layer, pipeline)
+            elif folding is not None:
+                stage = FoldedLayer(layer, *folding[k], pipeline)
+            else:
+                stage = UnrolledStage(layer, pipeline)
+            if k and model.layers[k - 1].op == "conv2d" and layer.op != "conv2d":
+                self.stages.append(("deserializer", Deserializer(model.layers[k - 1].out_shape)))
+            self.stages.append((layer.name, stage))
+            self.layers.append(stage)
         score_shape = self.layers[-1].o.payload.shape().elem_shape
         self.input_layout, self.output_layout = _layouts(model, score_shape)
         # registered after every compare level: the argmax was the critical path
@@ -112,24 +135,38 @@ class FoldedNetwork(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from an accepted input to its valid output (no stalls)."""
-        return sum(layer.latency for layer in self.layers) + self.argmax.latency + 1
+        """Cycles from an accepted input to its valid output (no stalls):
+        pixels follow their own timing through the conv layers."""
+        t, pixels = 0, None
+        for _, stage in self.stages:
+            if isinstance(stage, Serializer):
+                pixels = [t + stage.latency + q for q in range(stage.interval)]
+            elif isinstance(stage, ConvLayer):
+                pixels = [when + stage.latency for when, emits in zip(pixels, stage.emits()) if emits]
+            elif isinstance(stage, Deserializer):
+                t = pixels[-1] + stage.latency
+            else:
+                t += stage.latency
+        return t + self.argmax.latency + 1
 
     @property
     def interval(self):
         """Cycles between inferences at full rate."""
-        return max(layer.interval for layer in self.layers)
+        return max(stage.interval for _, stage in self.stages)
 
     def elaborate(self, platform):
         m = Module()
         upstream = wiring.flipped(self.i)
-        for k, layer in enumerate(self.layers):
-            m.submodules[self._model.layers[k].name] = layer
-            wiring.connect(m, upstream, layer.i)
-            probe = Signal(layer.o.payload.shape(), name=f"stage{k}")
-            probe_valid = Signal(name=f"stage{k}_valid")
-            m.d.comb += [probe.eq(layer.o.payload), probe_valid.eq(layer.o.valid)]
-            upstream = layer.o
+        k = 0
+        for name, stage in self.stages:
+            m.submodules[name] = stage
+            wiring.connect(m, upstream, stage.i)
+            upstream = stage.o
+            if stage in self.layers:
+                probe = Signal(stage.o.payload.shape(), name=f"stage{k}")
+                probe_valid = Signal(name=f"stage{k}_valid")
+                m.d.comb += [probe.eq(stage.o.payload), probe_valid.eq(stage.o.valid)]
+                k += 1
         m.d.comb += upstream.ready.eq(~self.o.valid | self.o.ready)
         _argmax_stage(m, self.argmax, upstream.ready, upstream.payload, upstream.valid, self.o)
         return m
