@@ -333,11 +333,20 @@ def cmd_sweep(args):
     if args.model == "transformer":
         raise HwgenError("hwgen sweep covers whole integer networks (mlp, cnn); train transformers "
                          "with hwgen train")
+    if args.synth and args.act_bits != 1:
+        raise HwgenError(f"--synth needs the RTL, which this hwgen generates for --act-bits 1 only "
+                         f"(asked: --act-bits {args.act_bits})")
+    fold = _fold_args(args)
+    if not args.synth and (args.arch != "unrolled" or args.pipeline):
+        raise HwgenError("--arch, --pipeline and --target-cycles choose the design that --synth measures: "
+                         "add --synth TARGET")
+    hardware = [(target, fold, args.pipeline) for target in args.synth or []]
     rows = sweep(out=Path(args.output), base=_train_kwargs(args, sweep=True), bits=args.bits,
                  quantizers=args.quantizer, selections=args.selection, scales=args.scale,
-                 seeds=args.seed, data_dir=args.data_dir, log=sys.stderr)
+                 seeds=args.seed, data_dir=args.data_dir, log=sys.stderr, hardware=hardware)
     print((Path(args.output) / "sweep.md").read_text())
-    _log(f"sweep: {len(rows)} configurations; {args.output}/sweep.json, sweep.md, accuracy_vs_bits.png")
+    plots = "accuracy_vs_bits.png" + (", area_vs_bits.png, accuracy_vs_area.png" if hardware else "")
+    _log(f"sweep: {len(rows)} configurations; {args.output}/sweep.json, sweep.md, {plots}")
 
 
 def build_parser():
@@ -433,6 +442,12 @@ def build_parser():
     p.add_argument("--scale", nargs="+", default=["tensor"], choices=SCALES,
                    help="scale granularities (default: %(default)s)")
     p.add_argument("--seed", nargs="+", type=int, default=[0], help="seeds (default: %(default)s)")
+    p.add_argument("--synth", action="append", choices=list(TARGETS), metavar="TARGET",
+                   help="also generate each run's RTL and synthesize it for TARGET (repeatable; "
+                        f"{', '.join(TARGETS)}): area columns, the area of each mix relative to 2 bits, "
+                        "area_vs_bits.png and accuracy_vs_area.png. The design: --arch, --target-cycles, "
+                        "--fold, --pipeline")
+    _add_arch_args(p)
     p.add_argument("-o", "--output", required=True, help="sweep directory (resumed if it exists)")
     p.set_defaults(func=cmd_sweep)
     return parser

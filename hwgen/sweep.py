@@ -7,6 +7,15 @@ soon as it finishes, so an interrupted sweep resumes where it stopped.
 ``sweep.json``, ``sweep.md`` and ``accuracy_vs_bits.png`` summarise every run
 in the directory that shares the base settings (mean and spread over seeds),
 so several grids run into one directory share one summary.
+
+With ``hardware`` (``hwgen sweep --synth TARGET``) every run's artifact also
+becomes RTL (unrolled or folded) and is synthesized; the area is recorded in
+the run's JSON under a key naming the target and the design
+(:func:`hardware_key`), so a resumed or extended sweep synthesizes only what
+is missing (and Yosys results are cached by content hash besides). The
+summary then adds area columns, the area of each heterogeneous mix relative
+to the 2-bit homogeneous one, ``area_vs_bits.png`` and ``accuracy_vs_area.png``
+(with the Pareto front).
 """
 import itertools
 import json
@@ -21,7 +30,10 @@ from .errors import HwgenError
 from .quant import parse_bits
 from .train import DEFAULTS
 
-__all__ = ["grid", "run_sweep", "summarize", "write_markdown", "plot"]
+__all__ = ["grid", "hardware_key", "run_sweep", "summarize", "write_markdown", "plot", "plot_area"]
+
+#: the area figure a sweep compares, per synthesis target
+AREA_METRIC = {"generic": "cells", "ice40": "lut4", "ecp5": "lut4", "xc7": "lut", "asic": "um2"}
 
 
 def _avg_bits(mix):
@@ -51,9 +63,70 @@ def _key(model, point):
     return f"{model}_{bits}_{point['quantizer']}_{sel}_{point['scale']}_s{point['seed']}"
 
 
-def run_sweep(*, out, base, points, data_dir=None, log=sys.stderr, progress=True):
-    """Train every grid point not already done under ``out/runs``; returns all results."""
-    from . import reference
+def hardware_key(target, fold=None, pipeline=0):
+    """The name of one hardware measurement: target, architecture, pipelining."""
+    if fold is None:
+        arch = "unrolled"
+    else:
+        arch = f"folded{fold.get('target_cycles', 64)}" + "".join(
+            f"_{name}-{pe}x{simd}" for name, (pe, simd) in sorted(fold.get("overrides", {}).items()))
+    return f"{target}_{arch}_p{int(pipeline)}"
+
+
+def _measure(integer, target, fold, pipeline, log):
+    """Generate ``integer``'s RTL and synthesize it for ``target``."""
+    import tempfile
+
+    from . import rtl
+    from .rtl.folded import choose_folding
+    from .synth import synthesize
+    folding = None if fold is None else choose_folding(integer, **fold)
+    with tempfile.TemporaryDirectory(prefix="hwgen-sweep-") as tmp:
+        manifest = rtl.generate(integer, Path(tmp) / "rtl", pipeline=pipeline, folding=folding)
+        res = synthesize(Path(tmp) / "rtl", target, log=log)
+    metric = AREA_METRIC[target]
+    return {"target": target, "arch": manifest["arch"], "pipeline": int(pipeline),
+            "folding": [list(f) if f else None for f in folding] if folding else None,
+            "metric": metric, "area": res["total"][metric], "total": res["total"],
+            "per_module": res["per_module"], "latency": manifest["latency"], "interval": manifest["interval"]}
+
+
+def _write_json(path, result):
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=True, default=_json_default) + "\n")
+    tmp.replace(path)  # atomic: a run is either recorded whole or not at all
+
+
+def _run_hardware(runs_dir, results, hardware, log):
+    """Synthesize every run that lacks a measurement of ``hardware``
+    (``[(target, fold, pipeline)]``), from its artifact ``runs/<key>.hwgen``
+    (or, for runs recorded before artifacts were kept, its checkpoint)."""
+    from . import artifact
+    from .export import export_model
+    from .train import load_checkpoint
+    todo = [(r, spec) for r in results for spec in hardware
+            if hardware_key(*spec) not in r.get("hardware", {})]
+    if log is not None and todo:
+        print(f"sweep: {len(todo)} syntheses to run", file=log, flush=True)
+    for n, (r, (target, fold, pipeline)) in enumerate(todo, 1):
+        model_path = runs_dir / f"{r['key']}.hwgen"
+        if not model_path.is_file():
+            net, info = load_checkpoint(runs_dir / f"{r['key']}.pt")
+            artifact.save(export_model(net, info, info["input"]["bits"]), model_path)
+        key = hardware_key(target, fold, pipeline)
+        if log is not None:
+            print(f"[{n}/{len(todo)}] {r['key']}: {key}", file=log, flush=True)
+        measured = _measure(artifact.load(model_path), target, fold, pipeline,
+                            (lambda text: print(text, file=log, flush=True)) if log is not None else None)
+        r.setdefault("hardware", {})[key] = measured
+        _write_json(runs_dir / f"{r['key']}.json", r)
+
+
+def run_sweep(*, out, base, points, data_dir=None, log=sys.stderr, progress=True, hardware=()):
+    """Train every grid point not already done under ``out/runs`` and measure
+    ``hardware`` (``[(target, fold, pipeline)]``) where missing; returns all
+    results."""
+    from . import artifact, reference
     from .data import load_dataset
     from .export import export_model
     from .train import save_checkpoint, train
@@ -88,15 +161,14 @@ def run_sweep(*, out, base, points, data_dir=None, log=sys.stderr, progress=True
         model, info = train(**{**base, **point}, data=data, log=epoch_log)
         save_checkpoint(model, info, runs_dir / f"{path.stem}.pt")  # before anything else can fail
         integer = export_model(model, info, data.input_bits)
+        artifact.save(integer, runs_dir / f"{path.stem}.hwgen")
         pred = reference.infer(integer, data.x_test).pred
         result = dict(key=path.stem, **point, model=base["model"], dataset=base["dataset"],
                       epochs=base["epochs"], avg_bits=round(integer.avg_weight_bits(), 4),
                       float_accuracy=round(info["float_accuracy"], 6),
                       integer_accuracy=round(float((pred == data.y_test).mean()), 6),
                       seconds=round(time.perf_counter() - t0, 1), config=info)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-        tmp.replace(path)  # atomic: a run is either recorded whole or not at all
+        _write_json(path, result)
         results.append(result)
         if bar is not None:
             bar.set_postfix_str(f"{path.stem}: {result['integer_accuracy']:.4f}")
@@ -106,6 +178,8 @@ def run_sweep(*, out, base, points, data_dir=None, log=sys.stderr, progress=True
                   f"({result['seconds']} s)", file=log, flush=True)
     if bar is not None:
         bar.close()
+    if hardware:
+        _run_hardware(runs_dir, results, hardware, log)
     return results
 
 
@@ -156,6 +230,12 @@ def summarize(results):
             vals = [r[k] for r in rs]
             row[k] = round(statistics.fmean(vals), 6)
             row[k + "_std"] = round(statistics.stdev(vals), 6) if len(vals) > 1 else 0.0
+        keys = set.intersection(*(set(r.get("hardware", {})) for r in rs))
+        row["hardware"] = {}
+        for key in sorted(keys):   # mean over seeds of the area figure (and the interval)
+            ms = [r["hardware"][key] for r in rs]
+            row["hardware"][key] = {"metric": ms[0]["metric"], "area": round(statistics.fmean(m["area"] for m in ms), 2),
+                                    "interval": round(statistics.fmean(m["interval"] for m in ms), 2)}
         rows.append(row)
     rows.sort(key=lambda r: (r["model"], r["avg_bits"], r["quantizer"], r["selection"], r["scale"]))
     return rows
@@ -192,6 +272,17 @@ def comparisons(rows):
             gap = 100 * (het["integer_accuracy"] - hom["integer_accuracy"])
             out.append(f"{het['avg_bits']:g}-bit Middle-Out vs 2-bit homogeneous ({het['quantizer']}, "
                        f"{het['scale']} scales): {gap:+.2f} pp")
+    for het in [r for r in rows if r["selection"] != "-"]:
+        for hom in [h for h in rows if h["selection"] == "-" and h["quantizer"] == het["quantizer"]
+                    and h["scale"] == het["scale"] and h["avg_bits"] == 2.0]:
+            for key in sorted(set(het["hardware"]) & set(hom["hardware"])):
+                a, b = het["hardware"][key], hom["hardware"][key]
+                if b["area"]:
+                    out.append(f"area of {het['avg_bits']:.2f}-bit {het['selection']} / 2-bit homogeneous "
+                               f"({het['quantizer']}, {het['scale']} scales, {key} {a['metric']}): "
+                               f"{a['area'] / b['area']:.3f}"
+                               + (f"; area x interval {a['area'] * a['interval'] / (b['area'] * b['interval']):.3f}"
+                                  if a["interval"] != 1 or b["interval"] != 1 else ""))
     out += _rankings(rows, "selection", "bit selection", skip=lambda r: r["selection"] == "-")
     out += _rankings(rows, "quantizer", "quantizers")
     out += _rankings(rows, "scale", "scales")
@@ -199,21 +290,100 @@ def comparisons(rows):
 
 
 def write_markdown(meta, rows):
+    keys = _hardware_keys(rows)
     lines = [f"# hwgen sweep: {meta['dataset']}, {meta['model']}", "",
              f"{meta['runs']} runs, {meta['epochs']} epochs, seeds {meta['seeds']}; accuracy on the test split "
              f"(integer = the exported integer model run by the golden reference, i.e. what the "
-             f"hardware computes). Mean ± standard deviation over seeds.", "",
-             "| avg bits | mix | quantizer | selection | scales | float acc (%) | integer acc (%) | seeds |",
-             "|---:|---|---|---|---|---:|---:|---:|"]
+             f"hardware computes). Mean ± standard deviation over seeds"
+             + (" (areas: mean over seeds; interval: clocks per inference)." if keys else "."), "",
+             "| avg bits | mix | quantizer | selection | scales | float acc (%) | integer acc (%) | seeds |"
+             + "".join(f" {key} {metric} |" + (f" {key} interval |" if folded else "") for key, metric, folded in keys),
+             "|---:|---|---|---|---|---:|---:|---:|" + "---:|" * sum(2 if folded else 1 for _, _, folded in keys)]
     for r in rows:
+        cells = []
+        for key, _, folded in keys:
+            m = r["hardware"].get(key)
+            cells += [f"{m['area']:g}" if m else "-"] + ([f"{m['interval']:g}" if m else "-"] if folded else [])
         lines.append(f"| {r['avg_bits']:.2f} | {r['bits']} | {r['quantizer']} | {r['selection']} | "
                      f"{r['scale']} | {100 * r['float_accuracy']:.2f} ± {100 * r['float_accuracy_std']:.2f} | "
                      f"{100 * r['integer_accuracy']:.2f} ± {100 * r['integer_accuracy_std']:.2f} | "
-                     f"{len(r['seeds'])} |")
+                     f"{len(r['seeds'])} |" + "".join(f" {c} |" for c in cells))
     comp = comparisons(rows)
     if comp:
-        lines += ["", "## Comparisons (integer accuracy)", ""] + [f"- {c}" for c in comp]
+        lines += ["", "## Comparisons", ""] + [f"- {c}" for c in comp]
     return "\n".join(lines) + "\n"
+
+
+def _hardware_keys(rows):
+    """``[(key, metric, folded)]`` of the hardware measurements in ``rows``."""
+    found = {}
+    for r in rows:
+        for key, m in r.get("hardware", {}).items():
+            found[key] = (m["metric"], "_folded" in key)
+    return [(key, *found[key]) for key in sorted(found)]
+
+
+def pareto(points):
+    """Of ``[(area, accuracy, ...)]``, those no other point beats in both
+    (smaller or equal area with higher accuracy, or smaller area with equal
+    accuracy), by increasing area."""
+    front, best = [], float("-inf")
+    for p in sorted(points, key=lambda p: (p[0], -p[1])):
+        if p[1] > best:
+            front.append(p)
+            best = p[1]
+    return front
+
+
+def plot_area(rows, out, title):
+    """``area_vs_bits.png`` and ``accuracy_vs_area.png``, one panel per
+    hardware measurement; returns the files written."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    keys = _hardware_keys(rows)
+    if not keys:
+        return []
+    out = Path(out)
+    files = []
+    for name, xlabel in (("area_vs_bits", "average weight bits"), ("accuracy_vs_area", None)):
+        fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 4.2), squeeze=False)
+        for ax, (key, metric, _) in zip(axes[0], keys):
+            have = [r for r in rows if key in r["hardware"]]
+            if name == "area_vs_bits":
+                series = {}
+                for r in have:
+                    series.setdefault((r["quantizer"], r["scale"]), []).append(r)
+                for (q, scale), rs in sorted(series.items()):
+                    line = sorted([r for r in rs if r["selection"] in ("-", "middle-out")], key=lambda r: r["avg_bits"])
+                    ax.plot([r["avg_bits"] for r in line], [r["hardware"][key]["area"] for r in line], marker="o",
+                            label=f"{q} ({scale})")
+                    other = [r for r in rs if r["selection"] in ("magnitude", "random")]
+                    ax.scatter([r["avg_bits"] for r in other], [r["hardware"][key]["area"] for r in other],
+                               marker="s", color="gray", zorder=3)
+                ax.set_xlabel(xlabel)
+                ax.set_ylabel(f"area ({metric})")
+            else:
+                pts = [(r["hardware"][key]["area"], 100 * r["integer_accuracy"], r) for r in have]
+                ax.scatter([p[0] for p in pts], [p[1] for p in pts], color="tab:blue", zorder=3)
+                for a, acc, r in pts:
+                    ax.annotate(f"{r['avg_bits']:.2f} b {r['quantizer']}"
+                                + (f" {r['selection']}" if r["selection"] not in ("-", "middle-out") else ""),
+                                (a, acc), fontsize=7, textcoords="offset points", xytext=(4, 3))
+                front = pareto(pts)
+                ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="tab:red",
+                        label="Pareto front")
+                ax.set_xlabel(f"area ({metric})")
+                ax.set_ylabel("test accuracy of the integer model (%)")
+            ax.set_title(f"{title}\n{key}", fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out / f"{name}.png"
+        fig.savefig(path, dpi=120, metadata={"Software": None})
+        plt.close(fig)
+        files.append(path)
+    return files
 
 
 def plot(rows, path, title):
@@ -247,13 +417,17 @@ def plot(rows, path, title):
     plt.close(fig)
 
 
-def sweep(*, out, base, bits, quantizers, selections, scales, seeds, data_dir=None, log=sys.stderr):
-    """Run (or resume) a sweep and write its summary files; returns the summary rows."""
+def sweep(*, out, base, bits, quantizers, selections, scales, seeds, data_dir=None, log=sys.stderr,
+          hardware=()):
+    """Run (or resume) a sweep and write its summary files; returns the summary rows.
+    ``hardware``: ``[(target, fold, pipeline)]`` to synthesize every run for
+    (``fold``: None for unrolled, else :func:`~hwgen.rtl.folded.choose_folding`'s
+    keyword arguments)."""
     if not bits or not quantizers or not selections or not scales or not seeds:
         raise HwgenError("a sweep needs at least one value for each of bits, quantizer, selection, "
                          "scale and seed")
     points = grid(bits=bits, quantizers=quantizers, selections=selections, scales=scales, seeds=seeds)
-    run_sweep(out=out, base=base, points=points, data_dir=data_dir, log=log)
+    run_sweep(out=out, base=base, points=points, data_dir=data_dir, log=log, hardware=hardware)
     results = collect(out, base)
     rows = summarize(results)
     meta = dict(dataset=base["dataset"], model=base["model"], epochs=base["epochs"],
@@ -264,6 +438,7 @@ def sweep(*, out, base, bits, quantizers, selections, scales, seeds, data_dir=No
         results, key=lambda r: r["key"])), indent=2, sort_keys=True, default=_json_default) + "\n")
     (out / "sweep.md").write_text(write_markdown(meta, rows))
     plot(rows, out / "accuracy_vs_bits.png", f"{base['dataset']} {base['model']}, {base['epochs']} epochs")
+    plot_area(rows, out, f"{base['dataset']} {base['model']}, {base['epochs']} epochs")
     return rows
 
 

@@ -95,6 +95,50 @@ def test_sweep_end_to_end_and_resume(tmp_path):
     assert [x["integer_accuracy"] for x in again["runs"]] == [x["integer_accuracy"] for x in summary["runs"]]
 
 
+def test_sweep_synth_records_area_plots_it_and_resumes(tmp_path):
+    """`hwgen sweep --synth generic`: each run's RTL synthesized, its area in
+    the run's JSON, the summary's columns, the 1.4-vs-2-bit area ratio and
+    the two plots; a rerun synthesizes nothing, a new design only itself."""
+    out = tmp_path / "sweep"
+    args = ["sweep", "--epochs", "2", "--hidden", "6", "--bits", "1", "1.4", "2", "--threads", "1",
+            "--synth", "generic", "-o", out]
+    r = hwgen(*args)
+    assert r.returncode == 0, r.stderr
+    assert "sweep: 3 syntheses to run" in r.stderr
+    summary = json.loads((out / "sweep.json").read_text())
+    area = {row["bits"]: row["hardware"]["generic_unrolled_p0"]["area"] for row in summary["rows"]}
+    assert 0 < area["1"] < area["1.4"] < area["2"]     # unrolled: the datapath grows with the weight bits
+    for run in summary["runs"]:
+        hw = run["hardware"]["generic_unrolled_p0"]
+        assert hw["metric"] == "cells" and hw["total"]["cells"] == hw["area"] and hw["interval"] == 1
+        assert (out / "runs" / f"{run['key']}.hwgen").is_file()
+    md = (out / "sweep.md").read_text()
+    assert "| generic_unrolled_p0 cells |" in md
+    ratio = area["1.4"] / area["2"]
+    assert (f"area of 1.40-bit middle-out / 2-bit homogeneous (bnn, tensor scales, generic_unrolled_p0 cells): "
+            f"{ratio:.3f}") in md
+    for name in ("area_vs_bits.png", "accuracy_vs_area.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = hwgen(*args)
+    assert r.returncode == 0 and "syntheses to run" not in r.stderr
+    r = hwgen(*args, "--arch", "folded", "--target-cycles", "16")
+    assert r.returncode == 0 and "sweep: 3 syntheses to run" in r.stderr
+    rows = json.loads((out / "sweep.json").read_text())["rows"]
+    assert all({"generic_unrolled_p0", "generic_folded16_p0"} <= set(row["hardware"]) for row in rows)
+    assert all(row["hardware"]["generic_folded16_p0"]["interval"] <= 16 for row in rows)
+
+
+def test_sweep_hardware_options_need_synth(tmp_path):
+    r = hwgen("sweep", "--arch", "folded", "-o", tmp_path / "s")
+    assert r.returncode == 2 and "add --synth TARGET" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_pareto_front():
+    from hwgen.sweep import pareto
+    pts = [(10, 80.0), (20, 90.0), (15, 79.0), (20, 85.0), (30, 90.0), (25, 95.0), (10, 70.0)]
+    assert pareto(pts) == [(10, 80.0), (20, 90.0), (25, 95.0)]
+
+
 def test_augmentation_keeps_integer_pixels_and_only_moves_them():
     import torch
     from hwgen.train import augment_batch
@@ -115,11 +159,12 @@ def test_augmentation_keeps_integer_pixels_and_only_moves_them():
     assert moved > 0.8    # 24 of 25 shifts move an image
 
 
-@pytest.mark.parametrize("args", [["--model", "cnn"], ["--act-bits", "2"], ["--model", "transformer"]])
+@pytest.mark.parametrize("args", [["--model", "cnn", "--act-bits", "2"], ["--act-bits", "2"],
+                                  ["--model", "transformer"]])
 def test_flow_refuses_what_has_no_rtl_before_training(tmp_path, args):
     r = hwgen("flow", *args, "-o", tmp_path / "out")
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "--model mlp with --act-bits 1 only" in r.stderr and "training on" not in r.stderr
+    assert "--model mlp or cnn with --act-bits 1 only" in r.stderr and "training on" not in r.stderr
     assert not (tmp_path / "out").exists()
 
 
