@@ -88,6 +88,24 @@ def _add_arch_args(p):
     p.add_argument("--fold", type=_fold_spec, action="append", default=[], metavar="LAYER=PExSIMD",
                    help="folded: this layer's folding (PE must divide its neurons, SIMD its inputs); "
                         "repeatable, overrides --target-cycles")
+    from .synth import TARGETS
+    p.add_argument("--datapath", choices=["planes", "direct", "auto"], default="planes",
+                   help="constant-weight layers (unrolled and conv): planes = one adder-tree input per "
+                        "weight bit, one multiply per bit-plane; direct = one input per weight, one "
+                        "multiply per distinct weight value; auto = synthesize both and give each layer "
+                        "the smaller (default: %(default)s)")
+    p.add_argument("--datapath-target", choices=list(TARGETS), default="ice40",
+                   help="the target whose area --datapath auto compares (default: %(default)s)")
+
+
+def _datapaths(args, model, folding):
+    """``(datapaths, record)`` for generate(): ``--datapath`` for every layer,
+    or with ``auto`` the smaller of the two by measured area."""
+    if args.datapath != "auto":
+        return [args.datapath] * len(model.layers), None
+    from .datapath import choose_datapaths
+    _log(f"choosing each layer's datapath by {args.datapath_target} area ...")
+    return choose_datapaths(model, args.datapath_target, args.pipeline, folding, log=_log)
 
 
 def _fold_args(args):
@@ -211,9 +229,10 @@ def cmd_rtl(args):
     model = artifact.load(args.artifact)
     fold = _fold_args(args)
     folding = None if fold is None else choose_folding(model, **fold)
+    datapaths, choice = _datapaths(args, model, folding)
     _log(f"generating {args.arch} RTL for {args.artifact} (Amaranth) ...")
     manifest = rtl.generate(model, args.output, _sha256(args.artifact), pipeline=args.pipeline,
-                            folding=folding)
+                            folding=folding, datapaths=datapaths, datapath_choice=choice)
     for entry in manifest["layers"]:
         if entry.get("op") == "conv2d":
             _log(f"  {entry['name']}: {'x'.join(map(str, entry['kernel']))} conv over "
@@ -325,7 +344,8 @@ def cmd_flow(args):
     from .report import run_flow
     run_flow(out=Path(args.output), train_kwargs=_train_kwargs(args), frac_bits=args.frac_bits,
              targets=args.target, simulator=args.simulator, data_dir=args.data_dir, log=_log,
-             pipeline=args.pipeline, fold=_fold_args(args))
+             pipeline=args.pipeline, fold=_fold_args(args), datapath=args.datapath,
+             datapath_target=args.datapath_target)
 
 
 def cmd_sweep(args):
@@ -337,10 +357,10 @@ def cmd_sweep(args):
         raise HwgenError(f"--synth needs the RTL, which this hwgen generates for --act-bits 1 only "
                          f"(asked: --act-bits {args.act_bits})")
     fold = _fold_args(args)
-    if not args.synth and (args.arch != "unrolled" or args.pipeline):
-        raise HwgenError("--arch, --pipeline and --target-cycles choose the design that --synth measures: "
-                         "add --synth TARGET")
-    hardware = [(target, fold, args.pipeline) for target in args.synth or []]
+    if not args.synth and (args.arch != "unrolled" or args.pipeline or args.datapath != "planes"):
+        raise HwgenError("--arch, --pipeline, --datapath and --target-cycles choose the design that --synth "
+                         "measures: add --synth TARGET")
+    hardware = [(target, fold, args.pipeline, args.datapath) for target in args.synth or []]
     rows = sweep(out=Path(args.output), base=_train_kwargs(args, sweep=True), bits=args.bits,
                  quantizers=args.quantizer, selections=args.selection, scales=args.scale,
                  seeds=args.seed, data_dir=args.data_dir, log=sys.stderr, hardware=hardware)

@@ -30,7 +30,7 @@ class _Stages:
 
 
 def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), simulator="verilator",
-             data_dir=None, log=print, pipeline=0, fold=None):
+             data_dir=None, log=print, pipeline=0, fold=None, datapath="planes", datapath_target="ice40"):
     from . import artifact, reference, rtl
     from .data import load_dataset
     from .export import export_model
@@ -64,8 +64,14 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
 
     sha = hashlib.sha256((out / "model.hwgen").read_bytes()).hexdigest()
     folding = None if fold is None else choose_folding(integer, **fold)
+    datapaths, choice = [datapath] * len(integer.layers), None
+    if datapath == "auto":
+        from .datapath import choose_datapaths
+        datapaths, choice = stages.run("datapath", lambda: choose_datapaths(
+            integer, datapath_target, pipeline, folding, log=log))
     manifest = stages.run("rtl", lambda: rtl.generate(integer, out / "rtl", sha, pipeline=pipeline,
-                                                      folding=folding))
+                                                      folding=folding, datapaths=datapaths,
+                                                      datapath_choice=choice))
     area = {}
     for target in targets:
         area[target] = stages.run(f"synth_{target}", lambda t=target: synthesize(out / "rtl", t, log=log))
@@ -88,7 +94,7 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
                 "throughput": "1 inference / clock" if manifest["interval"] == 1
                 else f"1 inference / {manifest['interval']} clocks",
                 "pipeline": manifest["pipeline"],
-                "layers": manifest["layers"]},
+                "layers": manifest["layers"], "datapath_choice": manifest["datapath_choice"]},
         "artifacts": {"model": "model.hwgen", "checkpoint": "model.pt", "verilog": "rtl/hwgen_top.v",
                       "rtlil": "rtl/hwgen_top.il"},
         "training": {k: v for k, v in info.items() if k not in ("float_accuracy", "input")},
@@ -115,6 +121,19 @@ def write_markdown(r):
              f"{r['rtl']['throughput']}"
              + (f" (pipelined: a register every {r['rtl']['pipeline']} adder levels)"
                 if r["rtl"].get("pipeline") else ""), ""]
+    choice = r["rtl"].get("datapath_choice")
+    lines += ["## Datapaths", "",
+              "Constant-weight layers: `planes` = one adder-tree input per weight bit, one multiply per "
+              "bit-plane; `direct` = one input per weight, one multiply per distinct weight value"
+              + (f"; chosen per layer by measured {choice['target']} {choice['metric']}." if choice else "."), "",
+              "| layer | datapath |" + (" planes | direct |" if choice else ""),
+              "|---|---|" + ("---:|---:|" if choice else "")]
+    for e in r["rtl"]["layers"]:
+        a = (choice or {}).get("layers", {}).get(e["name"])
+        lines.append(f"| {e['name']} | {e.get('datapath', 'planes')}"
+                     + (" (folded)" if "pe" in e else "") + " |"
+                     + ((f" {a['planes']} | {a['direct']} |" if a else " - | - |") if choice else ""))
+    lines.append("")
     convs = [e for e in r["rtl"]["layers"] if e.get("op") == "conv2d"]
     if convs:
         lines += ["## Convolution (pixel streams)", "",

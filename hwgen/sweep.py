@@ -32,9 +32,6 @@ from .train import DEFAULTS
 
 __all__ = ["grid", "hardware_key", "run_sweep", "summarize", "write_markdown", "plot", "plot_area"]
 
-#: the area figure a sweep compares, per synthesis target
-AREA_METRIC = {"generic": "cells", "ice40": "lut4", "ecp5": "lut4", "xc7": "lut", "asic": "um2"}
-
 
 def _avg_bits(mix):
     return sum(b * p for b, p in mix.items())
@@ -63,32 +60,39 @@ def _key(model, point):
     return f"{model}_{bits}_{point['quantizer']}_{sel}_{point['scale']}_s{point['seed']}"
 
 
-def hardware_key(target, fold=None, pipeline=0):
-    """The name of one hardware measurement: target, architecture, pipelining."""
+def hardware_key(target, fold=None, pipeline=0, datapath="planes"):
+    """The name of one hardware measurement: target, architecture, pipelining
+    (and the datapath, unless bit-planes)."""
     if fold is None:
         arch = "unrolled"
     else:
         arch = f"folded{fold.get('target_cycles', 64)}" + "".join(
             f"_{name}-{pe}x{simd}" for name, (pe, simd) in sorted(fold.get("overrides", {}).items()))
-    return f"{target}_{arch}_p{int(pipeline)}"
+    return f"{target}_{arch}_p{int(pipeline)}" + ("" if datapath == "planes" else f"_{datapath}")
 
 
-def _measure(integer, target, fold, pipeline, log):
+def _measure(integer, target, fold, pipeline, datapath, log):
     """Generate ``integer``'s RTL and synthesize it for ``target``."""
     import tempfile
 
     from . import rtl
     from .rtl.folded import choose_folding
-    from .synth import synthesize
+    from .synth import AREA_METRIC, synthesize
     folding = None if fold is None else choose_folding(integer, **fold)
+    datapaths, choice = [datapath] * len(integer.layers), None
+    if datapath == "auto":
+        from .datapath import choose_datapaths
+        datapaths, choice = choose_datapaths(integer, target, pipeline, folding, log=log)
     with tempfile.TemporaryDirectory(prefix="hwgen-sweep-") as tmp:
-        manifest = rtl.generate(integer, Path(tmp) / "rtl", pipeline=pipeline, folding=folding)
+        manifest = rtl.generate(integer, Path(tmp) / "rtl", pipeline=pipeline, folding=folding,
+                                datapaths=datapaths, datapath_choice=choice)
         res = synthesize(Path(tmp) / "rtl", target, log=log)
     metric = AREA_METRIC[target]
     return {"target": target, "arch": manifest["arch"], "pipeline": int(pipeline),
             "folding": [list(f) if f else None for f in folding] if folding else None,
             "metric": metric, "area": res["total"][metric], "total": res["total"],
-            "per_module": res["per_module"], "latency": manifest["latency"], "interval": manifest["interval"]}
+            "per_module": res["per_module"], "latency": manifest["latency"], "interval": manifest["interval"],
+            "datapaths": datapaths}
 
 
 def _write_json(path, result):
@@ -99,7 +103,7 @@ def _write_json(path, result):
 
 def _run_hardware(runs_dir, results, hardware, log):
     """Synthesize every run that lacks a measurement of ``hardware``
-    (``[(target, fold, pipeline)]``), from its artifact ``runs/<key>.hwgen``
+    (``[(target, fold, pipeline, datapath)]``), from its artifact ``runs/<key>.hwgen``
     (or, for runs recorded before artifacts were kept, its checkpoint)."""
     from . import artifact
     from .export import export_model
@@ -108,15 +112,15 @@ def _run_hardware(runs_dir, results, hardware, log):
             if hardware_key(*spec) not in r.get("hardware", {})]
     if log is not None and todo:
         print(f"sweep: {len(todo)} syntheses to run", file=log, flush=True)
-    for n, (r, (target, fold, pipeline)) in enumerate(todo, 1):
+    for n, (r, (target, fold, pipeline, datapath)) in enumerate(todo, 1):
         model_path = runs_dir / f"{r['key']}.hwgen"
         if not model_path.is_file():
             net, info = load_checkpoint(runs_dir / f"{r['key']}.pt")
             artifact.save(export_model(net, info, info["input"]["bits"]), model_path)
-        key = hardware_key(target, fold, pipeline)
+        key = hardware_key(target, fold, pipeline, datapath)
         if log is not None:
             print(f"[{n}/{len(todo)}] {r['key']}: {key}", file=log, flush=True)
-        measured = _measure(artifact.load(model_path), target, fold, pipeline,
+        measured = _measure(artifact.load(model_path), target, fold, pipeline, datapath,
                             (lambda text: print(text, file=log, flush=True)) if log is not None else None)
         r.setdefault("hardware", {})[key] = measured
         _write_json(runs_dir / f"{r['key']}.json", r)
@@ -124,7 +128,7 @@ def _run_hardware(runs_dir, results, hardware, log):
 
 def run_sweep(*, out, base, points, data_dir=None, log=sys.stderr, progress=True, hardware=()):
     """Train every grid point not already done under ``out/runs`` and measure
-    ``hardware`` (``[(target, fold, pipeline)]``) where missing; returns all
+    ``hardware`` (``[(target, fold, pipeline, datapath)]``) where missing; returns all
     results."""
     from . import artifact, reference
     from .data import load_dataset
@@ -420,9 +424,10 @@ def plot(rows, path, title):
 def sweep(*, out, base, bits, quantizers, selections, scales, seeds, data_dir=None, log=sys.stderr,
           hardware=()):
     """Run (or resume) a sweep and write its summary files; returns the summary rows.
-    ``hardware``: ``[(target, fold, pipeline)]`` to synthesize every run for
-    (``fold``: None for unrolled, else :func:`~hwgen.rtl.folded.choose_folding`'s
-    keyword arguments)."""
+    ``hardware``: ``[(target, fold, pipeline, datapath)]`` to synthesize every
+    run for (``fold``: None for unrolled, else
+    :func:`~hwgen.rtl.folded.choose_folding`'s keyword arguments;
+    ``datapath``: planes, direct or auto)."""
     if not bits or not quantizers or not selections or not scales or not seeds:
         raise HwgenError("a sweep needs at least one value for each of bits, quantizer, selection, "
                          "scale and seed")

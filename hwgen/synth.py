@@ -17,7 +17,7 @@ from .errors import HwgenError
 from .paths import find_tool, project_dir
 from .rtl import read_manifest
 
-__all__ = ["TARGETS", "synthesize", "synthesize_sources", "cache_dir", "format_table", "yosys_executable",
+__all__ = ["AREA_METRIC", "TARGETS", "synthesize", "synthesize_sources", "cache_dir", "format_table", "yosys_executable",
            "liberty_path", "cell_areas"]
 
 #: target -> (script template, {report key: cell-type prefixes counted})
@@ -31,6 +31,9 @@ TARGETS = {
                              "muxf": ("MUXF",), "inv": ("INV",), "dff": ("FD",), "bram": ("RAMB",)}),
     "asic": ("synth_asic.ys", {"dff": ("DFF",)}),    # plus um2, from the liberty's cell areas
 }
+
+#: the one area figure compared across designs, per target
+AREA_METRIC = {"generic": "cells", "ice40": "lut4", "ecp5": "lut4", "xc7": "lut", "asic": "um2"}
 
 #: where the OSU 0.18 um liberty is looked for (``HWGEN_LIBERTY`` first): where
 #: ``make install`` puts it, then the Debian package's own path

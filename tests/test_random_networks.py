@@ -4,7 +4,8 @@ Breadth in Amaranth's simulator (hypothesis, 500+ layers per run): fan-in
 1..512, every bit mix (all 1-bit, all 3-bit, mixed, pruned 0-bit weights,
 whole neurons pruned), negative BatchNorm gamma (direction -1), thresholds
 that always or never fire or sit exactly on the reachable bounds, zero and
-huge scales and biases, all-zero and all-maximum inputs. Depth in cocotb: a
+huge scales and biases, all-zero and all-maximum inputs, on both datapaths
+(bit-planes, direct constant MAC). Depth in cocotb: a
 sample of whole random networks streamed through Verilator and Icarus.
 """
 import numpy as np
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from hwgen import reference, rtl
 from hwgen.artifact import Layer, Model, _validate
+from hwgen.rtl.layer import DATAPATHS
 from hwgen.sim import simulate
 
 from conftest import has_icarus, random_model
@@ -122,9 +124,10 @@ test_vectors.__test__ = False  # a helper, not a test
        mix=st.sampled_from(MIXES),
        alpha_mode=st.sampled_from(["random", "some-zero", "large"]),
        direction_mode=st.sampled_from(["up", "down", "mixed"]),
-       threshold_mode=st.sampled_from(["random", "always", "never", "bounds", "large", "zero"]))
+       threshold_mode=st.sampled_from(["random", "always", "never", "bounds", "large", "zero"]),
+       datapath=st.sampled_from(DATAPATHS))
 def test_random_layer_rtl_equals_golden(seed, fan_in, out, input_kind, input_bits, output, mix, alpha_mode,
-                                        direction_mode, threshold_mode):
+                                        direction_mode, threshold_mode, datapath):
     rng = np.random.default_rng(seed)
     if input_kind == "binary":
         input_bits = 1
@@ -137,7 +140,7 @@ def test_random_layer_rtl_equals_golden(seed, fan_in, out, input_kind, input_bit
                        threshold_mode=threshold_mode)
     x = test_vectors(rng, fan_in, 2 ** input_bits - 1)
     expected = golden_layer(layer, x)
-    assert np.array_equal(run_layer(layer, x), expected)
+    assert np.array_equal(run_layer(layer, x, datapath), expected)
 
 
 def test_edge_layers_fire_as_designed():
@@ -165,7 +168,9 @@ def test_random_networks_stream_bit_exact_in_cocotb(simulator, tmp_path):
     model = random_model(rng, [300, 24, 9, 4], input_bits=5, max_bits=3, prune=0.25)
     model.layers[0].direction[::2] = -1
     x = test_vectors(rng, 300, 31, n_random=60)
-    rtl.generate(model, tmp_path / "rtl")
+    # both datapaths, each in a different layer per simulator
+    datapaths = ["direct", "planes", "direct"] if simulator == "verilator" else ["planes", "direct", "planes"]
+    rtl.generate(model, tmp_path / "rtl", datapaths=datapaths)
     result = simulate(model, tmp_path / "rtl", x, simulator=simulator, work_dir=tmp_path / "sim")
     assert result["vectors"] == len(x) and result["mismatches"] == 0, result["first_mismatches"]
     assert result["labels"] == reference.infer(model, x).pred.tolist()

@@ -7,15 +7,15 @@ from hypothesis import strategies as st
 
 from hwgen import reference, rtl
 from hwgen.artifact import Model
-from hwgen.rtl.layer import LinearLayer
+from hwgen.rtl.layer import DATAPATHS, LinearLayer
 from hwgen.rtl.network import Network
 
 from conftest import edge_inputs, random_model, stream_through, tie_thresholds
 
 
-def run_layer(layer, inputs):
+def run_layer(layer, inputs, datapath="planes"):
     """Outputs of a combinational LinearLayer for int input rows."""
-    dut = LinearLayer(layer)
+    dut = LinearLayer(layer, datapath=datapath)
     width = layer.input_bits
     outputs = []
 
@@ -42,10 +42,11 @@ def single_layer_model(layer, input_bits, frac_bits):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2 ** 32 - 1), fan_in=st.integers(1, 40), hidden=st.integers(1, 6),
        classes=st.integers(2, 5), input_bits=st.integers(1, 8), max_bits=st.integers(1, 3),
-       depth=st.integers(2, 3), ties=st.booleans())
-def test_layers_match_reference(seed, fan_in, hidden, classes, input_bits, max_bits, depth, ties):
+       depth=st.integers(2, 3), ties=st.booleans(), datapath=st.sampled_from(DATAPATHS))
+def test_layers_match_reference(seed, fan_in, hidden, classes, input_bits, max_bits, depth, ties, datapath):
     """Every layer alone against the golden model, thresholds anywhere or
-    (``ties``) exactly on values the inputs reach, where >= and > part."""
+    (``ties``) exactly on values the inputs reach, where >= and > part; on
+    either datapath (bit-planes or direct constant MAC)."""
     rng = np.random.default_rng(seed)
     sizes = [fan_in] + [hidden] * (depth - 1) + [classes]
     model = random_model(rng, sizes, input_bits=input_bits, max_bits=max_bits)
@@ -55,18 +56,19 @@ def test_layers_match_reference(seed, fan_in, hidden, classes, input_bits, max_b
     golden = reference.infer(model, x)
     inputs = [x] + golden.activations
     for k, layer in enumerate(model.layers[:-1]):
-        assert np.array_equal(run_layer(layer, inputs[k]), golden.activations[k])
-    assert np.array_equal(run_layer(model.layers[-1], inputs[-1]), golden.scores)
+        assert np.array_equal(run_layer(layer, inputs[k], datapath), golden.activations[k])
+    assert np.array_equal(run_layer(model.layers[-1], inputs[-1], datapath), golden.scores)
 
 
 @settings(max_examples=12, deadline=None)
-@given(seed=st.integers(0, 2 ** 32 - 1), pipeline=st.sampled_from([0, 1, 2, 3]))
-def test_network_stream_matches_reference_under_backpressure(seed, pipeline):
+@given(seed=st.integers(0, 2 ** 32 - 1), pipeline=st.sampled_from([0, 1, 2, 3]),
+       datapaths=st.lists(st.sampled_from(DATAPATHS), min_size=3, max_size=3))
+def test_network_stream_matches_reference_under_backpressure(seed, pipeline, datapaths):
     rng = np.random.default_rng(seed)
     model = random_model(rng, [7, 5, 4, 3], input_bits=3)
     x = edge_inputs(rng, 20, 7, 7)
     golden = reference.infer(model, x)
-    got = stream_through(Network(model, pipeline), x, 3, 3, ready=lambda: rng.random() < 0.6)
+    got = stream_through(Network(model, pipeline, datapaths), x, 3, 3, ready=lambda: rng.random() < 0.6)
     assert [g[1] for g in got] == golden.pred.tolist()
     assert [g[2] for g in got] == golden.scores.tolist()
 

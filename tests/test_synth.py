@@ -194,3 +194,48 @@ def test_design_too_big_for_the_device_is_named():
     msg = _does_not_fit(log, "iCE40 HX8K (ct256)")
     assert msg.startswith("the design does not fit on iCE40 HX8K (ct256): it needs 10,928 ICESTORM_LC cells")
     assert _does_not_fit("ERROR: Unable to find a placement location for cell 'x'\n", "dev") is None
+
+
+def test_datapath_auto_gives_each_layer_the_smaller_measured_area(tmp_path):
+    """`--datapath auto`: every layer synthesized on both datapaths; each gets
+    the smaller, ties go to bit-planes; the final design's layers have
+    exactly the recorded areas. A 3-bit layer is smaller as a direct MAC (one
+    tree input per weight instead of three); a 1-bit layer is the same
+    circuit either way."""
+    from hwgen.datapath import choose_datapaths
+    rng = np.random.default_rng(4)
+    model = random_model(rng, [24, 8, 8, 3], input_bits=3, prune=0.0)
+    model.layers[0].nbits[:] = 3
+    model.layers[1].nbits[:] = 1
+    model.layers[1].planes[1:] = 0
+    datapaths, record = choose_datapaths(model, "generic")
+    areas = record["layers"]
+    assert record["metric"] == "cells" and set(areas) == {"fc0", "fc1", "fc2"}
+    for layer, kind in zip(model.layers, datapaths):
+        a = areas[layer.name]
+        assert kind == ("direct" if a["direct"] < a["planes"] else "planes")
+    assert datapaths[0] == "direct" and areas["fc0"]["direct"] < 0.8 * areas["fc0"]["planes"]
+    assert areas["fc1"]["direct"] == areas["fc1"]["planes"] and datapaths[1] == "planes"
+    manifest = rtl.generate(model, tmp_path / "rtl", datapaths=datapaths, datapath_choice=record)
+    assert [e["datapath"] for e in manifest["layers"]] == datapaths
+    per_module = synthesize(tmp_path / "rtl", "generic")["per_module"]
+    for layer, kind in zip(model.layers, datapaths):
+        assert per_module[layer.name]["cells"] == areas[layer.name][kind]
+
+
+def test_datapath_auto_from_the_command_line(tmp_path):
+    rng = np.random.default_rng(4)
+    from hwgen import artifact
+    artifact.save(random_model(rng, [16, 6, 3], input_bits=2), tmp_path / "m.hwgen")
+    proc = hwgen("rtl", tmp_path / "m.hwgen", "-o", tmp_path / "rtl", "--datapath", "auto",
+                 "--datapath-target", "generic")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((tmp_path / "rtl" / "rtl.json").read_text())
+    choice = manifest["datapath_choice"]
+    assert choice["target"] == "generic" and set(choice["layers"]) == {"fc0", "fc1"}
+    for entry in manifest["layers"]:
+        assert f"{entry['name']}: planes {choice['layers'][entry['name']]['planes']} cells" in proc.stderr
+        assert entry["datapath"] in ("planes", "direct")
+    proc = hwgen("rtl", tmp_path / "m.hwgen", "-o", tmp_path / "d", "--datapath", "direct")
+    assert proc.returncode == 0
+    assert {e["datapath"] for e in json.loads((tmp_path / "d" / "rtl.json").read_text())["layers"]} == {"direct"}

@@ -17,7 +17,8 @@ _MANIFEST_KEYS = ("top", "sources", "input_features", "input_bits", "n_classes",
                   "label_width", "scores_offset", "score_width", "latency", "layers")
 
 
-def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None):
+def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, datapaths=None,
+             datapath_choice=None):
     """Emit the network's RTL into ``outdir``; returns the manifest dict.
 
     ``folding = None`` gives the unrolled network (one inference per clock):
@@ -29,7 +30,11 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None):
     = k`` registers the lanes' adder trees every k levels. Conv layers are
     pixel-stream hardware (:mod:`hwgen.rtl.conv`) in both architectures, so
     a network with conv layers is a :class:`hwgen.rtl.network.StreamNetwork`
-    whose interval is at least the image's pixel count."""
+    whose interval is at least the image's pixel count. ``datapaths``: per
+    layer ``"planes"`` (default) or ``"direct"`` (see
+    :class:`hwgen.rtl.layer.LinearLayer`; :func:`hwgen.datapath.choose_datapaths`
+    measures both, and its record goes into ``rtl.json`` as
+    ``datapath_choice``); folded layers are always bit-planes."""
     from amaranth.back import rtlil, verilog
 
     from .network import Network, StreamNetwork
@@ -39,13 +44,17 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None):
             raise HwgenError(f"layer {layer.name} produces {layer.output_bits}-bit activations: this hwgen "
                              f"generates RTL for binary (1-bit) activations only; the golden reference "
                              f"runs it")
+    datapaths = list(datapaths or ["planes"] * len(model.layers))
+    if len(datapaths) != len(model.layers) or not set(datapaths) <= {"planes", "direct"}:
+        raise HwgenError(f"datapaths must give 'planes' or 'direct' for each of the {len(model.layers)} "
+                         f"layers, not {datapaths}")
     if int(pipeline) < 0:
         raise HwgenError(f"pipeline must be >= 0 adder levels per register (0: none), not {pipeline}")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     conv = any(layer.op == "conv2d" for layer in model.layers)
-    top = Network(model, int(pipeline)) if folding is None and not conv else \
-        StreamNetwork(model, folding, int(pipeline))
+    top = Network(model, int(pipeline), datapaths) if folding is None and not conv else \
+        StreamNetwork(model, folding, int(pipeline), datapaths)
     # Elaborate once: RTLIL first, then Verilog from it by the same Yosys
     # script verilog.convert() runs (elaborating a large unrolled network
     # twice cost minutes; tests/test_rtl.py checks the two agree byte for byte).
@@ -67,6 +76,7 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None):
         "argmax_latency": top.argmax.latency,
         "layers": [_describe(layer) for layer in top.layers],
         "artifact_sha256": artifact_sha256,
+        "datapath_choice": datapath_choice,
         "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
     }
     (outdir / "rtl.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -75,6 +85,7 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None):
 
 def _describe(layer):
     entry = {"name": layer.layer.name, "module": f"{TOP}.{layer.layer.name}", "latency": layer.latency,
+             "datapath": layer.datapath_kind,
              "kind": layer.layer.input, "in_features": layer.layer.in_features,
              "out_features": layer.layer.out_features,
              "weight_bits": int(layer.layer.nbits.astype(int).sum())}

@@ -125,9 +125,9 @@ class UnrolledStage(wiring.Component):
     streams: one vector per clock, the layer's pipeline and an output
     register advancing together when the output is empty or taken."""
 
-    def __init__(self, layer, pipeline=0):
+    def __init__(self, layer, pipeline=0, datapath="planes"):
         self._layer = layer
-        self.datapath = LinearLayer(layer, pipeline)
+        self.datapath = LinearLayer(layer, pipeline, datapath)
         super().__init__({
             "i": In(stream.Signature(self.datapath.x.shape())),
             "o": Out(stream.Signature(self.datapath.y.shape())),
@@ -136,6 +136,10 @@ class UnrolledStage(wiring.Component):
     @property
     def layer(self):
         return self._layer
+
+    @property
+    def datapath_kind(self):
+        return self.datapath.datapath_kind
 
     @property
     def latency(self):
@@ -170,7 +174,7 @@ class ConvLayer(wiring.Component):
         pixel per transfer (bit o = channel o fires), raster order.
     """
 
-    def __init__(self, layer, pipeline=0):
+    def __init__(self, layer, pipeline=0, datapath="planes"):
         if layer.op != "conv2d":
             raise HwgenError(f"layer {layer.name}: ConvLayer takes conv2d layers, not {layer.op}")
         if layer.output != "threshold" or layer.output_bits != 1:
@@ -179,7 +183,7 @@ class ConvLayer(wiring.Component):
         if layer.input == "binary" and layer.input_bits != 1:
             raise HwgenError(f"layer {layer.name}: conv layers read unsigned or 1-bit binary inputs")
         self._layer = layer
-        self.datapath = LinearLayer(layer, pipeline)
+        self.datapath = LinearLayer(layer, pipeline, datapath)
         super().__init__({
             "i": In(stream.Signature(_pixel(layer.input_bits, layer.in_shape[0]))),
             "o": Out(stream.Signature(unsigned(layer.out_features))),
@@ -188,6 +192,10 @@ class ConvLayer(wiring.Component):
     @property
     def layer(self):
         return self._layer
+
+    @property
+    def datapath_kind(self):
+        return self.datapath.datapath_kind
 
     @property
     def latency(self):

@@ -142,6 +142,9 @@ class FoldedLayer(wiring.Component):
     def layer(self):
         return self._layer
 
+    #: folded layers are bit-plane hardware (one ROM word per plane)
+    datapath_kind = "planes"
+
     @property
     def latency(self):
         """Cycles from an accepted input to its valid output (no stalls)."""

@@ -9,18 +9,31 @@ adders: a weight with n bits contributes n terms, one per bit-plane it has.
   adder trees of the inputs and one subtraction.
 
 Then ``Y = sum_b alpha_b P_b``; constants are folded into the threshold (or
-added to the score) so the neuron needs only the variable part. A neuron with
+added to the score) so the neuron needs only the variable part.
+
+``datapath = "direct"`` builds the same ``Y`` as a direct constant MAC
+instead: the neuron's integer weights ``w_j = sum_b alpha_b s_bj`` are
+grouped by magnitude ``v``, and each group is one popcount (or pair of
+trees) over its inputs, signs taken from ``w_j``: ``Y = sum_v v * P_v``. A
+weight is then one input of one tree whatever its bit count, at the price of
+up to ``2^(bits-1)`` groups (constant multiplies) per neuron instead of one
+per plane. Which is smaller depends on the layer; :mod:`hwgen.datapath`
+measures both. A neuron with
 a single bit-plane and binary inputs compares its popcount inside the tree's
 last carry chain (``Adders.at_least``). The adder structures are described in
 :mod:`hwgen.rtl.arith`.
 """
+import numpy as np
 from amaranth.hdl import Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import Adders, Staged, tree_sum, width_for
 
-__all__ = ["LinearLayer", "score_shape"]
+__all__ = ["DATAPATHS", "LinearLayer", "score_shape"]
+
+#: how a layer's constant weights become adders (see the module docstring)
+DATAPATHS = ("planes", "direct")
 
 
 def score_shape(layer):
@@ -48,8 +61,11 @@ class LinearLayer(wiring.Component):
         the scores layer.
     """
 
-    def __init__(self, layer, pipeline=0):
+    def __init__(self, layer, pipeline=0, datapath="planes"):
+        if datapath not in DATAPATHS:
+            raise ValueError(f"datapath must be one of {', '.join(DATAPATHS)}, not {datapath!r}")
         self._layer, self._pipeline, self._latency, self._built = layer, int(pipeline), None, None
+        self.datapath_kind = datapath
         lo, hi = layer.bounds()
         self.acc_shapes = [width_for(l, h) for l, h in zip(lo, hi)]
         if layer.output == "scores":
@@ -87,9 +103,17 @@ class LinearLayer(wiring.Component):
             self._built = m, self._build(m)
         return self._built
 
-    def _planes(self, o):
-        """The bit-planes neuron ``o`` uses: ``(alpha_b, [(j, sign), ...])``."""
+    def _terms(self, o):
+        """Neuron ``o``'s terms ``(weight, [(j, sign), ...])``, ``Y`` being
+        the sum of ``weight * sum_j (+-a_j)``: its bit-planes ``(alpha_b,
+        plane signs)``, or with the direct datapath its weight magnitudes ``(v,
+        signs of the w_j with |w_j| = v)``."""
         layer = self._layer
+        if self.datapath_kind == "direct":
+            w = self._weights[o]
+            for v in np.unique(np.abs(w[w != 0])):
+                yield int(v), [(int(j), bool(w[j] > 0)) for j in np.flatnonzero(np.abs(w) == v)]
+            return
         nbits, planes, alpha = layer.nbits[o], layer.planes[:, o], layer.alpha[o]
         for b in range(layer.max_bits):
             idx = [(j, bool(planes[b, j])) for j in range(layer.in_features) if nbits[j] > b]
@@ -101,7 +125,7 @@ class LinearLayer(wiring.Component):
         ``Y[o] = var + const`` and ``var`` is the sum over the bit-planes."""
         x = self.x
         items, weights, const = [], [], 0
-        for alpha, idx in self._planes(o):
+        for alpha, idx in self._terms(o):
             if self._layer.input == "binary":
                 # P_b = 2*pc - n, pc counting inputs equal to the plane's sign
                 count, n, complemented = adders.popcount((x[j][0], not s) for j, s in idx)
@@ -122,7 +146,7 @@ class LinearLayer(wiring.Component):
         """Staged 1-bit decision of threshold neuron ``o``."""
         layer = self._layer
         thr, up = int(layer.threshold[o]), layer.direction[o] > 0
-        planes = list(self._planes(o))
+        planes = list(self._terms(o))
         if layer.input == "binary" and len(planes) == 1:
             # One plane: Y = alpha*(2*pc - n), so the decision is pc >= k, fused
             # into the popcount's carry chain.
@@ -140,6 +164,7 @@ class LinearLayer(wiring.Component):
     def _build(self, m):
         """Every neuron's staged output and its adder builder."""
         layer, outs = self._layer, []
+        self._weights = layer.weights() if self.datapath_kind == "direct" else None
         for o in range(layer.out_features):
             adders = Adders(m, f"n{o}", self._pipeline)
             if layer.output == "scores":

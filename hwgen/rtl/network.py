@@ -38,9 +38,11 @@ class Network(wiring.Component):
     o : ``Out(stream.Signature(StructLayout({"label": unsigned(k), "scores": ArrayLayout(signed(w), n_classes)})))``
     """
 
-    def __init__(self, model, pipeline=0):
+    def __init__(self, model, pipeline=0, datapaths=None):
+        # datapaths: per layer "planes" or "direct" (see LinearLayer), default planes
         self._model = model
-        self.layers = [LinearLayer(layer, pipeline) for layer in model.layers]
+        datapaths = datapaths or ["planes"] * len(model.layers)
+        self.layers = [LinearLayer(layer, pipeline, d) for layer, d in zip(model.layers, datapaths)]
         score_shape = self.layers[-1].y.shape().elem_shape
         self.input_layout, self.output_layout = _layouts(model, score_shape)
         self.argmax = Argmax(score_shape, model.n_classes, pipeline)
@@ -94,7 +96,8 @@ class StreamNetwork(wiring.Component):
 
     Dense layers are folded (:class:`FoldedLayer`, ``folding[k] = (pe,
     simd)``) or, where ``folding`` is None, unrolled between streams
-    (:class:`UnrolledStage`). Conv layers (:class:`ConvLayer`) work on pixel
+    (:class:`UnrolledStage`); ``datapaths[k]`` ("planes" or "direct", see
+    :class:`LinearLayer`) applies to unrolled and conv layers. Conv layers (:class:`ConvLayer`) work on pixel
     streams: a :class:`Serializer` cuts the input image into pixels, a
     :class:`Deserializer` gathers the last conv layer's map for the dense
     layers. ``pipeline = k > 0`` registers the adder trees every k levels.
@@ -103,9 +106,10 @@ class StreamNetwork(wiring.Component):
     mismatch; a conv layer's is its pixel stream).
     """
 
-    def __init__(self, model, folding=None, pipeline=0):
+    def __init__(self, model, folding=None, pipeline=0, datapaths=None):
         if folding is not None and len(folding) != len(model.layers):
             raise ValueError(f"{len(folding)} foldings for {len(model.layers)} layers")
+        datapaths = datapaths or ["planes"] * len(model.layers)
         self._model = model
         self.layers, self.stages = [], []     # stages: the layers plus (de)serializers, in order
         for k, layer in enumerate(model.layers):
@@ -115,11 +119,11 @@ class StreamNetwork(wiring.Component):
                                      f"hardware (conv layers come first)")
                 if not k:
                     self.stages.append(("serializer", Serializer(layer.in_shape, model.input_bits)))
-                stage = ConvLayer(layer, pipeline)
+                stage = ConvLayer(layer, pipeline, datapaths[k])
             elif folding is not None:
                 stage = FoldedLayer(layer, *folding[k], pipeline)
             else:
-                stage = UnrolledStage(layer, pipeline)
+                stage = UnrolledStage(layer, pipeline, datapaths[k])
             if k and model.layers[k - 1].op == "conv2d" and layer.op != "conv2d":
                 self.stages.append(("deserializer", Deserializer(model.layers[k - 1].out_shape)))
             self.stages.append((layer.name, stage))

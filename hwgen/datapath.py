@@ -1,0 +1,50 @@
+"""Per layer, the bit-plane or the direct constant-MAC datapath, whichever
+synthesizes smaller (``hwgen rtl --datapath auto``).
+
+Both datapaths compute the same integers (:class:`hwgen.rtl.layer.LinearLayer`):
+bit-planes give every weight one adder-tree input per bit it has and every
+neuron one constant multiply per plane; the direct MAC gives every weight
+one input and every neuron one constant multiply per distinct weight
+magnitude. Which is smaller depends on the bit mix, the scales and the
+target, so it is measured: the network is generated and synthesized once
+with every layer on each datapath (layers are separate modules, so one run
+measures all of them), and each layer takes the smaller. Folded layers are
+bit-plane hardware and keep it. Yosys results are cached by content hash.
+"""
+import tempfile
+from pathlib import Path
+
+from . import rtl
+from .synth import AREA_METRIC, synthesize
+
+__all__ = ["choose_datapaths"]
+
+
+def _layer_area(per_module, name, metric):
+    return sum(v.get(metric, 0) for k, v in per_module.items() if k == name or k.startswith(name + "."))
+
+
+def choose_datapaths(model, target="ice40", pipeline=0, folding=None, log=None):
+    """``(datapaths, record)``: one ``"planes"``/``"direct"`` per layer, and
+    ``record = {"target", "metric", "layers": {name: {"planes": area,
+    "direct": area}}}`` for the layers that had a choice."""
+    metric = AREA_METRIC[target]
+    areas = {}
+    with tempfile.TemporaryDirectory(prefix="hwgen-datapath-") as tmp:
+        for kind in ("planes", "direct"):
+            if log:
+                log(f"  measuring the {kind} datapath of every layer ({target}) ...")
+            manifest = rtl.generate(model, Path(tmp) / kind, pipeline=pipeline, folding=folding,
+                                    datapaths=[kind] * len(model.layers))
+            per_module = synthesize(Path(tmp) / kind, target, log=log)["per_module"]
+            for entry in manifest["layers"]:
+                if "pe" not in entry:    # folded layers have no choice
+                    areas.setdefault(entry["name"], {})[kind] = _layer_area(per_module, entry["name"], metric)
+    datapaths = ["direct" if layer.name in areas and areas[layer.name]["direct"] < areas[layer.name]["planes"]
+                 else "planes" for layer in model.layers]
+    if log:
+        for layer, kind in zip(model.layers, datapaths):
+            if layer.name in areas:
+                a = areas[layer.name]
+                log(f"  {layer.name}: planes {a['planes']} {metric}, direct {a['direct']} {metric} -> {kind}")
+    return datapaths, {"target": target, "metric": metric, "layers": areas}
