@@ -34,14 +34,19 @@ def _add_data_args(p):
                    "*-ubyte.gz files; default: the Debian package's /usr/share/datasets/fashion-mnist)")
 
 
-def _nonneg_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+def _int_at_least(low):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+        return value
+    return parse
+
+
+_nonneg_int, _positive_int = _int_at_least(0), _int_at_least(1)
 
 
 def _add_pipeline_arg(p):
@@ -94,8 +99,23 @@ def _add_arch_args(p):
                         "weight bit, one multiply per bit-plane; direct = one input per weight, one "
                         "multiply per distinct weight value; auto = synthesize both and give each layer "
                         "the smaller (default: %(default)s)")
-    p.add_argument("--datapath-target", choices=list(TARGETS), default="ice40",
-                   help="the target whose area --datapath auto compares (default: %(default)s)")
+    p.add_argument("--area-target", choices=list(TARGETS), default="ice40",
+                   help="the target whose area --datapath auto and --lut-budget measure "
+                        "(default: %(default)s)")
+    p.add_argument("--lut-budget", type=_positive_int, metavar="N",
+                   help="folded: instead of --target-cycles, the fastest folding whose synthesized design "
+                        "takes at most N LUTs (the --area-target's area figure: ice40/ecp5 LUT4, xc7 LUTs, "
+                        "generic cells, asic um2); a greedy search, measured by Yosys")
+
+
+def _folding(args, model):
+    """``(folding, record)`` for generate(), from --arch, --target-cycles,
+    --lut-budget and --fold."""
+    from .budget import pick_folding
+    fold = _fold_args(args)
+    if fold and fold.get("lut_budget"):
+        _log(f"searching the fastest folding within {fold['lut_budget']} {args.area_target} LUTs ...")
+    return pick_folding(model, fold, args.area_target, args.pipeline, log=_log)
 
 
 def _datapaths(args, model, folding):
@@ -104,18 +124,21 @@ def _datapaths(args, model, folding):
     if args.datapath != "auto":
         return [args.datapath] * len(model.layers), None
     from .datapath import choose_datapaths
-    _log(f"choosing each layer's datapath by {args.datapath_target} area ...")
-    return choose_datapaths(model, args.datapath_target, args.pipeline, folding, log=_log)
+    _log(f"choosing each layer's datapath by {args.area_target} area ...")
+    return choose_datapaths(model, args.area_target, args.pipeline, folding, log=_log)
 
 
 def _fold_args(args):
     """``None`` (unrolled) or the keyword arguments of choose_folding."""
     if args.arch == "unrolled":
-        if args.fold:
-            raise HwgenError("--fold applies to --arch folded")
+        if args.fold or args.lut_budget:
+            raise HwgenError(f"{'--fold' if args.fold else '--lut-budget'} applies to --arch folded")
         return None
-    return {"target_cycles": args.target_cycles,
+    fold = {"target_cycles": args.target_cycles,
             "overrides": {name: (pe, simd) for name, pe, simd in args.fold}}
+    if args.lut_budget:
+        fold["lut_budget"] = args.lut_budget
+    return fold
 
 
 def _add_model_args(p, sweep=False):
@@ -225,14 +248,13 @@ def _sha256(path):
 
 def cmd_rtl(args):
     from . import artifact, rtl
-    from .rtl.folded import choose_folding
     model = artifact.load(args.artifact)
-    fold = _fold_args(args)
-    folding = None if fold is None else choose_folding(model, **fold)
+    folding, fold_choice = _folding(args, model)
     datapaths, choice = _datapaths(args, model, folding)
     _log(f"generating {args.arch} RTL for {args.artifact} (Amaranth) ...")
     manifest = rtl.generate(model, args.output, _sha256(args.artifact), pipeline=args.pipeline,
-                            folding=folding, datapaths=datapaths, datapath_choice=choice)
+                            folding=folding, datapaths=datapaths, datapath_choice=choice,
+                            folding_choice=fold_choice)
     for entry in manifest["layers"]:
         if entry.get("op") == "conv2d":
             _log(f"  {entry['name']}: {'x'.join(map(str, entry['kernel']))} conv over "
@@ -345,7 +367,7 @@ def cmd_flow(args):
     run_flow(out=Path(args.output), train_kwargs=_train_kwargs(args), frac_bits=args.frac_bits,
              targets=args.target, simulator=args.simulator, data_dir=args.data_dir, log=_log,
              pipeline=args.pipeline, fold=_fold_args(args), datapath=args.datapath,
-             datapath_target=args.datapath_target)
+             area_target=args.area_target)
 
 
 def cmd_sweep(args):

@@ -30,11 +30,11 @@ class _Stages:
 
 
 def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), simulator="verilator",
-             data_dir=None, log=print, pipeline=0, fold=None, datapath="planes", datapath_target="ice40"):
+             data_dir=None, log=print, pipeline=0, fold=None, datapath="planes", area_target="ice40"):
     from . import artifact, reference, rtl
     from .data import load_dataset
     from .export import export_model
-    from .rtl.folded import choose_folding
+    from .budget import pick_folding
     from .sim import simulate
     from .synth import synthesize
     from .train import save_checkpoint, train
@@ -63,15 +63,16 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
     log(f"  float accuracy {info['float_accuracy']:.4f}, integer accuracy {int_acc:.4f}")
 
     sha = hashlib.sha256((out / "model.hwgen").read_bytes()).hexdigest()
-    folding = None if fold is None else choose_folding(integer, **fold)
+    folding, fold_choice = (stages.run("folding", lambda: pick_folding(integer, fold, area_target, pipeline, log=log))
+                            if fold and fold.get("lut_budget") else pick_folding(integer, fold))
     datapaths, choice = [datapath] * len(integer.layers), None
     if datapath == "auto":
         from .datapath import choose_datapaths
         datapaths, choice = stages.run("datapath", lambda: choose_datapaths(
-            integer, datapath_target, pipeline, folding, log=log))
+            integer, area_target, pipeline, folding, log=log))
     manifest = stages.run("rtl", lambda: rtl.generate(integer, out / "rtl", sha, pipeline=pipeline,
                                                       folding=folding, datapaths=datapaths,
-                                                      datapath_choice=choice))
+                                                      datapath_choice=choice, folding_choice=fold_choice))
     area = {}
     for target in targets:
         area[target] = stages.run(f"synth_{target}", lambda t=target: synthesize(out / "rtl", t, log=log))
@@ -94,7 +95,8 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
                 "throughput": "1 inference / clock" if manifest["interval"] == 1
                 else f"1 inference / {manifest['interval']} clocks",
                 "pipeline": manifest["pipeline"],
-                "layers": manifest["layers"], "datapath_choice": manifest["datapath_choice"]},
+                "layers": manifest["layers"], "datapath_choice": manifest["datapath_choice"],
+                "folding_choice": manifest["folding_choice"]},
         "artifacts": {"model": "model.hwgen", "checkpoint": "model.pt", "verilog": "rtl/hwgen_top.v",
                       "rtlil": "rtl/hwgen_top.il"},
         "training": {k: v for k, v in info.items() if k not in ("float_accuracy", "input")},
@@ -142,8 +144,14 @@ def write_markdown(r):
         lines += [f"| {e['name']} | {' x '.join(map(str, e['in_shape']))} | {'x'.join(map(str, e['kernel']))} | "
                   f"{e['pool']} | {' x '.join(map(str, e['out_shape']))} | {e['interval']} |" for e in convs] + [""]
     folded = [e for e in r["rtl"]["layers"] if "pe" in e]
+    budget = r["rtl"].get("folding_choice")
     if folded:
-        lines += ["## Folding", "", "| layer | PE | SIMD | weight bits | cycles | minimum | weight ROM bits |",
+        lines += ["## Folding", ""]
+        if budget:
+            lines += [f"Chosen for a budget of {budget['lut_budget']} {budget['target']} {budget['metric']}: "
+                      f"measured {budget['measured']} (estimate {budget['estimated']}, "
+                      f"{budget['syntheses']} syntheses).", ""]
+        lines += [ "| layer | PE | SIMD | weight bits | cycles | minimum | weight ROM bits |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {e['name']} | {e['pe']} | {e['simd']} | {e['weight_bits']} | {e['cycles']} | "
                   f"{e['min_cycles']} | {e['weight_memory_bits']}{' (with masks)' if e['mask_in_rom'] else ''} |"

@@ -66,7 +66,7 @@ def hardware_key(target, fold=None, pipeline=0, datapath="planes"):
     if fold is None:
         arch = "unrolled"
     else:
-        arch = f"folded{fold.get('target_cycles', 64)}" + "".join(
+        arch = (f"budget{fold['lut_budget']}" if fold.get("lut_budget") else f"folded{fold.get('target_cycles', 64)}") + "".join(
             f"_{name}-{pe}x{simd}" for name, (pe, simd) in sorted(fold.get("overrides", {}).items()))
     return f"{target}_{arch}_p{int(pipeline)}" + ("" if datapath == "planes" else f"_{datapath}")
 
@@ -76,9 +76,9 @@ def _measure(integer, target, fold, pipeline, datapath, log):
     import tempfile
 
     from . import rtl
-    from .rtl.folded import choose_folding
+    from .budget import pick_folding
     from .synth import AREA_METRIC, synthesize
-    folding = None if fold is None else choose_folding(integer, **fold)
+    folding, _ = pick_folding(integer, fold, target, pipeline, log=log)
     datapaths, choice = [datapath] * len(integer.layers), None
     if datapath == "auto":
         from .datapath import choose_datapaths
@@ -323,7 +323,7 @@ def _hardware_keys(rows):
     found = {}
     for r in rows:
         for key, m in r.get("hardware", {}).items():
-            found[key] = (m["metric"], "_folded" in key)
+            found[key] = (m["metric"], m.get("interval", 1) != 1 or "_unrolled" not in key)
     return [(key, *found[key]) for key in sorted(found)]
 
 

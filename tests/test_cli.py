@@ -59,7 +59,16 @@ def test_folded_rtl_from_the_command_line(tmp_path):
     assert (fc0["pe"], fc0["simd"]) == (1, 8) and fc0["cycles"] == fc0["min_cycles"] == fc0["weight_bits"] // 8
     assert not fc0["mask_in_rom"] and fc0["weight_memory_bits"] == fc0["weight_bits"]
     assert fc1["interval"] <= 20 and manifest["interval"] == max(fc0["interval"], fc1["interval"])
+    proc = hwgen("rtl", tmp_path / "m.hwgen", "-o", tmp_path / "budget", "--arch", "folded", "--lut-budget",
+                 "8000", "--area-target", "generic")
+    assert proc.returncode == 0, proc.stderr
+    choice = json.loads((tmp_path / "budget" / "rtl.json").read_text())["folding_choice"]
+    assert choice["lut_budget"] == 8000 and choice["measured"] <= 8000 and choice["metric"] == "cells"
+    assert "folding for a budget of 8000 cells" in proc.stderr
     for args, needle in [(["--fold", "fc0=1x8"], "--fold applies to --arch folded"),
+                         (["--lut-budget", "100"], "--lut-budget applies to --arch folded"),
+                         (["--arch", "folded", "--lut-budget", "10", "--area-target", "generic"],
+                          "already takes"),
                          (["--arch", "folded", "--fold", "fc0=3x8"], "PE = 3 must divide its 8 neurons"),
                          (["--arch", "folded", "--fold", "fc7=1x1"], "--fold names fc7")]:
         assert_clean_error(hwgen("rtl", tmp_path / "m.hwgen", "-o", tmp_path / "c", *args), needle)
@@ -98,6 +107,7 @@ def test_bad_input_gives_one_clear_error(tmp_path, args, needle):
     (["train", "--mask-group", "8", "-o", "x.pt"], "argument --mask-group: expected ROWSxCOLS"),
     (["rtl", "x.hwgen", "-o", "rtl", "--fold", "fc0=2"], "argument --fold: expected LAYER=PExSIMD"),
     (["rtl", "x.hwgen", "-o", "rtl", "--pipeline", "-1"], "argument --pipeline: expected an integer >= 0"),
+    (["rtl", "x.hwgen", "-o", "rtl", "--lut-budget", "0"], "argument --lut-budget: expected an integer >= 1"),
 ])
 def test_malformed_options_are_usage_errors(tmp_path, args, needle):
     proc = hwgen(*args, cwd=tmp_path)

@@ -179,3 +179,39 @@ def test_folded_weight_rom_is_counted_in_block_ram(tmp_path, target, keys):
     total = synthesize(tmp_path, target)["total"]
     assert total["bram"] > 0
     assert total["cells"] == sum(total[k] for k in keys)
+
+
+def test_candidates_trade_estimated_luts_for_cycles():
+    """Each layer's candidate foldings: cheapest first, every further one
+    strictly faster and estimated larger; the estimate grows with the lanes."""
+    from hwgen.rtl.folded import candidates, estimate_luts
+    model = random_model(np.random.default_rng(8), [24, 12, 6], input_bits=3)
+    for layer in model.layers:
+        cands = candidates(layer)
+        assert cands[0][3] == min(estimate_luts(layer, pe, simd) for pe in divisors(layer.out_features)
+                                  for simd in divisors(layer.in_features))
+        for (pe, simd, cycles, luts), nxt in zip(cands, cands[1:]):
+            assert nxt[2] < cycles and nxt[3] >= luts
+            assert cycles == estimate_cycles(layer, pe, simd)
+        assert estimate_luts(layer, 1, 1) < estimate_luts(layer, layer.out_features, layer.in_features)
+
+
+def test_lut_budget_gives_the_fastest_measured_fit(tmp_path):
+    """fold_to_budget on generic cells: the design it returns measures within
+    the budget (the record's last measurement is of that very folding); a
+    larger budget never gives a slower design; a budget below the smallest
+    folding is one clear error."""
+    from hwgen.budget import fold_to_budget
+    model = random_model(np.random.default_rng(9), [16, 8, 4], input_bits=2)
+    small, record = fold_to_budget(model, 10 ** 9, "generic")
+    smallest = record["measurements"][0]["measured"]
+    intervals = []
+    for budget in (smallest, int(smallest * 1.5), smallest * 4):
+        folding, record = fold_to_budget(model, budget, "generic")
+        assert record["measured"] <= budget and record["metric"] == "cells"
+        assert {"folding": record["folding"], "measured": record["measured"]} in record["measurements"]
+        assert record["folding"] == [list(f) for f in folding]
+        intervals.append(max(estimate_cycles(l, *f) for l, f in zip(model.layers, folding)))
+    assert intervals[0] >= intervals[1] >= intervals[2] and intervals[2] < intervals[0]
+    with pytest.raises(HwgenError, match="smallest folding .* already takes"):
+        fold_to_budget(model, smallest - 1, "generic")

@@ -228,7 +228,7 @@ def test_datapath_auto_from_the_command_line(tmp_path):
     from hwgen import artifact
     artifact.save(random_model(rng, [16, 6, 3], input_bits=2), tmp_path / "m.hwgen")
     proc = hwgen("rtl", tmp_path / "m.hwgen", "-o", tmp_path / "rtl", "--datapath", "auto",
-                 "--datapath-target", "generic")
+                 "--area-target", "generic")
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((tmp_path / "rtl" / "rtl.json").read_text())
     choice = manifest["datapath_choice"]

@@ -18,7 +18,7 @@ _MANIFEST_KEYS = ("top", "sources", "input_features", "input_bits", "n_classes",
 
 
 def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, datapaths=None,
-             datapath_choice=None):
+             datapath_choice=None, folding_choice=None):
     """Emit the network's RTL into ``outdir``; returns the manifest dict.
 
     ``folding = None`` gives the unrolled network (one inference per clock):
@@ -34,7 +34,9 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
     layer ``"planes"`` (default) or ``"direct"`` (see
     :class:`hwgen.rtl.layer.LinearLayer`; :func:`hwgen.datapath.choose_datapaths`
     measures both, and its record goes into ``rtl.json`` as
-    ``datapath_choice``); folded layers are always bit-planes."""
+    ``datapath_choice``); folded layers are always bit-planes.
+    ``folding_choice``: how the folding was found (:mod:`hwgen.budget`),
+    recorded as such."""
     from amaranth.back import rtlil, verilog
 
     from .network import Network, StreamNetwork
@@ -77,6 +79,7 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
         "layers": [_describe(layer) for layer in top.layers],
         "artifact_sha256": artifact_sha256,
         "datapath_choice": datapath_choice,
+        "folding_choice": folding_choice,
         "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
     }
     (outdir / "rtl.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

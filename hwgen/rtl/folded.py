@@ -40,7 +40,8 @@ from ..errors import HwgenError
 from .arith import Adders, Staged, delayed, width_for
 from .layer import score_shape
 
-__all__ = ["FoldedLayer", "Schedule", "choose_folding", "estimate_cycles", "schedule"]
+__all__ = ["FoldedLayer", "Schedule", "candidates", "choose_folding", "estimate_cycles", "estimate_luts",
+           "lut_features", "schedule"]
 
 
 @dataclass
@@ -364,6 +365,63 @@ def estimate_cycles(layer, pe, simd):
     o, i = layer.out_features, layer.in_features
     tiles = layer.nbits.astype(np.int64).reshape(o // pe, pe, i // simd, simd).max(axis=(1, 3))
     return int(np.maximum(tiles.sum(axis=1), 1).sum())
+
+
+#: iCE40 LUT4 per unit of each :func:`lut_features` entry: a non-negative
+#: least-squares fit to 15 synthesized folded layers of digits MLPs
+#: (bench/fold_estimate.py, 2026-11-24). The multipliers' cost could not be
+#: told apart from the lanes' in that data. Only a guide: hwgen.budget
+#: rescales it per layer by a measurement and measures what it picks.
+LUT4_PER_FEATURE = {"base": 0.0, "lanes": 2.3, "multiply": 0.0, "accumulate": 1.07, "group_mux": 0.91,
+                    "rom_in_luts": 0.12, "outputs": 7.39}
+
+
+def lut_features(layer, pe, simd):
+    """What a folded layer's LUT count grows with: lane inputs (masked
+    lanes count twice), the alpha multipliers' partial products, the
+    accumulators' bits, the input-group multiplexer, small ROMs mapped to
+    LUTs, the collected outputs."""
+    o, i, bits = layer.out_features, layer.in_features, layer.input_bits
+    nbits = layer.nbits.astype(np.int64).reshape(o // pe, pe, i // simd, simd)
+    mask = bool((nbits.max(axis=(1, 3)) != nbits.min(axis=(1, 3))).any())
+    cycles = estimate_cycles(layer, pe, simd)
+    if layer.input == "binary":
+        part_w = (2 * simd).bit_length()
+    else:
+        part_w = (simd * ((1 << bits) - 1)).bit_length() + 1
+    a_w = max(int(layer.alpha.max(initial=0)).bit_length(), 1)
+    lo, hi = layer.bounds()
+    acc_w = max(width_for(int(l), int(h))[0] for l, h in zip(lo, hi)) + 1
+    rom_bits = cycles * pe * simd * (2 if mask else 1)
+    return {"base": 1, "lanes": pe * simd * (bits if layer.input == "uint" else 1) * (2 if mask else 1),
+            "multiply": pe * a_w * part_w, "accumulate": pe * acc_w,
+            "group_mux": simd * bits * (i // simd - 1),
+            "rom_in_luts": rom_bits if cycles <= ROM_IN_LUTS_UP_TO else 0, "outputs": o}
+
+
+#: Yosys maps a weight ROM this deep or shallower to LUTs, a deeper one to
+#: block RAM (iCE40: 121 words went to LUTs, 254 to SB_RAM40_4K)
+ROM_IN_LUTS_UP_TO = 128
+
+
+def estimate_luts(layer, pe, simd):
+    """Estimated iCE40 LUT4 of ``layer`` folded to ``pe`` x ``simd``."""
+    return sum(LUT4_PER_FEATURE[k] * v for k, v in lut_features(layer, pe, simd).items())
+
+
+def candidates(layer):
+    """``[(pe, simd, cycles, lut4 estimate)]``: the foldings of ``layer``
+    that no other beats in both estimated LUTs and cycles, cheapest first."""
+    o, i = layer.out_features, layer.in_features
+    options = sorted((estimate_luts(layer, pe, simd), -simd, pe, simd)
+                     for pe in range(1, o + 1) if o % pe == 0 for simd in range(1, i + 1) if i % simd == 0)
+    out, best = [], None
+    for luts, _, pe, simd in options:
+        cycles = estimate_cycles(layer, pe, simd)
+        if best is None or cycles < best:
+            out.append((pe, simd, cycles, luts))
+            best = cycles
+    return out
 
 
 def choose_folding(model, target_cycles=64, overrides=None):

@@ -1,0 +1,144 @@
+"""Folding under a LUT budget (``--lut-budget N``): the fastest folded design
+whose synthesized area fits N.
+
+A greedy search, as FINN's: every folded layer starts at its cheapest
+folding, then the slowest layer (most cycles) moves to its next faster
+candidate (:func:`hwgen.rtl.folded.candidates`) while the estimate stays
+within the budget. Speeding a dense layer past the conv layers' pixel rate
+gains nothing, so the search stops there too. The estimate is the feature
+model of :func:`hwgen.rtl.folded.estimate_luts`, scaled per layer to what
+synthesis last measured for it (so it fits this model, target and Yosys),
+plus the measured rest of the design (conv layers, argmax, glue). Each
+round synthesizes the design the moves reached: if it fits, the estimate is
+rescaled there and the search goes on; if not, moves are undone (as many
+as the measured overshoot asks), that design is measured, and the search
+ends with the fastest design that measured within the budget. Yosys results
+are cached by content hash.
+"""
+import tempfile
+from pathlib import Path
+
+from . import rtl
+from .errors import HwgenError
+from .rtl.folded import candidates, choose_folding
+from .synth import AREA_METRIC, synthesize
+
+__all__ = ["fold_to_budget", "pick_folding"]
+
+#: rounds of (greedy moves, synthesis) at most: each round costs one synthesis
+MAX_ROUNDS = 6
+
+
+def _measure(model, folding, target, pipeline, datapaths, log):
+    """``(total, {layer name: area})`` of the synthesized design."""
+    metric = AREA_METRIC[target]
+    with tempfile.TemporaryDirectory(prefix="hwgen-budget-") as tmp:
+        rtl.generate(model, Path(tmp) / "rtl", pipeline=pipeline, folding=folding, datapaths=datapaths)
+        res = synthesize(Path(tmp) / "rtl", target, log=log)
+    per_layer = {layer.name: sum(v.get(metric, 0) for k, v in res["per_module"].items()
+                                 if k == layer.name or k.startswith(layer.name + "."))
+                 for layer in model.layers}
+    return res["total"][metric], per_layer
+
+
+def fold_to_budget(model, lut_budget, target="ice40", overrides=None, pipeline=0, datapaths=None, log=None):
+    """``(folding, record)``: one ``(pe, simd)`` per dense layer (None for
+    conv layers) whose design measures at most ``lut_budget`` in ``target``'s
+    area figure, as fast as the search finds; ``record`` says what was
+    estimated and measured."""
+    metric = AREA_METRIC[target]
+    base = choose_folding(model, 2, overrides)     # validates overrides; conv layers -> None
+    overrides = dict(overrides or {})
+    free = [k for k, layer in enumerate(model.layers) if layer.op == "dense" and layer.name not in overrides]
+    cands = {k: candidates(model.layers[k]) for k in free}
+    pos = {k: 0 for k in free}
+    convs = [layer for layer in model.layers if layer.op == "conv2d"]
+    floor = convs[0].in_shape[1] * convs[0].in_shape[2] if convs else 1   # the pixel stream's interval
+
+    def folding():
+        return [cands[k][pos[k]][:2] if k in pos else base[k] for k in range(len(model.layers))]
+
+    measurements = []
+
+    def measure():
+        if log:
+            log(f"  synthesizing the folding {_describe(model, folding())} ({target}) ...")
+        total, per_layer = _measure(model, folding(), target, pipeline, datapaths, log)
+        measurements.append({"folding": [list(f) if f else None for f in folding()], "measured": total})
+        return total, per_layer
+
+    total, per_layer = measure()
+    if total > lut_budget:
+        raise HwgenError(f"the smallest folding (by the estimate: {_describe(model, folding())}) already takes "
+                         f"{total} {target} {metric}, over the budget of {lut_budget}: raise --lut-budget, or "
+                         f"fold by hand with --fold")
+    scale, rest = {}, 0
+
+    def calibrate(total, per_layer):
+        """Rescale each layer's estimate to its measured area at its current folding."""
+        nonlocal rest
+        for k in free:
+            scale[k] = per_layer[model.layers[k].name] / max(cands[k][pos[k]][3], 1.0)
+        rest = total - sum(per_layer[model.layers[k].name] for k in free)
+
+    def estimate():
+        return rest + sum(scale[k] * cands[k][pos[k]][3] for k in free)
+
+    def greedy():
+        moves = []
+        while free:
+            k = max(free, key=lambda k: (cands[k][pos[k]][2], -k))
+            if cands[k][pos[k]][2] + 1 <= floor or pos[k] + 1 == len(cands[k]):
+                break
+            pos[k] += 1
+            if estimate() > lut_budget:
+                pos[k] -= 1
+                break
+            moves.append(k)
+        return moves
+
+    calibrate(total, per_layer)
+    best = (total, dict(pos))
+    for _ in range(MAX_ROUNDS):
+        moves = greedy()
+        if not moves:
+            break
+        total, per_layer = measure()
+        if total <= lut_budget:        # fits: recalibrate there and try to go further
+            best = (total, dict(pos))
+            calibrate(total, per_layer)
+            continue
+        ratio = total / estimate()      # over: undo until the corrected estimate fits, measure once more
+        pos[moves.pop()] -= 1
+        while moves and estimate() * ratio > lut_budget:
+            pos[moves.pop()] -= 1
+        if pos != best[1]:
+            total, per_layer = measure()
+            if total <= lut_budget:
+                best = (total, dict(pos))
+        break
+    total, pos = best[0], dict(best[1])
+    chosen = folding()
+    record = {"lut_budget": lut_budget, "target": target, "metric": metric, "measured": total,
+              "folding": [list(f) if f else None for f in chosen],
+              "estimated": round(estimate(), 1), "syntheses": len(measurements), "measurements": measurements}
+    if log:
+        log(f"  folding for a budget of {lut_budget} {metric}: {_describe(model, chosen)}, measured {total} "
+            f"{metric} ({len(measurements)} syntheses)")
+    return chosen, record
+
+
+def _describe(model, folding):
+    return ", ".join(f"{layer.name} {f[0]}x{f[1]}" for layer, f in zip(model.layers, folding) if f)
+
+
+def pick_folding(model, fold, target="ice40", pipeline=0, datapaths=None, log=None):
+    """``(folding, record)`` from the folding options ``fold`` (None: the
+    unrolled design, ``(None, None)``): ``lut_budget`` searches under that
+    budget (:func:`fold_to_budget`), else ``target_cycles`` as
+    :func:`~hwgen.rtl.folded.choose_folding`."""
+    if fold is None:
+        return None, None
+    if fold.get("lut_budget"):
+        return fold_to_budget(model, fold["lut_budget"], target, fold.get("overrides"), pipeline, datapaths, log)
+    return choose_folding(model, fold.get("target_cycles", 64), fold.get("overrides")), None
