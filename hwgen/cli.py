@@ -276,6 +276,16 @@ def cmd_synth(args):
         res = synthesize(args.rtl_dir, target, log=_log)
         results[target] = res
         print(f"\n{target}:\n{format_table(res)}")
+    if args.by_class:
+        from . import artifact
+        from .breakdown import by_class, format_by_class
+        model = artifact.load(args.by_class)
+        for target in args.target:
+            _log(f"area per bitwidth class ({target}): one synthesis without each class ...")
+            res = by_class(model, args.rtl_dir, target, artifact_path=args.by_class, log=_log)
+            results[target]["by_class"] = res
+            print(f"\n{target}, per bitwidth class (marginal: the layer's area minus its area without "
+                  f"those weights):\n{format_by_class(res)}")
     out = Path(args.json or Path(args.rtl_dir) / "synth" / "area.json")
     out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     _log(f"area report: {out}")
@@ -420,6 +430,10 @@ def build_parser():
                    help="synthesis target, repeatable: generic (Yosys gates), ice40 (LUT4), ecp5 (LUT4), "
                         "xc7 (LUT6), asic (OSU 0.18 um cells, um^2) (default: generic and ice40)")
     p.add_argument("--json", help="where to write the JSON report (default: RTLDIR/synth/area.json)")
+    p.add_argument("--by-class", metavar="MODEL",
+                   help="also the area per bitwidth class: with MODEL (the artifact the RTL came from), "
+                        "synthesize the design again without each class's weights; each layer's marginal "
+                        "area per class and per weight bit")
     p.set_defaults(func=cmd_synth)
 
     from .timing import DEVICES

@@ -239,3 +239,31 @@ def test_datapath_auto_from_the_command_line(tmp_path):
     proc = hwgen("rtl", tmp_path / "m.hwgen", "-o", tmp_path / "d", "--datapath", "direct")
     assert proc.returncode == 0
     assert {e["datapath"] for e in json.loads((tmp_path / "d" / "rtl.json").read_text())["layers"]} == {"direct"}
+
+
+def test_area_per_bitwidth_class(tmp_path):
+    """`hwgen synth --by-class`: per layer and class, the weights counted and
+    the marginal area measured (full design minus the design without that
+    class). Every class of a 40-input layer costs area; pruning a layer's only
+    class leaves just its constant logic. The wrong artifact is refused."""
+    from hwgen import artifact
+    rng = np.random.default_rng(6)
+    model = random_model(rng, [40, 6, 3], input_bits=2, prune=0.0)
+    model.layers[1].nbits[:] = 1          # one class only
+    model.layers[1].planes[1:] = 0
+    artifact.save(model, tmp_path / "m.hwgen")
+    assert hwgen("rtl", tmp_path / "m.hwgen", "-o", tmp_path / "rtl").returncode == 0
+    proc = hwgen("synth", tmp_path / "rtl", "--target", "generic", "--by-class", tmp_path / "m.hwgen")
+    assert proc.returncode == 0, proc.stderr
+    assert "per bitwidth class" in proc.stdout
+    res = json.loads((tmp_path / "rtl" / "synth" / "area.json").read_text())["generic"]["by_class"]
+    fc0, fc1 = res["layers"]["fc0"], res["layers"]["fc1"]
+    assert sorted(fc0["classes"]) == ["1", "2", "3"] and list(fc1["classes"]) == ["1"]
+    for b, c in fc0["classes"].items():
+        assert c["weights"] == int((model.layers[0].nbits == int(b)).sum()) and c["weight_bits"] == c["weights"] * int(b)
+        assert c["marginal"] > 0 and c["per_weight_bit"] == round(c["marginal"] / c["weight_bits"], 3)
+    assert 0 < fc1["classes"]["1"]["marginal"] <= fc1["area"]
+    other = random_model(rng, [40, 6, 3], input_bits=2)
+    artifact.save(other, tmp_path / "other.hwgen")
+    proc = hwgen("synth", tmp_path / "rtl", "--target", "generic", "--by-class", tmp_path / "other.hwgen")
+    assert proc.returncode == 2 and "generated from another artifact" in proc.stderr
