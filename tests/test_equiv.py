@@ -10,7 +10,7 @@ import pytest
 from hwgen import artifact, rtl
 from hwgen.equiv import check_layer, check_rtl, reference_verilog
 
-from conftest import hwgen, random_model
+from conftest import hwgen, random_cnn, random_model
 
 pytestmark = pytest.mark.slow
 
@@ -97,9 +97,36 @@ def test_narrow_score_port_is_a_counterexample(tmp_path):
 def test_reference_refuses_what_it_does_not_model():
     model = random_model(np.random.default_rng(0), [3, 2, 2])
     layer = copy.deepcopy(model.layers[0])
-    layer.op = "conv2d"
-    with pytest.raises(Exception, match="dense"):
+    layer.output_bits = 2
+    with pytest.raises(Exception, match="1-bit outputs"):
         reference_verilog(layer, "gold")
+
+
+@pytest.mark.parametrize("folded", [False, True])
+def test_conv_window_datapaths_are_proven(tmp_path, folded):
+    """A CNN's conv layer: its window datapath (fan-in channels x 3 x 3) is
+    proven equal to the reference circuit of its neurons; folded dense layers
+    are skipped as sequential; RTL with one conv plane bit flipped is a
+    counterexample."""
+    rng = np.random.default_rng(12)
+    model = random_cnn(rng, (1, 5, 5), [(3, (3, 3), 1)], [4, 3], input_bits=2, frac_bits=3, prune=0.2)
+    folding = [None, (1, 1), (1, 1)] if folded else None
+    rtl.generate(model, tmp_path / "rtl", folding=folding)
+    results = check_rtl(model, tmp_path / "rtl", timeout_s=240)
+    assert results[0]["result"] == "proven", results[0]
+    if folded:
+        assert [r["result"] for r in results[1:]] == ["skipped", "skipped"]
+        assert "folded" in results[1]["reason"]
+    else:
+        assert [r["result"] for r in results[1:]] == ["skipped", "proven"]   # fc0: fan-in 27 > 12
+    tampered = copy.deepcopy(model)
+    o, j = map(int, np.argwhere(model.layers[0].nbits > 0)[0])
+    tampered.layers[0].planes[0, o, j] ^= 1
+    rtl.generate(tampered, tmp_path / "bad", folding=folding)
+    bad = check_rtl(model, tmp_path / "bad", timeout_s=240, max_fan_in=9)[0]
+    assert bad["result"] == "counterexample"
+    x = bad["counterexample"]
+    assert layer_outputs(model.layers[0], x) != layer_outputs(tampered.layers[0], x)
 
 
 def test_cli_proves_skips_and_fails(tmp_path):

@@ -93,6 +93,10 @@ def _describe(layer):
              "out_features": layer.layer.out_features,
              "weight_bits": int(layer.layer.nbits.astype(int).sum())}
     sch = getattr(layer, "schedule", None)
+    if sch is None:   # a constant-weight datapath that hwgen equiv can prove: its module and latency
+        inner = getattr(layer, "datapath", layer)     # conv layers and streamed dense layers wrap one
+        entry.update(datapath_module=entry["module"] + (".datapath" if inner is not layer else ""),
+                     datapath_latency=inner.latency)
     if layer.layer.op == "conv2d":
         entry.update(op="conv2d", in_shape=list(layer.layer.in_shape), kernel=list(layer.layer.kernel),
                      pool=layer.layer.pool, out_shape=list(layer.layer.out_shape), interval=layer.interval)
