@@ -17,10 +17,11 @@ shift register of ``W'' = W' // p`` entries (a line buffer of the pooled
 row). Conv rows and columns beyond ``p * W''`` (``p * H''``) are dropped, as
 by ``torch.nn.MaxPool2d``.
 
-The network's ports carry whole images; :class:`Serializer` turns an image
-vector into its pixel stream and :class:`Deserializer` gathers the last
-conv layer's pixels into the flattened (channel-major) vector the dense
-layers read. Both are shift registers: the reorderings are wiring.
+The network's ports carry whole images; :class:`Serializer` reads an
+offered image vector out as its pixel stream (multiplexers, no storage) and
+:class:`Deserializer` gathers the last conv layer's pixels into the
+flattened (channel-major) vector the dense layers read (a shift register:
+the reordering is wiring).
 """
 from amaranth.hdl import Cat, Const, EnableInserter, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
@@ -39,9 +40,13 @@ def _pixel(bits, channels):
 
 class Serializer(wiring.Component):
     """Image vectors (``[C, H, W]`` flattened channel-major, as the artifact
-    orders them) in, the image's ``H * W`` pixels out in raster order. The
-    next image loads as its predecessor's last pixel leaves: ``H * W``
-    clocks per image."""
+    orders them) in, the image's ``H * W`` pixels out in raster order.
+
+    It stores nothing: a stream's payload holds still while it is valid and
+    not taken, so the pixels are read straight from the offered image (one
+    multiplexer per channel), and the image is taken with its last pixel.
+    The next image's first pixel follows at once: ``H * W`` clocks per image.
+    """
 
     def __init__(self, shape, bits):
         self.shape, self.bits = tuple(shape), int(bits)
@@ -53,8 +58,8 @@ class Serializer(wiring.Component):
 
     @property
     def latency(self):
-        """Clocks from an accepted image to its first pixel on ``o``."""
-        return 1
+        """Clocks from an offered image to its first pixel on ``o``."""
+        return 0
 
     @property
     def interval(self):
@@ -64,18 +69,14 @@ class Serializer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         c, h, w = self.shape
-        n, pix = h * w, c * self.bits
-        image = self.i.payload
-        # pixel q = (y, x), channel k: element k*n + q of the channel-major vector
-        pixels = Cat(image[k * n + q] for q in range(n) for k in range(c))
-        buf = Signal(n * pix)
-        left = Signal(range(n + 1))
-        m.d.comb += [self.o.valid.eq(left != 0), self.o.payload.eq(buf[:pix]),
-                     self.i.ready.eq((left == 0) | ((left == 1) & self.o.ready))]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [buf.eq(pixels), left.eq(n)]
-        with m.Elif(self.o.valid & self.o.ready):
-            m.d.sync += [buf.eq(buf[pix:]), left.eq(left - 1)]
+        n, bits = h * w, self.bits
+        image = self.i.payload.as_value()
+        q = Signal(range(n))        # the pixel on offer
+        m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready & (q == n - 1)),
+                     self.o.payload.eq(Cat(image[k * n * bits:(k + 1) * n * bits].word_select(q, bits)
+                                           for k in range(c)))]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += q.eq(Mux(q == n - 1, 0, q + 1))
         return m
 
 
