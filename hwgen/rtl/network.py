@@ -139,8 +139,10 @@ class StreamNetwork(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from an accepted input to its valid output (no stalls):
-        pixels follow their own timing through the conv layers."""
+        """Cycles from an input offered to an idle network to its valid
+        output (no stalls). Without conv layers the input is taken at once;
+        with them it is taken with its last pixel, and the pixels follow
+        their own timing through the conv layers' pooling."""
         t, pixels = 0, None
         for _, stage in self.stages:
             if isinstance(stage, Serializer):
