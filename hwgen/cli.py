@@ -502,7 +502,8 @@ def build_parser():
                    help="also generate each run's RTL and synthesize it for TARGET (repeatable; "
                         f"{', '.join(TARGETS)}): area columns, the area of each mix relative to 2 bits, "
                         "area_vs_bits.png and accuracy_vs_area.png. The design: --arch, --target-cycles, "
-                        "--fold, --pipeline")
+                        "--lut-budget, --fold, --pipeline, --datapath (auto and --lut-budget measure on "
+                        "each --synth target; --area-target is not used)")
     _add_arch_args(p)
     p.add_argument("-o", "--output", required=True, help="sweep directory (resumed if it exists)")
     p.set_defaults(func=cmd_sweep)
