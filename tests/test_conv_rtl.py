@@ -91,6 +91,8 @@ def test_conv_after_dense_and_folding_a_conv_layer_are_refused():
     with pytest.raises(HwgenError, match="conv2d layer, which is pixel-stream"):
         choose_folding(model, 16, {"conv0": (1, 1)})
     assert choose_folding(model, 16)[0] is None
+    # the pixel stream takes 36 clocks per image: a faster target would only idle the dense layers
+    assert choose_folding(model, 2) == choose_folding(model, 36) != choose_folding(model, 2 * 36)
     model.layers = [model.layers[1], model.layers[0], model.layers[2]]
     with pytest.raises(HwgenError, match="conv layers come first"):
         StreamNetwork(model)

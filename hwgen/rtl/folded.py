@@ -428,7 +428,10 @@ def choose_folding(model, target_cycles=64, overrides=None):
     """One ``(pe, simd)`` per dense layer (None for conv layers): ``overrides`` (layer name -> ``(pe,
     simd)``) where given, else the fewest lanes (PE x SIMD; more SIMD on a
     tie) whose layer streams at ``target_cycles`` clocks per inference or
-    fewer; a layer that cannot gets its fastest folding."""
+    fewer; a layer that cannot gets its fastest folding. With conv layers
+    the network streams one image per ``H * W`` clocks at best (the first
+    conv layer takes a pixel per clock), so a smaller target is raised to
+    that: faster dense layers would only idle."""
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - {layer.name for layer in model.layers})
     if unknown:
@@ -437,6 +440,9 @@ def choose_folding(model, target_cycles=64, overrides=None):
     if target_cycles < 2:
         raise HwgenError(f"target cycles per inference must be >= 2 (a folded layer takes its "
                          f"schedule + 1 clocks), not {target_cycles}")
+    convs = [layer for layer in model.layers if layer.op == "conv2d"]
+    if convs:
+        target_cycles = max(target_cycles, convs[0].in_shape[1] * convs[0].in_shape[2])
     folding = []
     for layer in model.layers:
         if layer.op != "dense":
@@ -449,11 +455,11 @@ def choose_folding(model, target_cycles=64, overrides=None):
             folding.append(tuple(overrides[layer.name]))
             continue
         o, i = layer.out_features, layer.in_features
-        candidates = sorted(((pe, simd) for pe in range(1, o + 1) if o % pe == 0
-                             for simd in range(1, i + 1) if i % simd == 0),
-                            key=lambda c: (c[0] * c[1], -c[1]))
+        options = sorted(((pe, simd) for pe in range(1, o + 1) if o % pe == 0
+                          for simd in range(1, i + 1) if i % simd == 0),
+                         key=lambda c: (c[0] * c[1], -c[1]))
         best = None
-        for pe, simd in candidates:
+        for pe, simd in options:
             cycles = estimate_cycles(layer, pe, simd)
             if cycles + 1 <= target_cycles:
                 best = (pe, simd)
