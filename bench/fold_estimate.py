@@ -24,7 +24,7 @@ from hwgen import rtl
 from hwgen.data import load_dataset
 from hwgen.export import export_model
 from hwgen.rtl.folded import LUT4_PER_FEATURE, estimate_luts, lut_features
-from hwgen.synth import synthesize
+from hwgen.synth import layer_areas, synthesize
 from hwgen.train import train
 
 NETWORKS = [([16, 16], "1.4"), ([64, 64], "1.4"), ([32, 32], "2")]
@@ -52,11 +52,10 @@ def main():
                 manifest = rtl.generate(model, rtl_dir, folding=folding)
                 res = synthesize(rtl_dir, "ice40")
                 for layer, (pe, simd), entry in zip(model.layers, folding, manifest["layers"]):
-                    mods = [v for k, v in res["per_module"].items()
-                            if k == layer.name or k.startswith(layer.name + ".")]
                     row = {"network": f"{'-'.join(map(str, hidden))} {bits} b", "layer": layer.name, "pe": pe,
                            "simd": simd, "cycles": entry["cycles"], "input": layer.input,
-                           "lut4": sum(m["lut4"] for m in mods), "bram": sum(m["bram"] for m in mods),
+                           "lut4": layer_areas(res["per_module"], [layer.name], "lut4")[layer.name],
+                           "bram": layer_areas(res["per_module"], [layer.name], "bram")[layer.name],
                            "estimate": round(estimate_luts(layer, pe, simd), 1)}
                     row["error"] = round((row["estimate"] - row["lut4"]) / max(row["lut4"], 1), 3)
                     rows.append(row)

@@ -20,15 +20,9 @@ import numpy as np
 
 from . import rtl
 from .errors import HwgenError
-from .synth import AREA_METRIC, synthesize
+from .synth import AREA_METRIC, layer_areas, synthesize
 
 __all__ = ["by_class", "format_by_class"]
-
-
-def _layer_areas(per_module, model, metric):
-    return {layer.name: sum(v.get(metric, 0) for k, v in per_module.items()
-                            if k == layer.name or k.startswith(layer.name + "."))
-            for layer in model.layers}
 
 
 def by_class(model, rtl_dir, target="ice40", artifact_path=None, log=None):
@@ -50,7 +44,7 @@ def by_class(model, rtl_dir, target="ice40", artifact_path=None, log=None):
     datapaths = [e.get("datapath", "planes") for e in manifest["layers"]]
     metric = AREA_METRIC[target]
     full = synthesize(rtl_dir, target, log=log)
-    areas = _layer_areas(full["per_module"], model, metric)
+    areas = layer_areas(full["per_module"], names, metric)
     classes = sorted({int(b) for layer in model.layers for b in np.unique(layer.nbits) if b > 0})
     out = {"target": target, "metric": metric, "total": full["total"][metric],
            "layers": {name: {"area": areas[name], "classes": {}} for name in names}}
@@ -65,8 +59,8 @@ def by_class(model, rtl_dir, target="ice40", artifact_path=None, log=None):
                 log(f"  without the {b}-bit weights ...")
             rtl.generate(variant, Path(tmp) / f"without{b}", pipeline=manifest.get("pipeline", 0),
                          folding=folding, datapaths=datapaths)
-            without = _layer_areas(synthesize(Path(tmp) / f"without{b}", target, log=log)["per_module"],
-                                   variant, metric)
+            without = layer_areas(synthesize(Path(tmp) / f"without{b}", target, log=log)["per_module"],
+                                  names, metric)
             for layer in model.layers:
                 n = int((layer.nbits == b).sum())
                 if n:

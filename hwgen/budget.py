@@ -21,7 +21,7 @@ from pathlib import Path
 from . import rtl
 from .errors import HwgenError
 from .rtl.folded import candidates, choose_folding
-from .synth import AREA_METRIC, synthesize
+from .synth import AREA_METRIC, layer_areas, synthesize
 
 __all__ = ["fold_to_budget", "pick_folding"]
 
@@ -35,10 +35,7 @@ def _measure(model, folding, target, pipeline, datapaths, log):
     with tempfile.TemporaryDirectory(prefix="hwgen-budget-") as tmp:
         rtl.generate(model, Path(tmp) / "rtl", pipeline=pipeline, folding=folding, datapaths=datapaths)
         res = synthesize(Path(tmp) / "rtl", target, log=log)
-    per_layer = {layer.name: sum(v.get(metric, 0) for k, v in res["per_module"].items()
-                                 if k == layer.name or k.startswith(layer.name + "."))
-                 for layer in model.layers}
-    return res["total"][metric], per_layer
+    return res["total"][metric], layer_areas(res["per_module"], [layer.name for layer in model.layers], metric)
 
 
 def fold_to_budget(model, lut_budget, target="ice40", overrides=None, pipeline=0, datapaths=None, log=None):

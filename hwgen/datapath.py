@@ -15,13 +15,9 @@ import tempfile
 from pathlib import Path
 
 from . import rtl
-from .synth import AREA_METRIC, synthesize
+from .synth import AREA_METRIC, layer_areas, synthesize
 
 __all__ = ["choose_datapaths"]
-
-
-def _layer_area(per_module, name, metric):
-    return sum(v.get(metric, 0) for k, v in per_module.items() if k == name or k.startswith(name + "."))
 
 
 def choose_datapaths(model, target="ice40", pipeline=0, folding=None, log=None):
@@ -36,10 +32,11 @@ def choose_datapaths(model, target="ice40", pipeline=0, folding=None, log=None):
                 log(f"  measuring the {kind} datapath of every layer ({target}) ...")
             manifest = rtl.generate(model, Path(tmp) / kind, pipeline=pipeline, folding=folding,
                                     datapaths=[kind] * len(model.layers))
-            per_module = synthesize(Path(tmp) / kind, target, log=log)["per_module"]
+            per_layer = layer_areas(synthesize(Path(tmp) / kind, target, log=log)["per_module"],
+                                    [entry["name"] for entry in manifest["layers"]], metric)
             for entry in manifest["layers"]:
                 if "pe" not in entry:    # folded layers have no choice
-                    areas.setdefault(entry["name"], {})[kind] = _layer_area(per_module, entry["name"], metric)
+                    areas.setdefault(entry["name"], {})[kind] = per_layer[entry["name"]]
     datapaths = ["direct" if layer.name in areas and areas[layer.name]["direct"] < areas[layer.name]["planes"]
                  else "planes" for layer in model.layers]
     if log:

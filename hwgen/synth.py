@@ -17,7 +17,7 @@ from .errors import HwgenError
 from .paths import find_tool, project_dir
 from .rtl import read_manifest
 
-__all__ = ["AREA_METRIC", "TARGETS", "synthesize", "synthesize_sources", "cache_dir", "format_table", "yosys_executable",
+__all__ = ["AREA_METRIC", "TARGETS", "layer_areas", "synthesize", "synthesize_sources", "cache_dir", "format_table", "yosys_executable",
            "liberty_path", "cell_areas"]
 
 #: target -> (script template, {report key: cell-type prefixes counted})
@@ -244,6 +244,14 @@ def synthesize_sources(work_dir, sources, top, target="generic", log=None):
         log(f"  yosys: {target} done in {seconds:.1f} s: " + ", ".join(f"{k} {v}" for k, v in total.items()))
     return {"target": target, "total": total, "per_module": per_module, "cell_types": cell_types,
             "seconds": seconds, "cached": cached, "log": str(log_path.relative_to(work_dir))}
+
+
+def layer_areas(per_module, names, metric):
+    """``{name: area}``: each layer's ``metric`` summed over its module and
+    its submodules (``fc0``, ``fc0.lanes``, ``conv0.datapath``...) in a
+    synthesis result's ``per_module``."""
+    return {name: sum(v.get(metric, 0) for k, v in per_module.items() if k == name or k.startswith(name + "."))
+            for name in names}
 
 
 def format_table(result):
