@@ -5,9 +5,9 @@
 Trains digits MLPs (16-16 and 64-64 at 1.4 bits, 32-32 at 2 bits), folds
 them at several sizes (PE up to scale/2, SIMD up to 4*scale), synthesizes
 each design for iCE40 and compares every folded layer's LUT4 with
-``hwgen.rtl.folded.estimate_luts``. Also prints the least-squares
-(non-negative) fit of ``LUT4_PER_FEATURE`` to these measurements, which is
-where the coefficients in the code come from. The estimate only guides
+``hwgen.rtl.folded.estimate_luts``. Also prints the non-negative
+least-squares fit of ``LUT4_PER_FEATURE`` (relative error) to these
+measurements, which is where the coefficients in the code come from. The estimate only guides
 ``--lut-budget``'s search (hwgen/budget.py), which measures what it picks.
 """
 import argparse
@@ -62,8 +62,9 @@ def main():
                     features.append(lut_features(layer, pe, simd))
                     print(json.dumps(row), file=sys.stderr, flush=True)
     keys = list(LUT4_PER_FEATURE)
-    coef, _ = nnls(np.array([[f[k] for k in keys] for f in features], float),
-                   np.array([r["lut4"] for r in rows], float))
+    x = np.array([[f[k] for k in keys] for f in features], float)
+    y = np.array([r["lut4"] for r in rows], float)
+    coef, _ = nnls(x / y[:, None], np.ones(len(y)))    # least squares of the relative error
     errors = np.abs([r["error"] for r in rows])
     print(json.dumps({"bench": "fold_estimate", "machine": platform.machine(), "target": "ice40",
                       "layers": len(rows), "mean_abs_error": round(float(errors.mean()), 3),
