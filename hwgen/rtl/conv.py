@@ -212,7 +212,7 @@ class ConvLayer(wiring.Component):
 
     def emits(self):
         """For each input pixel (raster order), whether it completes a pooled
-        output pixel: the timing model of :func:`stream_latency`."""
+        output pixel: the timing model of :attr:`StreamNetwork.latency`."""
         layer = self._layer
         _, h, w = layer.in_shape
         kh, kw = layer.kernel
