@@ -38,7 +38,17 @@ def _pixel(bits, channels):
     return data.ArrayLayout(unsigned(bits), channels)
 
 
-class Serializer(wiring.Component):
+class _MapStream(wiring.Component):
+    """A stage that passes a ``[C, H, W]`` map (``shape``) pixel by pixel:
+    one map per ``H * W`` clocks."""
+
+    @property
+    def interval(self):
+        c, h, w = self.shape
+        return h * w
+
+
+class Serializer(_MapStream):
     """Image vectors (``[C, H, W]`` flattened channel-major, as the artifact
     orders them) in, the image's ``H * W`` pixels out in raster order.
 
@@ -48,6 +58,9 @@ class Serializer(wiring.Component):
     The next image's first pixel follows at once: ``H * W`` clocks per image.
     """
 
+    #: clocks from an offered image to its first pixel on ``o``
+    latency = 0
+
     def __init__(self, shape, bits):
         self.shape, self.bits = tuple(shape), int(bits)
         c, h, w = self.shape
@@ -55,16 +68,6 @@ class Serializer(wiring.Component):
             "i": In(stream.Signature(_pixel(bits, c * h * w))),
             "o": Out(stream.Signature(_pixel(bits, c))),
         })
-
-    @property
-    def latency(self):
-        """Clocks from an offered image to its first pixel on ``o``."""
-        return 0
-
-    @property
-    def interval(self):
-        c, h, w = self.shape
-        return h * w
 
     def elaborate(self, platform):
         m = Module()
@@ -80,9 +83,12 @@ class Serializer(wiring.Component):
         return m
 
 
-class Deserializer(wiring.Component):
+class Deserializer(_MapStream):
     """The pixels of a ``[C, H, W]`` map of bits (raster order) in, the map
     flattened channel-major out, as one vector per map."""
+
+    #: clocks from the map's last accepted pixel to the vector on ``o``
+    latency = 1
 
     def __init__(self, shape):
         self.shape = tuple(shape)
@@ -91,16 +97,6 @@ class Deserializer(wiring.Component):
             "i": In(stream.Signature(unsigned(c))),
             "o": Out(stream.Signature(_pixel(1, c * h * w))),
         })
-
-    @property
-    def latency(self):
-        """Clocks from the map's last accepted pixel to the vector on ``o``."""
-        return 1
-
-    @property
-    def interval(self):
-        c, h, w = self.shape
-        return h * w
 
     def elaborate(self, platform):
         m = Module()
