@@ -89,10 +89,11 @@ def _add_arch_args(p):
                         "following the weight bits (default: %(default)s)")
     p.add_argument("--target-cycles", type=int, default=64, metavar="N",
                    help="folded: per layer, the fewest PE x SIMD lanes that stream one inference "
-                        "every N clocks or fewer (default: %(default)s)")
+                        "every N clocks or fewer; a conv layer is folded only where that takes at most "
+                        "half the lanes of its constant-weight window datapath (default: %(default)s)")
     p.add_argument("--fold", type=_fold_spec, action="append", default=[], metavar="LAYER=PExSIMD",
-                   help="folded: this layer's folding (PE must divide its neurons, SIMD its inputs); "
-                        "repeatable, overrides --target-cycles")
+                   help="folded: this layer's folding (PE must divide its neurons or channels, SIMD "
+                        "its inputs or window size); repeatable, overrides --target-cycles")
     from .synth import TARGETS
     p.add_argument("--datapath", choices=["planes", "direct", "auto"], default="planes",
                    help="constant-weight layers (unrolled and conv): planes = one adder-tree input per "
@@ -262,7 +263,8 @@ def cmd_rtl(args):
                  + (f", {entry['pool']}x{entry['pool']} max-pool" if entry["pool"] > 1 else "")
                  + f", {entry['interval']} clocks per map")
         if "pe" in entry:
-            _log(f"  {entry['name']}: PE {entry['pe']} x SIMD {entry['simd']}, {entry['cycles']} cycles "
+            per = " per window" if entry.get("op") == "conv2d" else ""
+            _log(f"  {entry['name']}: PE {entry['pe']} x SIMD {entry['simd']}, {entry['cycles']} cycles{per} "
                  f"(minimum {entry['min_cycles']}), {entry['weight_memory_bits']} weight ROM bits")
     rate = "per clock" if manifest["interval"] == 1 else f"every {manifest['interval']} clocks"
     _log(f"wrote {args.output}/{manifest['sources'][0]} (+ .il, rtl.json); latency "

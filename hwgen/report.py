@@ -151,7 +151,10 @@ def write_markdown(r):
             lines += [f"Chosen for a budget of {budget['lut_budget']} {budget['target']} {budget['metric']}: "
                       f"measured {budget['measured']} (estimate {budget['estimated']}, "
                       f"{budget['syntheses']} syntheses).", ""]
-        lines += [ "| layer | PE | SIMD | weight bits | cycles | minimum | weight ROM bits |",
+        if any(e.get("op") == "conv2d" for e in folded):
+            lines += ["A folded conv layer's cycles and weight bits are per window (it computes the "
+                      "windows its pooling keeps); its clocks per map are in the table above.", ""]
+        lines += ["| layer | PE | SIMD | weight bits | cycles | minimum | weight ROM bits |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {e['name']} | {e['pe']} | {e['simd']} | {e['weight_bits']} | {e['cycles']} | "
                   f"{e['min_cycles']} | {e['weight_memory_bits']}{' (with masks)' if e['mask_in_rom'] else ''} |"

@@ -8,6 +8,12 @@ fixed taps of that register, so one :class:`~hwgen.rtl.layer.LinearLayer`
 (weights as constants: the bit-plane popcount or MAC datapath) computes all
 output channels of one window per clock. Windows that wrap around a row edge
 are computed too and dropped, so a layer takes ``H * W`` clocks per map.
+Folded (``folding = (pe, simd)``), a layer computes only the windows its
+pooling keeps, each on a :class:`~hwgen.rtl.folded.FoldedLayer` (weights in
+ROM, several clocks per window): a window waits at the taps until the
+datapath takes it, and the pixel stream waits with it. How long a map then
+takes depends on the neighbours' handshakes: :mod:`hwgen.rtl.handshake`
+models them cycle for cycle.
 
 Max-pooling after the threshold is a logical OR of bits (``max`` on +-1).
 The conv outputs of one pooling window arrive in ``p`` runs of ``p``
@@ -23,15 +29,18 @@ offered image vector out as its pixel stream (multiplexers, no storage) and
 flattened (channel-major) vector the dense layers read (a shift register:
 the reordering is wiring).
 """
-from amaranth.hdl import Cat, Const, EnableInserter, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, EnableInserter, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..errors import HwgenError
+from . import handshake
 from .arith import delayed
+from .folded import FoldedLayer
 from .layer import LinearLayer
 
-__all__ = ["ConvLayer", "Deserializer", "Serializer", "UnrolledStage"]
+__all__ = ["ConvLayer", "Deserializer", "Fifo", "Serializer", "UnrolledStage"]
 
 
 def _pixel(bits, channels):
@@ -60,6 +69,10 @@ class Serializer(_MapStream):
 
     #: clocks from an offered image to its first pixel on ``o``
     latency = 0
+
+    def control(self):
+        """The stage's handshakes, cycle for cycle (:mod:`hwgen.rtl.handshake`)."""
+        return handshake.Serializer(self.interval)
 
     def __init__(self, shape, bits):
         self.shape, self.bits = tuple(shape), int(bits)
@@ -90,6 +103,10 @@ class Deserializer(_MapStream):
     #: clocks from the map's last accepted pixel to the vector on ``o``
     latency = 1
 
+    def control(self):
+        """The stage's handshakes, cycle for cycle (:mod:`hwgen.rtl.handshake`)."""
+        return handshake.Deserializer(self.interval)
+
     def __init__(self, shape):
         self.shape = tuple(shape)
         c, h, w = self.shape
@@ -114,6 +131,37 @@ class Deserializer(_MapStream):
                 m.d.sync += [count.eq(0), self.o.valid.eq(1)]
             with m.Else():
                 m.d.sync += count.eq(count + 1)
+        return m
+
+
+class Fifo(wiring.Component):
+    """A first-in first-out queue of ``depth`` payloads of ``shape`` between
+    two streams (Amaranth's ``SyncFIFOBuffered``): it lets a folded conv
+    layer take the pixels its upstream layer emits in bursts at its own
+    pace. :class:`~hwgen.rtl.network.StreamNetwork` sizes it."""
+
+    def __init__(self, shape, depth):
+        if depth < 2:
+            raise ValueError(f"a FIFO between streams holds at least 2 entries, not {depth}")
+        self.depth = int(depth)
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    #: clocks from a payload written into an empty queue to it on ``o``
+    latency = 2
+    #: clocks per payload
+    interval = 1
+
+    def control(self):
+        """The queue's handshakes, cycle for cycle (:mod:`hwgen.rtl.handshake`)."""
+        return handshake.Fifo(self.depth)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.queue = queue = SyncFIFOBuffered(width=len(Value.cast(self.i.payload)), depth=self.depth)
+        m.d.comb += [queue.w_stream.payload.eq(self.i.payload), queue.w_stream.valid.eq(self.i.valid),
+                     self.i.ready.eq(queue.w_stream.ready),
+                     self.o.payload.eq(queue.r_stream.payload), self.o.valid.eq(queue.r_stream.valid),
+                     queue.r_stream.ready.eq(self.o.ready)]
         return m
 
 
@@ -146,6 +194,10 @@ class UnrolledStage(wiring.Component):
     def interval(self):
         return 1
 
+    def control(self):
+        """The stage's handshakes, cycle for cycle (:mod:`hwgen.rtl.handshake`)."""
+        return handshake.Pipe(self.latency)
+
     def elaborate(self, platform):
         m = Module()
         advance = Signal()
@@ -163,6 +215,12 @@ class ConvLayer(wiring.Component):
     outputs) over pixel streams: see the module docstring. ``pipeline = k >
     0`` registers the window datapath's adder trees every k levels.
 
+    ``folding = (pe, simd)`` computes the windows on a :class:`FoldedLayer`
+    instead (weights in ROM, ``pe`` x ``simd`` lanes, several clocks per
+    window), and only the windows the pooling keeps: a window waits in the
+    line buffer's taps until the datapath takes it, holding the pixel
+    stream meanwhile, and the pooling counts the results itself.
+
     Members
     -------
     i : ``In(stream.Signature(ArrayLayout(unsigned(input_bits), C)))``, one
@@ -171,7 +229,7 @@ class ConvLayer(wiring.Component):
         pixel per transfer (bit o = channel o fires), raster order.
     """
 
-    def __init__(self, layer, pipeline=0, datapath="planes"):
+    def __init__(self, layer, pipeline=0, datapath="planes", folding=None):
         if layer.op != "conv2d":
             raise HwgenError(f"layer {layer.name}: ConvLayer takes conv2d layers, not {layer.op}")
         if layer.output != "threshold" or layer.output_bits != 1:
@@ -180,7 +238,11 @@ class ConvLayer(wiring.Component):
         if layer.input == "binary" and layer.input_bits != 1:
             raise HwgenError(f"layer {layer.name}: conv layers read unsigned or 1-bit binary inputs")
         self._layer = layer
-        self.datapath = LinearLayer(layer, pipeline, datapath)
+        if folding is None:
+            self.datapath = LinearLayer(layer, pipeline, datapath)
+        else:
+            self.datapath = FoldedLayer(layer, *folding, pipeline)
+            self.schedule = self.datapath.schedule
         super().__init__({
             "i": In(stream.Signature(_pixel(layer.input_bits, layer.in_shape[0]))),
             "o": Out(stream.Signature(unsigned(layer.out_features))),
@@ -191,32 +253,44 @@ class ConvLayer(wiring.Component):
         return self._layer
 
     @property
+    def folded(self):
+        return isinstance(self.datapath, FoldedLayer)
+
+    @property
     def datapath_kind(self):
         return self.datapath.datapath_kind
 
     @property
     def latency(self):
         """Clocks from the pixel that completes a pooling window to that
-        window's output pixel on ``o`` (no stalls)."""
-        return self.datapath.latency + 2
+        window's output pixel (no stalls)."""
+        if not self.folded:
+            return self.datapath.latency + 2
+        emits = self.emits()
+        out, taken = handshake.simulate([self.control()], 1)
+        return out[0] - taken[emits.index(True)]
 
     @property
     def interval(self):
-        """Clocks per map: one per input pixel."""
+        """Clocks per map when the layer streams on its own: one per input
+        pixel, or more when a folded datapath keeps the pixels waiting."""
         _, h, w = self._layer.in_shape
-        return h * w
+        return handshake.map_interval(self.control(), self._layer) if self.folded else h * w
 
     def emits(self):
         """For each input pixel (raster order), whether it completes a pooled
-        output pixel: the timing model of :attr:`StreamNetwork.latency`."""
-        layer = self._layer
-        _, h, w = layer.in_shape
-        kh, kw = layer.kernel
-        p = layer.pool
-        _, ho, wo = layer.out_shape
-        rows = {kh - 1 + p * r + p - 1 for r in range(ho)}
-        cols = {kw - 1 + p * c + p - 1 for c in range(wo)}
-        return [y in rows and x in cols for y in range(h) for x in range(w)]
+        output pixel."""
+        _, h, w = self._layer.in_shape
+        p = self._layer.pool
+        rows, cols = handshake.kept_windows(self._layer)
+        return [y in rows and (y - rows.start) % p == p - 1 and x in cols and (x - cols.start) % p == p - 1
+                for y in range(h) for x in range(w)]
+
+    def control(self):
+        """The layer's handshakes, cycle for cycle (:mod:`hwgen.rtl.handshake`)."""
+        if not self.folded:
+            return handshake.Pipe(self.latency, self.emits())
+        return handshake.folded_conv(self._layer, self.datapath.control())
 
     def elaborate(self, platform):
         m = Module()
@@ -227,34 +301,11 @@ class ConvLayer(wiring.Component):
         _, ho, wo = layer.out_shape
         pix = c * layer.input_bits
 
-        advance, accept = Signal(), Signal()
-        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance),
-                     accept.eq(self.i.valid & advance)]
-
+        accept = Signal()
         # line buffer: position d holds the pixel that arrived d pixels ago
         depth = (kh - 1) * w + kw
         lines = Signal(depth * pix)
         y, x = Signal(range(h)), Signal(range(w))
-
-        # Where the arriving pixel (y, x) puts the window it completes, as
-        # per-coordinate flags looked up in constant bit tables: the conv
-        # output (y - kh + 1, x - kw + 1) is inside the pooled area, first or
-        # last of its pooling run (columns) or row group (rows).
-        def table(size, k, n_out, pred):
-            return Const(sum(1 << v for v in range(size)
-                             if v >= k - 1 and v - (k - 1) < n_out * p and pred((v - (k - 1)) % p)), size)
-        tag_layout = data.StructLayout({"valid": 1, "col_first": 1, "col_last": 1,
-                                        "row_first": 1, "row_last": 1})
-        tag = Signal(tag_layout)
-        with m.If(advance):
-            m.d.sync += [
-                tag.valid.eq(accept & table(h, kh, ho, lambda r: True).bit_select(y, 1)
-                             & table(w, kw, wo, lambda r: True).bit_select(x, 1)),
-                tag.col_first.eq(table(w, kw, wo, lambda r: r == 0).bit_select(x, 1)),
-                tag.col_last.eq(table(w, kw, wo, lambda r: r == p - 1).bit_select(x, 1)),
-                tag.row_first.eq(table(h, kh, ho, lambda r: r == 0).bit_select(y, 1)),
-                tag.row_last.eq(table(h, kh, ho, lambda r: r == p - 1).bit_select(y, 1)),
-            ]
         with m.If(accept):
             m.d.sync += lines.eq(Cat(self.i.payload, lines[:-pix]) if depth > 1 else self.i.payload)
             with m.If(x == w - 1):
@@ -263,32 +314,103 @@ class ConvLayer(wiring.Component):
                 m.d.sync += x.eq(x + 1)
 
         # the window, in the artifact's fan-in order (channel, ky, kx)
-        m.submodules.datapath = dp = EnableInserter(advance)(self.datapath)
+        window = Signal(layer.in_features * layer.input_bits)
         bits = layer.input_bits
         for ch in range(c):
             for ky in range(kh):
                 for kx in range(kw):
                     d = (kh - 1 - ky) * w + (kw - 1 - kx)
                     lo = d * pix + ch * bits
-                    m.d.comb += dp.x[(ch * kh + ky) * kw + kx].eq(lines[lo:lo + bits])
-        tag = delayed(m, advance, tag, self.datapath.latency, "tag")
-        fire = dp.y
+                    j = (ch * kh + ky) * kw + kx
+                    m.d.comb += window[j * bits:(j + 1) * bits].eq(lines[lo:lo + bits])
+
+        # Where the arriving pixel (y, x) puts the window it completes, as
+        # per-coordinate flags looked up in constant bit tables: the conv
+        # output (y - kh + 1, x - kw + 1) is inside the pooled area, first or
+        # last of its pooling run (columns) or row group (rows).
+        def table(size, k, n_out, pred):
+            return Const(sum(1 << v for v in range(size)
+                             if v >= k - 1 and v - (k - 1) < n_out * p and pred((v - (k - 1)) % p)), size)
+        in_area = (table(h, kh, ho, lambda r: True).bit_select(y, 1)
+                   & table(w, kw, wo, lambda r: True).bit_select(x, 1))
+        flags = data.StructLayout({"col_first": 1, "col_last": 1, "row_first": 1, "row_last": 1})
+
+        if self.folded:
+            fire, take, flag = self._folded_windows(m, accept, in_area, window, flags)
+        else:
+            fire, take, flag = self._unrolled_windows(m, accept, in_area, window, flags, table, x, y)
 
         # pooling: OR along the run, then with the same window's earlier rows
         run = Signal(o)
         merged = Signal(o)
-        m.d.comb += merged.eq(Mux(tag.col_first, fire, run | fire))
+        m.d.comb += merged.eq(Mux(flag.col_first, fire, run | fire))
         if p > 1:
             row = Signal(wo * o)   # entry 0: the oldest (leftmost) pending window
-            pooled = Mux(tag.row_first, merged, row[:o] | merged)
+            pooled = Mux(flag.row_first, merged, row[:o] | merged)
         else:
             pooled = merged
-        with m.If(advance):
-            m.d.sync += self.o.valid.eq(tag.valid & tag.col_last & tag.row_last)
-            with m.If(tag.valid):
-                m.d.sync += run.eq(merged)
-                with m.If(tag.col_last):
-                    m.d.sync += self.o.payload.eq(pooled)
-                    if p > 1:
-                        m.d.sync += row.eq(Cat(row[o:], pooled) if wo > 1 else pooled)
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(take):
+            m.d.sync += [run.eq(merged), self.o.valid.eq(flag.col_last & flag.row_last)]
+            with m.If(flag.col_last):
+                m.d.sync += self.o.payload.eq(pooled)
+                if p > 1:
+                    m.d.sync += row.eq(Cat(row[o:], pooled) if wo > 1 else pooled)
         return m
+
+    def _unrolled_windows(self, m, accept, in_area, window, flags, table, x, y):
+        """Every pixel's window through the constant-weight datapath, one per
+        clock; its pooling flags travel alongside. Returns the window's
+        outputs, whether the pooling takes them this clock, and their flags."""
+        h, w, p = self._layer.in_shape[1], self._layer.in_shape[2], self._layer.pool
+        kh, kw = self._layer.kernel
+        _, ho, wo = self._layer.out_shape
+        dp = self.datapath
+        advance = Signal()
+        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance),
+                     accept.eq(self.i.valid & advance)]
+        m.submodules.datapath = EnableInserter(advance)(dp)
+        m.d.comb += dp.x.eq(window)
+        tag = Signal(data.StructLayout({"valid": 1, **{k: 1 for k, _ in flags}}))
+        with m.If(advance):
+            m.d.sync += [
+                tag.valid.eq(accept & in_area),
+                tag.col_first.eq(table(w, kw, wo, lambda r: r == 0).bit_select(x, 1)),
+                tag.col_last.eq(table(w, kw, wo, lambda r: r == p - 1).bit_select(x, 1)),
+                tag.row_first.eq(table(h, kh, ho, lambda r: r == 0).bit_select(y, 1)),
+                tag.row_last.eq(table(h, kh, ho, lambda r: r == p - 1).bit_select(y, 1)),
+            ]
+        tag = delayed(m, advance, tag, dp.latency, "tag")
+        return dp.y, advance & tag.valid, tag
+
+    def _folded_windows(self, m, accept, in_area, window, flags):
+        """The windows the pooling keeps through the folded datapath: a
+        window waits at the taps (``pending``, the pixel stream held) until
+        the datapath takes it; the results arrive in raster order, so the
+        pooling flags come from counters over the kept windows."""
+        p = self._layer.pool
+        _, _, wo = self._layer.out_shape
+        m.submodules.datapath = dp = self.datapath
+        pending, take_window = Signal(), Signal()
+        m.d.comb += [dp.i.valid.eq(pending), dp.i.payload.eq(window),
+                     take_window.eq(pending & dp.i.ready),
+                     self.i.ready.eq(~pending | take_window), accept.eq(self.i.valid & self.i.ready)]
+        with m.If(accept):
+            m.d.sync += pending.eq(in_area)
+        with m.Elif(take_window):
+            m.d.sync += pending.eq(0)
+
+        take = Signal()
+        m.d.comb += [dp.o.ready.eq(~self.o.valid | self.o.ready), take.eq(dp.o.valid & dp.o.ready)]
+        cx, cy, col = Signal(range(p)), Signal(range(p)), Signal(range(p * wo))
+        flag = Signal(flags)
+        m.d.comb += [flag.col_first.eq(cx == 0), flag.col_last.eq(cx == p - 1),
+                     flag.row_first.eq(cy == 0), flag.row_last.eq(cy == p - 1)]
+        with m.If(take):
+            m.d.sync += cx.eq(Mux(cx == p - 1, 0, cx + 1))
+            with m.If(col == p * wo - 1):
+                m.d.sync += [col.eq(0), cy.eq(Mux(cy == p - 1, 0, cy + 1))]
+            with m.Else():
+                m.d.sync += col.eq(col + 1)
+        return dp.o.payload, take, flag

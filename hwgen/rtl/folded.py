@@ -37,11 +37,12 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..errors import HwgenError
+from . import handshake
 from .arith import Adders, Staged, delayed, width_for
 from .layer import score_shape
 
-__all__ = ["FoldedLayer", "Schedule", "candidates", "choose_folding", "estimate_cycles", "estimate_luts",
-           "lut_features", "schedule"]
+__all__ = ["FoldedLayer", "Schedule", "candidates", "choose_folding", "conv_interval", "conv_windows", "estimate_cycles",
+           "estimate_luts", "lut_features", "schedule"]
 
 
 @dataclass
@@ -115,6 +116,8 @@ def _divisors(n):
 class FoldedLayer(wiring.Component):
     """One dense :class:`hwgen.artifact.Layer`, folded to ``pe`` x ``simd``;
     ``pipeline = k > 0`` registers the lanes' adder trees every k levels.
+    (A folded conv layer, :class:`hwgen.rtl.conv.ConvLayer`, feeds one of
+    these its windows: ``i`` is then one window in fan-in order.)
 
     Members
     -------
@@ -125,9 +128,9 @@ class FoldedLayer(wiring.Component):
     """
 
     def __init__(self, layer, pe, simd, pipeline=0):
-        if layer.op != "dense" or (layer.input == "binary" and layer.input_bits != 1):
-            raise HwgenError(f"layer {layer.name}: the folded architecture takes dense layers over "
-                             f"unsigned or 1-bit binary inputs")
+        if layer.op not in ("dense", "conv2d") or (layer.input == "binary" and layer.input_bits != 1):
+            raise HwgenError(f"layer {layer.name}: the folded architecture takes dense and conv layers "
+                             f"over unsigned or 1-bit binary inputs")
         self._layer, self._pipeline, self._stages = layer, int(pipeline), None
         self.schedule = schedule(layer, pe, simd)
         if layer.output == "scores":
@@ -183,6 +186,10 @@ class FoldedLayer(wiring.Component):
     def interval(self):
         """Cycles per inference when the layer streams on its own."""
         return self.schedule.cycles + 1
+
+    def control(self):
+        """The layer's handshakes, cycle for cycle (:mod:`hwgen.rtl.handshake`)."""
+        return handshake.folded(self.schedule, self._lane_stages())
 
     def _word_layout(self):
         sch = self.schedule
@@ -425,14 +432,35 @@ def candidates(layer):
     return out
 
 
+def conv_windows(layer):
+    """The windows a conv layer computes per map when folded: the ones its
+    pooling keeps."""
+    _, ho, wo = layer.out_shape
+    return layer.pool * ho * layer.pool * wo
+
+
+def conv_interval(layer, pe, simd):
+    """Clocks per map of conv ``layer`` folded to ``pe`` x ``simd``,
+    streaming on its own: the windows wait for the datapath and the pixels
+    for the windows (:mod:`hwgen.rtl.handshake`)."""
+    return handshake.map_interval(handshake.folded_conv(layer, handshake.folded(schedule(layer, pe, simd), 0)),
+                                  layer)
+
+
 def choose_folding(model, target_cycles=64, overrides=None):
-    """One ``(pe, simd)`` per dense layer (None for conv layers): ``overrides`` (layer name -> ``(pe,
+    """One ``(pe, simd)`` per layer, or None (a conv layer on its
+    constant-weight window datapath): ``overrides`` (layer name -> ``(pe,
     simd)``) where given, else the fewest lanes (PE x SIMD; more SIMD on a
     tie) whose layer streams at ``target_cycles`` clocks per inference or
-    fewer; a layer that cannot gets its fastest folding. With conv layers
-    the network streams one image per ``H * W`` clocks at best (the first
-    conv layer takes a pixel per clock), so a smaller target is raised to
-    that: faster dense layers would only idle."""
+    fewer. A dense layer that cannot gets its fastest folding. A conv layer
+    takes ``cycles + 1`` clocks per window it computes
+    (:func:`conv_windows`), and more where the pixels between windows keep
+    it waiting (:func:`conv_interval`); it is folded only where that meets the target
+    with at most half the lanes of its constant-weight datapath (one per
+    weight), which is cheaper at equal width. With conv layers the network
+    streams one image per ``H * W`` clocks at best (the first conv layer
+    takes a pixel per clock), so a smaller target is raised to that: faster
+    dense layers would only idle."""
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - {layer.name for layer in model.layers})
     if unknown:
@@ -446,12 +474,6 @@ def choose_folding(model, target_cycles=64, overrides=None):
         target_cycles = max(target_cycles, convs[0].in_shape[1] * convs[0].in_shape[2])
     folding = []
     for layer in model.layers:
-        if layer.op != "dense":
-            if layer.name in overrides:
-                raise HwgenError(f"--fold {layer.name}: {layer.name} is a {layer.op} layer, which is "
-                                 f"pixel-stream hardware with no PE x SIMD folding")
-            folding.append(None)   # a conv layer: see hwgen.rtl.conv
-            continue
         if layer.name in overrides:
             folding.append(tuple(overrides[layer.name]))
             continue
@@ -459,11 +481,14 @@ def choose_folding(model, target_cycles=64, overrides=None):
         options = sorted(((pe, simd) for pe in range(1, o + 1) if o % pe == 0
                           for simd in range(1, i + 1) if i % simd == 0),
                          key=lambda c: (c[0] * c[1], -c[1]))
+        windows = conv_windows(layer) if layer.op == "conv2d" else 1
         best = None
         for pe, simd in options:
-            cycles = estimate_cycles(layer, pe, simd)
-            if cycles + 1 <= target_cycles:
+            if layer.op == "conv2d" and 2 * pe * simd > o * i:
+                break
+            if windows * (estimate_cycles(layer, pe, simd) + 1) <= target_cycles and \
+                    (layer.op == "dense" or conv_interval(layer, pe, simd) <= target_cycles):
                 best = (pe, simd)
                 break
-        folding.append(best or (o, i))
+        folding.append(best or (None if layer.op == "conv2d" else (o, i)))
     return folding

@@ -5,8 +5,9 @@ from amaranth.lib.wiring import In, Out
 
 from ..errors import HwgenError
 from .argmax import Argmax
+from . import handshake
 from .arith import delayed
-from .conv import ConvLayer, Deserializer, Serializer, UnrolledStage
+from .conv import ConvLayer, Deserializer, Fifo, Serializer, UnrolledStage
 from .folded import FoldedLayer
 from .layer import LinearLayer
 
@@ -95,12 +96,13 @@ class StreamNetwork(wiring.Component):
     cycles (its slowest stage's).
 
     Dense layers are folded (:class:`FoldedLayer`, ``folding[k] = (pe,
-    simd)``) or, where ``folding`` is None, unrolled between streams
-    (:class:`UnrolledStage`); ``datapaths[k]`` ("planes" or "direct", see
-    :class:`LinearLayer`) applies to unrolled and conv layers. Conv layers (:class:`ConvLayer`) work on pixel
-    streams: a :class:`Serializer` cuts the input image into pixels, a
-    :class:`Deserializer` gathers the last conv layer's map for the dense
-    layers. ``pipeline = k > 0`` registers the adder trees every k levels.
+    simd)``) or, where ``folding`` (or its entry) is None, unrolled between
+    streams (:class:`UnrolledStage`); ``datapaths[k]`` ("planes" or
+    "direct", see :class:`LinearLayer`) applies to unrolled layers. Conv
+    layers (:class:`ConvLayer`: windows folded the same way, or on a
+    constant-weight datapath) work on pixel streams: a :class:`Serializer`
+    cuts the input image into pixels, a :class:`Deserializer` gathers the
+    last conv layer's map for the dense layers. ``pipeline = k > 0`` registers the adder trees every k levels.
     Ports as :class:`Network`. The stream out of layer k is visible as
     ``stage{k}`` / ``stage{k}_valid`` (the probes ``hwgen sim`` reads after a
     mismatch; a conv layer's is its pixel stream).
@@ -110,7 +112,7 @@ class StreamNetwork(wiring.Component):
         if folding is not None and len(folding) != len(model.layers):
             raise ValueError(f"{len(folding)} foldings for {len(model.layers)} layers")
         datapaths = datapaths or ["planes"] * len(model.layers)
-        self._model = model
+        self._model, self._timing_cache = model, None
         self.layers, self.stages = [], []     # stages: the layers plus (de)serializers, in order
         for k, layer in enumerate(model.layers):
             if layer.op == "conv2d":
@@ -119,8 +121,8 @@ class StreamNetwork(wiring.Component):
                                      f"hardware (conv layers come first)")
                 if not k:
                     self.stages.append(("serializer", Serializer(layer.in_shape, model.input_bits)))
-                stage = ConvLayer(layer, pipeline, datapaths[k])
-            elif folding is not None:
+                stage = ConvLayer(layer, pipeline, datapaths[k], folding[k] if folding else None)
+            elif folding is not None and folding[k] is not None:
                 stage = FoldedLayer(layer, *folding[k], pipeline)
             else:
                 stage = UnrolledStage(layer, pipeline, datapaths[k])
@@ -132,33 +134,69 @@ class StreamNetwork(wiring.Component):
         self.input_layout, self.output_layout = _layouts(model, score_shape)
         # registered after every compare level: the argmax was the critical path
         self.argmax = Argmax(score_shape, model.n_classes, pipeline=1)
+        self._add_fifos()
         super().__init__({
             "i": In(stream.Signature(self.input_layout)),
             "o": Out(stream.Signature(self.output_layout)),
         })
+
+    def _simulate(self, fifos=None):
+        """``(latency, interval)`` from the stages' handshake models
+        (:mod:`hwgen.rtl.handshake`), with FIFOs of ``fifos[j]`` entries
+        before stage j: four images offered back to back."""
+        models = []
+        for j, (_, stage) in enumerate(self.stages):
+            if (fifos or {}).get(j):
+                models.append(handshake.Fifo(fifos[j]))
+            models.append(stage.control())
+        out, _ = handshake.simulate(models + [handshake.Pipe(self.argmax.latency + 1)], 4)
+        return out[0], out[3] - out[2]
+
+    def _timing(self):
+        if self._timing_cache is None:
+            self._timing_cache = self._simulate()
+        return self._timing_cache
+
+    def _add_fifos(self):
+        """A folded conv layer takes pixels in bursts (quickly between the
+        rows of windows it keeps, one per window inside them) while the conv
+        layer before it emits them in bursts of its own: coupled through one
+        output register, each stalls the other and the network streams
+        slower than its slowest layer. A :class:`Fifo` before the folded
+        layer decouples them. Its depth is the smallest (0: none, 2, 4, 8,
+        ... up to the map) that streams as fast as a whole map of
+        buffering, by the handshake model."""
+        sites = [j for j, (_, stage) in enumerate(self.stages)
+                 if isinstance(stage, ConvLayer) and stage.folded and isinstance(self.stages[j - 1][1], ConvLayer)]
+        if not sites:
+            return
+        top = {j: 2 + self.stages[j][1].layer.in_shape[1] * self.stages[j][1].layer.in_shape[2] for j in sites}
+        best = self._simulate(top)[1]
+        depths = dict(top)
+        for j in sites:
+            d = 0
+            while d < top[j] and self._simulate({**depths, j: d})[1] > best:
+                d = min(max(2, 2 * d), top[j])
+            depths[j] = d
+        for j in reversed(sites):
+            if depths[j]:
+                upstream = self.stages[j - 1][1]
+                self.stages.insert(j, (f"{self.stages[j][0]}_fifo",
+                                       Fifo(upstream.o.payload.shape(), depths[j])))
 
     @property
     def latency(self):
         """Cycles from an input offered to an idle network to its valid
         output (no stalls). Without conv layers the input is taken at once;
         with them it is taken with its last pixel, and the pixels follow
-        their own timing through the conv layers' pooling."""
-        t, pixels = 0, None
-        for _, stage in self.stages:
-            if isinstance(stage, Serializer):
-                pixels = [t + stage.latency + q for q in range(stage.interval)]
-            elif isinstance(stage, ConvLayer):
-                pixels = [when + stage.latency for when, emits in zip(pixels, stage.emits()) if emits]
-            elif isinstance(stage, Deserializer):
-                t = pixels[-1] + stage.latency
-            else:
-                t += stage.latency
-        return t + self.argmax.latency + 1
+        their own timing through the conv layers (and their pooling)."""
+        return self._timing()[0]
 
     @property
     def interval(self):
-        """Cycles between inferences at full rate."""
-        return max(stage.interval for _, stage in self.stages)
+        """Cycles between inferences at full rate: the slowest stage's, or
+        more where a folded conv layer holds the pixel stream."""
+        return self._timing()[1]
 
     def elaborate(self, platform):
         m = Module()
