@@ -9,9 +9,10 @@ __all__ = ["Argmax"]
 class Argmax(wiring.Component):
     """Comparison tree, ``ceil(log2 n)`` levels of compare-and-select.
 
-    ``pipeline = k > 0`` registers the tree after every k-th level but the
-    last (in the ``sync`` domain; the network gates it with its stall
-    enable), so ``index`` lags ``scores`` by :attr:`latency` cycles.
+    ``pipeline = k > 0`` registers every k-th level and the last between
+    its comparison and its select, so that a clock spans one compare (in
+    the ``sync`` domain; the network gates it with its stall enable), and
+    ``index`` lags ``scores`` by :attr:`latency` cycles.
 
     Members
     -------
@@ -33,7 +34,7 @@ class Argmax(wiring.Component):
     @property
     def latency(self):
         """Cycles from ``scores`` to ``index``: 0 unless pipelined."""
-        return (self.levels - 1) // self._pipeline if self._pipeline and self.levels else 0
+        return -(-self.levels // self._pipeline) if self._pipeline else 0
 
     def elaborate(self, platform):
         m = Module()
@@ -41,22 +42,32 @@ class Argmax(wiring.Component):
         level = [(self.scores[i], i) for i in range(self._n)]
         depth = 0
         while len(level) > 1:
+            depth += 1
+            last = depth == self.levels
+            registered = self._pipeline and (depth % self._pipeline == 0 or last)
+
+            def reg(value, shape, name):
+                r = Signal(shape, name=f"l{depth}_{name}")
+                m.d.sync += r.eq(value)
+                return r
             nxt = []
             for i in range(0, len(level), 2):
-                if i + 1 == len(level):
-                    nxt.append(level[i])
+                if i + 1 == len(level):     # the odd one out goes on (through the register)
+                    v, ix = level[i]
+                    if registered:
+                        v, ix = reg(v, self._shape, f"value{i}"), reg(ix, self.index.shape(), f"index{i}")
+                    nxt.append((v, ix))
                     continue
                 (va, ia), (vb, ib) = level[i], level[i + 1]
-                keep_a = va >= vb
-                nxt.append((Mux(keep_a, va, vb), Mux(keep_a, ia, ib)))
-            level, depth = nxt, depth + 1
-            if self._pipeline and depth % self._pipeline == 0 and depth < self.levels:
-                regs = []
-                for k, (v, i) in enumerate(level):
-                    rv = Signal(self._shape, name=f"l{depth}_value{k}")
-                    ri = Signal(self.index.shape(), name=f"l{depth}_index{k}")
-                    m.d.sync += [rv.eq(v), ri.eq(i)]
-                    regs.append((rv, ri))
-                level = regs
+                # va >= vb as the sign of the exact difference: the carry
+                # chain's last bit, with no logic after it
+                keep_a = ~(va - vb)[-1]
+                if registered:   # compare, register, then select: one carry chain per clock
+                    keep_a = reg(keep_a, 1, f"keep{i}")
+                    ia, ib = reg(ia, self.index.shape(), f"index{i}"), reg(ib, self.index.shape(), f"index{i + 1}")
+                    if not last:
+                        va, vb = reg(va, self._shape, f"value{i}"), reg(vb, self._shape, f"value{i + 1}")
+                nxt.append((None if last else Mux(keep_a, va, vb), Mux(keep_a, ia, ib)))
+            level = nxt
         m.d.comb += self.index.eq(level[0][1])
         return m

@@ -23,7 +23,8 @@ Pipeline per layer: issue (ROM address) -> S1 (ROM word; select the input
 group; partial sums) -> S2 (multiply by alpha, accumulate) -> S3 (compare or
 add bias) -> S4 (collect the fold's outputs). ``pipeline = k > 0`` also
 registers the partial sums' adder trees every k levels (their depth grows
-with log2 SIMD), adding those registers to the latency. A layer accepts its
+with log2 SIMD) and the products before the accumulator, adding those
+registers to the latency. A layer accepts its
 next input one cycle after it has issued the last word of the current one,
 so a layer takes ``cycles + 1`` clocks per inference, and a network of
 layers streams at the rate of its slowest layer.
@@ -38,7 +39,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..errors import HwgenError
 from . import handshake
-from .arith import Adders, Staged, delayed, width_for
+from .arith import KEEP, Adders, Staged, delayed, width_for
 from .layer import score_shape
 
 __all__ = ["FoldedLayer", "Schedule", "candidates", "choose_folding", "conv_interval", "conv_windows", "estimate_cycles",
@@ -152,7 +153,21 @@ class FoldedLayer(wiring.Component):
     @property
     def latency(self):
         """Cycles from an accepted input to its valid output (no stalls)."""
-        return self.schedule.cycles + 5 + self._lane_stages()
+        return self.schedule.cycles + 5 + self._registers()
+
+    def _registers(self):
+        """Registers a word passes beyond the unpipelined layer's: the lanes'
+        adder-tree registers, and the multipliers'."""
+        return self._lane_stages() + self._multiply_stages()
+
+    def _multiply_stages(self):
+        """Registers in the pipelined shift-add multiply by alpha: its
+        ``ceil(log2 a_w)`` adder levels registered every ``pipeline``, and at
+        its end."""
+        if not self._pipeline:
+            return 0
+        a_w = max(int(self._layer.alpha.max(initial=0)).bit_length(), 1)
+        return -(-(a_w - 1).bit_length() // self._pipeline)
 
     def _lane(self, m, p, xg, word):
         """PE ``p``'s partial sum for the input group ``xg`` and schedule
@@ -189,7 +204,7 @@ class FoldedLayer(wiring.Component):
 
     def control(self):
         """The layer's handshakes, cycle for cycle (:mod:`hwgen.rtl.handshake`)."""
-        return handshake.folded(self.schedule, self._lane_stages())
+        return handshake.folded(self.schedule, self._registers())
 
     def _word_layout(self):
         sch = self.schedule
@@ -253,7 +268,10 @@ class FoldedLayer(wiring.Component):
             ends = [_pack_ints([int(const[f * pe + p]) for p in range(pe)], c_w + 1) for f in range(sch.folds)]
             end_w = (c_w + 1) * pe
         else:
-            t = layer.threshold.astype(np.int64) - const
+            # y >= t fires an up neuron, y <= t a down one: y - t >= 0 and
+            # y - (t + 1) < 0, so S3 needs only the sign of y - t' (t' = t + 1
+            # for down neurons), one carry chain and an XOR
+            t = layer.threshold.astype(np.int64) - const + (layer.direction <= 0)
             c_w, _ = width_for(min(int(t.min()), 0), max(int(t.max()), 0))
             ends = [_pack_ints([int(t[f * pe + p]) for p in range(pe)], c_w + 1)
                     | (_pack_ints([int(layer.direction[f * pe + p] > 0) for p in range(pe)], 1)
@@ -307,17 +325,41 @@ class FoldedLayer(wiring.Component):
         with m.If(run):
             m.d.sync += [v2.eq(v1), ctl2.eq(ctl1)]
 
-        # S2: multiply by alpha and accumulate
+        # S2: multiply by alpha and accumulate. Pipelined, the product is a
+        # shift-add tree over alpha's bits, registered every `pipeline`
+        # levels and at its end (multiply then add was the critical path)
+        if self._pipeline:
+            multiply = Module()
+            m.submodules.multiply = EnableInserter(run)(multiply)
+            products = []
+            for p in range(pe):
+                alpha = ra.data[p * a_w:(p + 1) * a_w]
+                adders = Adders(multiply, f"mul{p}", self._pipeline)
+                level = [Staged(Mux(alpha[k], parts[p], 0) << k) for k in range(a_w)]
+                while len(level) > 1:
+                    level = [adders.node(lambda a, b: a + b, level[i:i + 2]) if i + 1 < len(level) else level[i]
+                             for i in range(0, len(level), 2)]
+                product = level[0]
+                if product.depth:
+                    reg = Signal(product.value.shape(), name=f"product{p}")
+                    multiply.d.sync += reg.eq(product.value)
+                    product = Staged(reg, product.stage + 1)
+                assert product.stage == self._multiply_stages()
+                products.append(product.value)
+            ctl2 = data.View(control, delayed(m, run, ctl2.as_value(), self._multiply_stages(), "product_control"))
+            v2 = delayed(m, run, v2, self._multiply_stages(), "product_valid")
+        else:
+            products = [ra.data[p * a_w:(p + 1) * a_w] * parts[p] for p in range(pe)]
         accs = [Signal(acc_shape, name=f"acc{p}") for p in range(pe)]
-        v3, fold3 = Signal(), Signal(fold_w)
+        v3, fold3, finishing3 = Signal(), Signal(fold_w), Signal()
         re = end_rom.read_port()
         m.d.comb += [re.addr.eq(ctl2.fold), re.en.eq(run)]
         with m.If(run):
-            m.d.sync += [v3.eq(v2 & ctl2.last), fold3.eq(ctl2.fold)]
+            m.d.sync += [v3.eq(v2 & ctl2.last), fold3.eq(ctl2.fold),
+                         finishing3.eq(v2 & ctl2.last & (ctl2.fold == sch.folds - 1))]
             with m.If(v2):
                 for p in range(pe):
-                    product = ra.data[p * a_w:(p + 1) * a_w] * parts[p]
-                    m.d.sync += accs[p].eq(Mux(ctl2.first, 0, accs[p]) + product)
+                    m.d.sync += accs[p].eq(Mux(ctl2.first, 0, accs[p]) + products[p])
 
         # S3: the fold's outputs (compare, or add the offset), registered
         outs = []
@@ -327,20 +369,30 @@ class FoldedLayer(wiring.Component):
                 out = (accs[p] + c)[:self.o.payload[0].shape().width]
             else:
                 up = re.data[(c_w + 1) * pe + p]
-                out = Mux(up, accs[p] >= c, accs[p] <= c)
+                out = (accs[p] - c)[-1] ^ up
             reg = Signal(len(out), name=f"out{p}")
             with m.If(run):
                 m.d.sync += reg.eq(out)
             outs.append(reg)
-        v4, fold4 = Signal(), Signal(fold_w)
+        v4, fold4, finishing = Signal(), Signal(fold_w), Signal()
         with m.If(run):
-            m.d.sync += [v4.eq(v3), fold4.eq(fold3)]
+            m.d.sync += [v4.eq(v3), fold4.eq(fold3), finishing.eq(finishing3)]
 
         # S4: collect the fold's outputs; the last fold completes the output word
         lane_w = len(outs[0])
         result = Signal(layer.out_features * lane_w)
-        finishing = v4 & (fold4 == sch.folds - 1)
-        m.d.comb += run.eq(~(finishing & self.o.valid & ~self.o.ready))
+        # A full output register stops the layer when the last fold's result
+        # arrives (finishing): run = ~(finishing & o.valid). o.ready is left
+        # out, so no combinational path runs from a layer's downstream to its
+        # every register (it costs a clock only when the register is taken
+        # just then), and run comes straight from a register holding next
+        # clock's value of that product: run drives every register's enable.
+        # A kept copy of the register computes it, away from that fanout.
+        stop, stop_copy = Signal(), Signal(attrs=KEEP)
+        finishing_next = Mux(stop_copy, finishing, finishing3)
+        valid_next = Mux(~stop_copy & finishing, 1, self.o.valid & ~self.o.ready)
+        m.d.sync += [stop.eq(finishing_next & valid_next), stop_copy.eq(finishing_next & valid_next)]
+        m.d.comb += run.eq(~stop)
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(run & v4):

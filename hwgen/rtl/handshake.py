@@ -117,7 +117,7 @@ class Folded:
     (``(fold, last)`` per ROM word), ``folds`` folds and ``depth`` adder-tree
     registers per lane: issue, the ROM word (S1), the trees, S2 (alpha,
     accumulate), S3 (compare), S4 (collect); the whole layer stops only when
-    the last fold's result meets a full output."""
+    the last fold's result meets a full output register."""
 
     def __init__(self, words, folds, depth):
         self.words, self.folds = list(words), folds
@@ -127,8 +127,7 @@ class Folded:
         self.ov = False
 
     def _run(self, o_ready):
-        finishing = self.v4 == self.folds - 1
-        return not (finishing and self.ov and not o_ready)
+        return not (self.v4 == self.folds - 1 and self.ov)
 
     def valid(self, i_valid=True):
         return self.ov
