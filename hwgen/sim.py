@@ -16,7 +16,7 @@ from pathlib import Path
 from . import reference
 from .errors import HwgenError
 from .paths import project_dir
-from .rtl import read_manifest
+from .rtl import input_words, read_manifest
 
 __all__ = ["SIMULATORS", "simulate"]
 
@@ -93,14 +93,14 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
 
     work = Path(work_dir or rtl_dir / "sim").resolve() / simulator
     work.mkdir(parents=True, exist_ok=True)
-    in_width = model.input_features * model.input_bits
+    in_width = _input_word_width(rtl)
     out_width = rtl["scores_offset"] + rtl["n_classes"] * rtl["score_width"]
-    words = _pack(x, model.input_bits)
+    words = [w for row in input_words(model, x) for w in row]
     (work / "inputs.hex").write_text("".join(f"{w:x}\n" for w in words))
     (work / "outputs.hex").unlink(missing_ok=True)
     latency, interval = int(rtl.get("latency", 1)), int(rtl.get("interval", 1))
     max_cycles = 64 + latency + int(4 * interval * len(x) / (1 - backpressure))
-    params = {"N": len(x), "IN_W": in_width, "OUT_W": out_width, "SEED": seed + 1,
+    params = {"N": len(x), "N_IN": len(words), "IN_W": in_width, "OUT_W": out_width, "SEED": seed + 1,
               "STALL_PER_256": min(255, round(256 * backpressure)), "MAX_CYCLES": max_cycles}
     harness = project_dir("rtl_templates") / "hwgen_tb.v"
     if log:
@@ -135,9 +135,10 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
     return out
 
 
-def _pack(x, bits):
-    """Input rows as integers: element j at bits [j*bits, (j+1)*bits)."""
-    return [sum(int(v) << (j * bits) for j, v in enumerate(row)) for row in x]
+def _input_word_width(rtl):
+    """Bits per transfer on the network's ``i`` stream (manifests before the
+    pixel input named none: one vector)."""
+    return int(rtl.get("input_word_width", rtl["input_features"] * rtl["input_bits"]))
 
 
 def _signed(value, width):
@@ -279,7 +280,7 @@ def _diagnose(model, rtl, sources, x, golden, k, simulator, work):
     runner = _build(simulator, sources, rtl["top"], diag / simulator, {}, {}, diag / "build.log",
                     waves=True, fst=fmt == "fst")
     probes = [f"stage{i}" for i in range(len(model.layers))]
-    job = dict(rtl, inputs=[format(_pack(x[k:k + 1], model.input_bits)[0], "x")], probes=probes)
+    job = dict(rtl, inputs=[format(w, "x") for w in input_words(model, x[k:k + 1])[0]], probes=probes)
     result = _test(runner, simulator, "test_probe", rtl["top"], diag, diag / simulator, diag / "test.log", job,
                    waves=True, wave_file=wave_file)
     found = {"vector": k, "simulator": simulator, "waveform": str(wave_file) if wave_file.is_file() else None,

@@ -73,7 +73,7 @@ def place_and_route(rtl_dir, target="ice40", *, freq=None, seed=1, log=None):
     work = rtl_dir / "timing" / target
     work.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(project_dir("rtl_templates") / "timing_wrapper.v", work / "timing_wrapper.v")
-    in_width = rtl["input_features"] * rtl["input_bits"]
+    in_width = int(rtl.get("input_word_width", rtl["input_features"] * rtl["input_bits"]))
     out_width = rtl["scores_offset"] + rtl["n_classes"] * rtl["score_width"]
     script = (project_dir("rtl_templates") / dev["script"]).read_text().format(
         sources=" ".join([*(f"../../{s}" for s in rtl["sources"]), "timing_wrapper.v"]),

@@ -1,8 +1,9 @@
 // hwgen batch harness: streams N test vectors through the network at full
 // rate (one per clock when nothing stalls) and records every output word, so
 // the simulator runs without a Python callback per cycle. hwgen.sim writes
-// inputs.hex (one input vector per line) next to the simulation, compares
-// outputs.hex with the golden reference afterwards, and drives only clk.
+// inputs.hex (N_IN input words, one per line: one per vector, or a CNN's
+// pixels) next to the simulation, compares the N words of outputs.hex with
+// the golden reference afterwards, and drives only clk.
 //
 // The DUT is the module named by DUT (hwgen_top, or a synthesized netlist of
 // it), with Amaranth's stream ports: i__payload/i__valid/i__ready and
@@ -12,6 +13,7 @@
 `timescale 1ns/1ps
 module hwgen_tb #(
     parameter integer N = 1,
+    parameter integer N_IN = 1,
     parameter integer IN_W = 1,
     parameter integer OUT_W = 1,
     parameter integer STALL_PER_256 = 0,
@@ -23,7 +25,7 @@ module hwgen_tb #(
     output reg  timed_out = 1'b0,
     output reg  [31:0] cycles = 32'd0
 );
-    reg [IN_W-1:0]  inputs  [0:N-1];
+    reg [IN_W-1:0]  inputs  [0:N_IN-1];
     reg [OUT_W-1:0] outputs [0:N-1];
     initial $readmemh("inputs.hex", inputs);
 
@@ -36,7 +38,7 @@ module hwgen_tb #(
 
     `DUT dut (
         .clk(clk), .rst(rst),
-        .i__payload(inputs[sent < N ? sent : 0]), .i__valid(!rst && sent < N), .i__ready(i_ready),
+        .i__payload(inputs[sent < N_IN ? sent : 0]), .i__valid(!rst && sent < N_IN), .i__ready(i_ready),
         .o__payload(o_payload), .o__valid(o_valid), .o__ready(o_ready)
     );
 
@@ -45,7 +47,7 @@ module hwgen_tb #(
         if (rst) begin
             rst <= cycles >= 2 ? 1'b0 : 1'b1;
         end else if (!done) begin
-            if (sent < N && i_ready)
+            if (sent < N_IN && i_ready)
                 sent <= sent + 1;
             if (o_valid && o_ready) begin
                 outputs[received] <= o_payload;

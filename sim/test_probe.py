@@ -1,4 +1,4 @@
-"""cocotb diagnosis run: one vector through the network alone, recording each
+"""cocotb diagnosis run: one vector (or image, pixel by pixel) through the network alone, recording each
 layer's output (``stage0``, ``stage1``, ...) on every cycle it is valid (a
 dense layer's once, a conv layer's once per output pixel), so ``hwgen.sim``
 can name the first layer and neuron that differ from the golden model. The
@@ -29,13 +29,14 @@ async def probe_layers(dut):
     dut.rst.value = 1
     await ClockCycles(dut.clk, 2)
     dut.rst.value = 0
-    seen, sent = {}, False
+    words = [int(w, 16) for w in job["inputs"]]    # the vector, or a CNN's pixels
+    seen, sent = {}, 0
     for _ in range(4 * job["latency"] + 16):
         await FallingEdge(dut.clk)
-        dut.i__valid.value = int(not sent)
-        dut.i__payload.value = int(job["inputs"][0], 16)
+        dut.i__valid.value = int(sent < len(words))
+        dut.i__payload.value = words[min(sent, len(words) - 1)]
         await ReadOnly()
-        sent |= dut.i__ready.value == 1
+        sent += int(sent < len(words) and dut.i__ready.value == 1)
         for name, (value, valid) in handles.items():
             if valid.value == 1 and value.value.is_resolvable:
                 seen.setdefault(name, []).append(int(value.value))

@@ -88,12 +88,15 @@ def tie_thresholds(model, x, rng):
     return model
 
 
-def stream_through(dut, x, input_bits, n_classes, ready=lambda: 1, max_cycles=100_000):
-    """Stream int rows ``x`` through a network component (``i``/``o`` streams)
-    in Amaranth's simulator, the sink taking an output when ``ready()`` says
-    so. Returns ``[(cycle, label, scores)]`` in arrival order; ``cycle`` counts
-    clock edges from the first one, at which the first input is offered."""
+def stream_through(dut, x, n_classes, ready=lambda: 1, max_cycles=100_000):
+    """Stream int rows ``x`` through a network component (``i``/``o`` streams;
+    a CNN takes each row's pixels) in Amaranth's simulator, the sink taking
+    an output when ``ready()`` says so. Returns ``[(cycle, label, scores)]``
+    in arrival order; ``cycle`` counts clock edges from the first one, at
+    which the first input is offered."""
     from amaranth.sim import Simulator
+    from hwgen.rtl import input_words
+    words = [w for row in input_words(dut._model, x) for w in row]
     got = []
 
     async def bench(ctx):
@@ -101,16 +104,15 @@ def stream_through(dut, x, input_bits, n_classes, ready=lambda: 1, max_cycles=10
         for cycle in range(max_cycles):
             if len(got) == len(x):
                 break
-            ctx.set(dut.i.valid, sent < len(x))
-            if sent < len(x):
-                ctx.set(dut.i.payload.as_value(),
-                        sum(int(v) << (input_bits * j) for j, v in enumerate(x[sent])))
+            ctx.set(dut.i.valid, sent < len(words))
+            if sent < len(words):
+                ctx.set(dut.i.payload.as_value(), words[sent])
             ctx.set(dut.o.ready, int(ready()))
             _, _, in_ready, out_valid, out_ready, label, scores = await ctx.tick().sample(
                 dut.i.ready, dut.o.valid, dut.o.ready, dut.o.payload.label, dut.o.payload.scores)
             if out_valid and out_ready:
                 got.append((cycle, label, [scores[k] for k in range(n_classes)]))
-            if sent < len(x) and in_ready:
+            if sent < len(words) and in_ready:
                 sent += 1
 
     sim = Simulator(dut)

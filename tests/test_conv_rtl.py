@@ -61,7 +61,7 @@ def test_conv_network_matches_reference_under_backpressure(seed, shapes, data):
     x = edge_inputs(rng, 5, model.input_features, (1 << bits) - 1)
     golden = reference.infer(model, x)
     dut = StreamNetwork(model, folding, data.draw(st.sampled_from([0, 1, 2])))
-    got = stream_through(dut, x, bits, 3, ready=lambda: rng.random() < 0.6)
+    got = stream_through(dut, x, 3, ready=lambda: rng.random() < 0.6)
     assert [g[1] for g in got] == golden.pred.tolist()
     assert [g[2] for g in got] == golden.scores.tolist()
 
@@ -79,7 +79,7 @@ def test_conv_latency_and_interval_are_what_the_network_says(pipeline, folding):
     model = random_cnn(rng, (2, 7, 8), [(4, (3, 3), 1), (3, (2, 2), 2)], [6, 4], input_bits=3)
     x = edge_inputs(rng, 4, model.input_features, 7)
     dut = StreamNetwork(model, folding, pipeline)
-    got = stream_through(dut, x, 3, 4)
+    got = stream_through(dut, x, 4)
     cycles = [c for c, _, _ in got]
     assert cycles[0] == dut.latency
     assert np.diff(cycles).tolist() == [dut.interval] * (len(x) - 1)
@@ -105,7 +105,7 @@ def test_handshake_model_times_random_folded_cnns(seed, shapes, data):
                if layer.op == "dense" or data.draw(st.booleans()) else None for layer in model.layers]
     dut = StreamNetwork(model, folding, data.draw(st.sampled_from([0, 1])))
     x = edge_inputs(rng, 4, model.input_features, 3)
-    cycles = [c for c, _, _ in stream_through(dut, x, 2, 3)]
+    cycles = [c for c, _, _ in stream_through(dut, x, 3)]
     assert cycles[0] == dut.latency
     assert np.diff(cycles).tolist() == [dut.interval] * (len(x) - 1)
 
@@ -130,7 +130,7 @@ def test_fifo_lets_a_folded_conv_layer_keep_pace():
     out, _ = handshake.simulate(coupled + [handshake.Pipe(dut.argmax.latency + 1)], 4)
     assert out[3] - out[2] > slowest
     x = edge_inputs(rng, 4, model.input_features, 3)
-    got = stream_through(dut, x, 2, 3)
+    got = stream_through(dut, x, 3)
     cycles = [c for c, _, _ in got]
     assert cycles[0] == dut.latency
     assert np.diff(cycles).tolist() == [dut.interval] * (len(x) - 1)

@@ -34,7 +34,7 @@ def test_folded_network_matches_reference_under_backpressure(seed, data):
         tie_thresholds(model, x, rng)
     golden = reference.infer(model, x)
     dut = StreamNetwork(model, folding, data.draw(st.sampled_from([0, 1, 2])))
-    got = stream_through(dut, x, bits, sizes[-1], ready=lambda: rng.random() < 0.6)
+    got = stream_through(dut, x, sizes[-1], ready=lambda: rng.random() < 0.6)
     assert [g[1] for g in got] == golden.pred.tolist()
     assert [g[2] for g in got] == golden.scores.tolist()
 
@@ -51,7 +51,7 @@ def test_folded_latency_and_interval_are_what_the_network_says(pipeline):
     dut = StreamNetwork(model, [(2, 8), (5, 2)], pipeline)
     unpipelined = sum(layer.schedule.cycles + 5 for layer in dut.layers) + dut.argmax.latency + 1
     assert (dut.latency > unpipelined) == (pipeline > 0)
-    got = stream_through(dut, x, 2, 10)
+    got = stream_through(dut, x, 10)
     cycles = [c for c, _, _ in got]
     assert cycles[0] == dut.latency
     assert np.diff(cycles).tolist() == [dut.interval] * (len(x) - 1)
@@ -91,7 +91,7 @@ def test_tile_uniform_bits_need_no_mask_and_cost_exactly_their_bits():
     coarse = schedule(layer, 4, 16)
     assert coarse.cycles > coarse.min_cycles
     x = edge_inputs(rng, 6, 32, 7)
-    got = stream_through(StreamNetwork(model, [(2, 8), (1, 8)]), x, 3, 4)
+    got = stream_through(StreamNetwork(model, [(2, 8), (1, 8)]), x, 4)
     assert [g[2] for g in got] == reference.infer(model, x).scores.tolist()
 
 
@@ -113,7 +113,7 @@ def test_a_fold_without_weights_still_produces_its_outputs():
     sch = schedule(model.layers[0], 2, 4)
     assert sch.entries[0][2] == sch.max_bits   # the filler word
     x = edge_inputs(rng, 4, 8, 3)
-    got = stream_through(StreamNetwork(model, [(2, 4), (3, 4)]), x, 2, 3)
+    got = stream_through(StreamNetwork(model, [(2, 4), (3, 4)]), x, 3)
     assert [g[2] for g in got] == reference.infer(model, x).scores.tolist()
 
 
@@ -162,7 +162,7 @@ def test_trained_with_a_mask_group_the_folded_layers_cost_their_average_bits():
             assert sch.cycles == sch.min_cycles == int(layer.nbits.sum()) // simd
             assert sch.weight_memory_bits == int(layer.nbits.sum())
     x = data.x_test[:12]
-    got = stream_through(StreamNetwork(model, [(1, 8)] * 3), x, data.input_bits, 10)
+    got = stream_through(StreamNetwork(model, [(1, 8)] * 3), x, 10)
     assert [g[2] for g in got] == reference.infer(model, x).scores.tolist()
 
 

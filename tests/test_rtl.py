@@ -68,7 +68,7 @@ def test_network_stream_matches_reference_under_backpressure(seed, pipeline, dat
     model = random_model(rng, [7, 5, 4, 3], input_bits=3)
     x = edge_inputs(rng, 20, 7, 7)
     golden = reference.infer(model, x)
-    got = stream_through(Network(model, pipeline, datapaths), x, 3, 3, ready=lambda: rng.random() < 0.6)
+    got = stream_through(Network(model, pipeline, datapaths), x, 3, ready=lambda: rng.random() < 0.6)
     assert [g[1] for g in got] == golden.pred.tolist()
     assert [g[2] for g in got] == golden.scores.tolist()
 

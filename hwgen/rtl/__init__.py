@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import HwgenError
 
-__all__ = ["TOP", "generate", "read_manifest"]
+__all__ = ["TOP", "generate", "input_words", "read_manifest"]
 
 TOP = "hwgen_top"
 _MANIFEST_KEYS = ("top", "sources", "input_features", "input_bits", "n_classes", "label_offset",
@@ -25,12 +25,14 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
     ``pipeline = k > 0`` adds a register every k adder levels inside each
     layer (see :class:`hwgen.rtl.layer.LinearLayer`); 0 keeps the layers
     combinational between the per-layer registers. ``folding``, one ``(pe,
-    simd)`` per dense layer (None for conv layers), gives the folded network
+    simd)`` per layer (None: a conv layer on constants), gives the folded network
     instead (see :func:`hwgen.rtl.folded.choose_folding`), where ``pipeline
     = k`` registers the lanes' adder trees every k levels. Conv layers are
     pixel-stream hardware (:mod:`hwgen.rtl.conv`) in both architectures, so
     a network with conv layers is a :class:`hwgen.rtl.network.StreamNetwork`
-    whose interval is at least the image's pixel count. ``datapaths``: per
+    whose interval is at least the image's pixel count, and which takes its
+    input pixel by pixel (:func:`input_words`; ``rtl.json`` gives
+    ``input_words`` per image and ``input_word_width``). ``datapaths``: per
     layer ``"planes"`` (default) or ``"direct"`` (see
     :class:`hwgen.rtl.layer.LinearLayer`; :func:`hwgen.datapath.choose_datapaths`
     measures both, and its record goes into ``rtl.json`` as
@@ -38,6 +40,8 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
     ``folding_choice``: how the folding was found (:mod:`hwgen.budget`),
     recorded as such."""
     from amaranth.back import rtlil, verilog
+
+    from amaranth.hdl import Shape
 
     from .network import Network, StreamNetwork
 
@@ -72,6 +76,9 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
         "label_width": out.members["label"].width,
         "scores_offset": _offset(out, "scores"),
         "score_width": out.members["scores"].elem_shape.width,
+        "input_words": 1 if model.layers[0].op != "conv2d" else
+        model.layers[0].in_shape[1] * model.layers[0].in_shape[2],
+        "input_word_width": Shape.cast(top.input_layout).width,
         "latency": top.latency, "pipeline": int(pipeline),
         "arch": "unrolled" if folding is None else "folded",
         "interval": getattr(top, "interval", 1),
@@ -84,6 +91,20 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
     }
     (outdir / "rtl.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def input_words(model, x):
+    """The words the network's ``i`` stream takes for each row of ``x`` (int
+    ``[N, input_features]``): one word per row, element j at bits ``[j*b,
+    (j+1)*b)`` (``b = input_bits``); or, where the first layer is a conv
+    layer over ``[C, H, W]`` images (rows flattened channel-major), ``H * W``
+    pixel words per row in raster order, channel k at bits ``[k*b,
+    (k+1)*b)``."""
+    bits, first = model.input_bits, model.layers[0]
+    if first.op != "conv2d":
+        return [[sum(int(v) << (j * bits) for j, v in enumerate(row))] for row in x]
+    c, h, w = first.in_shape
+    return [[sum(int(row[k * h * w + q]) << (k * bits) for k in range(c)) for q in range(h * w)] for row in x]
 
 
 def _describe(layer):

@@ -23,11 +23,12 @@ shift register of ``W'' = W' // p`` entries (a line buffer of the pooled
 row). Conv rows and columns beyond ``p * W''`` (``p * H''``) are dropped, as
 by ``torch.nn.MaxPool2d``.
 
-The network's ports carry whole images; :class:`Serializer` reads an
-offered image vector out as its pixel stream (multiplexers, no storage) and
-:class:`Deserializer` gathers the last conv layer's pixels into the
-flattened (channel-major) vector the dense layers read (a shift register:
-the reordering is wiring).
+A network with conv layers takes its input as this pixel stream, as a
+camera or a line-buffered image source delivers it (storing or
+multiplexing a whole image out of a vector would cost as much as a conv
+layer: 5k iCE40 LUT4 for 28x28 pixels). :class:`Deserializer` gathers the
+last conv layer's pixels into the flattened (channel-major) vector the
+dense layers read (a shift register: the reordering is wiring).
 """
 from amaranth.hdl import Cat, Const, EnableInserter, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
@@ -40,80 +41,39 @@ from .arith import delayed
 from .folded import FoldedLayer
 from .layer import LinearLayer
 
-__all__ = ["ConvLayer", "Deserializer", "Fifo", "Serializer", "UnrolledStage"]
+__all__ = ["ConvLayer", "Deserializer", "Fifo", "UnrolledStage", "pixel_layout"]
 
 
-def _pixel(bits, channels):
+def pixel_layout(bits, channels):
+    """One pixel of a map on a stream: ``channels`` values of ``bits`` bits,
+    channel k at bits ``[k*bits, (k+1)*bits)``."""
     return data.ArrayLayout(unsigned(bits), channels)
 
 
-class _MapStream(wiring.Component):
-    """A stage that passes a ``[C, H, W]`` map (``shape``) pixel by pixel:
-    one map per ``H * W`` clocks."""
-
-    @property
-    def interval(self):
-        c, h, w = self.shape
-        return h * w
-
-
-class Serializer(_MapStream):
-    """Image vectors (``[C, H, W]`` flattened channel-major, as the artifact
-    orders them) in, the image's ``H * W`` pixels out in raster order.
-
-    It stores nothing: a stream's payload holds still while it is valid and
-    not taken, so the pixels are read straight from the offered image (one
-    multiplexer per channel), and the image is taken with its last pixel.
-    The next image's first pixel follows at once: ``H * W`` clocks per image.
-    """
-
-    #: clocks from an offered image to its first pixel on ``o``
-    latency = 0
-
-    def control(self):
-        """The stage's handshakes, cycle for cycle (:mod:`hwgen.rtl.handshake`)."""
-        return handshake.Serializer(self.interval)
-
-    def __init__(self, shape, bits):
-        self.shape, self.bits = tuple(shape), int(bits)
-        c, h, w = self.shape
-        super().__init__({
-            "i": In(stream.Signature(_pixel(bits, c * h * w))),
-            "o": Out(stream.Signature(_pixel(bits, c))),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        c, h, w = self.shape
-        n, bits = h * w, self.bits
-        image = self.i.payload.as_value()
-        q = Signal(range(n))        # the pixel on offer
-        m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready & (q == n - 1)),
-                     self.o.payload.eq(Cat(image[k * n * bits:(k + 1) * n * bits].word_select(q, bits)
-                                           for k in range(c)))]
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += q.eq(Mux(q == n - 1, 0, q + 1))
-        return m
-
-
-class Deserializer(_MapStream):
+class Deserializer(wiring.Component):
     """The pixels of a ``[C, H, W]`` map of bits (raster order) in, the map
     flattened channel-major out, as one vector per map."""
 
     #: clocks from the map's last accepted pixel to the vector on ``o``
     latency = 1
 
-    def control(self):
-        """The stage's handshakes, cycle for cycle (:mod:`hwgen.rtl.handshake`)."""
-        return handshake.Deserializer(self.interval)
-
     def __init__(self, shape):
         self.shape = tuple(shape)
         c, h, w = self.shape
         super().__init__({
             "i": In(stream.Signature(unsigned(c))),
-            "o": Out(stream.Signature(_pixel(1, c * h * w))),
+            "o": Out(stream.Signature(pixel_layout(1, c * h * w))),
         })
+
+    @property
+    def interval(self):
+        """Clocks per map: one per pixel."""
+        _, h, w = self.shape
+        return h * w
+
+    def control(self):
+        """The stage's handshakes, cycle for cycle (:mod:`hwgen.rtl.handshake`)."""
+        return handshake.Deserializer(self.interval)
 
     def elaborate(self, platform):
         m = Module()
@@ -244,7 +204,7 @@ class ConvLayer(wiring.Component):
             self.datapath = FoldedLayer(layer, *folding, pipeline)
             self.schedule = self.datapath.schedule
         super().__init__({
-            "i": In(stream.Signature(_pixel(layer.input_bits, layer.in_shape[0]))),
+            "i": In(stream.Signature(pixel_layout(layer.input_bits, layer.in_shape[0]))),
             "o": Out(stream.Signature(unsigned(layer.out_features))),
         })
 

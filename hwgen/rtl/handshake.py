@@ -19,7 +19,7 @@ the first output exactly ``latency`` cycles after the input, then one every
 ``interval``.
 """
 
-__all__ = ["Deserializer", "Fifo", "Folded", "FoldedConv", "Pipe", "Serializer", "folded", "folded_conv", "kept_windows",
+__all__ = ["Deserializer", "Fifo", "Folded", "FoldedConv", "Pipe", "folded", "folded_conv", "kept_windows",
            "map_interval", "simulate"]
 
 
@@ -45,24 +45,6 @@ class Pipe:
             if i_valid:
                 self.k = (self.k + 1) % len(self.marks)
             self.regs = [mark] + self.regs[:-1]
-
-
-class Serializer:
-    """:class:`hwgen.rtl.conv.Serializer`: ``o.valid = i.valid``; the image
-    is taken with its last of ``n`` pixels."""
-
-    def __init__(self, n):
-        self.n, self.q = n, 0
-
-    def valid(self, i_valid):
-        return i_valid
-
-    def ready(self, o_ready):
-        return o_ready and self.q == self.n - 1
-
-    def step(self, i_valid, o_ready):
-        if i_valid and o_ready:
-            self.q = 0 if self.q == self.n - 1 else self.q + 1
 
 
 class Deserializer:

@@ -7,7 +7,7 @@ from ..errors import HwgenError
 from .argmax import Argmax
 from . import handshake
 from .arith import delayed
-from .conv import ConvLayer, Deserializer, Fifo, Serializer, UnrolledStage
+from .conv import ConvLayer, Deserializer, Fifo, UnrolledStage, pixel_layout
 from .folded import FoldedLayer
 from .layer import LinearLayer
 
@@ -15,8 +15,15 @@ __all__ = ["Network", "StreamNetwork"]
 
 
 def _layouts(model, score_shape):
-    """The payloads of the network's ``i`` and ``o`` streams."""
-    return data.ArrayLayout(unsigned(model.input_bits), model.input_features), data.StructLayout({
+    """The payloads of the network's ``i`` and ``o`` streams: ``i`` takes
+    the input vector, or one pixel where the first layer is a conv layer
+    (see :func:`hwgen.rtl.input_words`)."""
+    first = model.layers[0]
+    if first.op == "conv2d":
+        i = pixel_layout(model.input_bits, first.in_shape[0])
+    else:
+        i = data.ArrayLayout(unsigned(model.input_bits), model.input_features)
+    return i, data.StructLayout({
         "label": unsigned(max((model.n_classes - 1).bit_length(), 1)),
         "scores": data.ArrayLayout(score_shape, model.n_classes),
     })
@@ -100,10 +107,13 @@ class StreamNetwork(wiring.Component):
     streams (:class:`UnrolledStage`); ``datapaths[k]`` ("planes" or
     "direct", see :class:`LinearLayer`) applies to unrolled layers. Conv
     layers (:class:`ConvLayer`: windows folded the same way, or on a
-    constant-weight datapath) work on pixel streams: a :class:`Serializer`
-    cuts the input image into pixels, a :class:`Deserializer` gathers the
-    last conv layer's map for the dense layers. ``pipeline = k > 0`` registers the adder trees every k levels.
-    Ports as :class:`Network`. The stream out of layer k is visible as
+    constant-weight datapath) work on pixel streams: the network then takes
+    its input one pixel per transfer (raster order, the pixel's channels in
+    one word: :func:`hwgen.rtl.input_words`), and a :class:`Deserializer`
+    gathers the last conv layer's map for the dense layers. A folded conv
+    layer after a conv layer gets a :class:`Fifo` (:meth:`_add_fifos`).
+    ``pipeline = k > 0`` registers the adder trees every k levels. Ports as
+    :class:`Network`, but for the pixel input. The stream out of layer k is visible as
     ``stage{k}`` / ``stage{k}_valid`` (the probes ``hwgen sim`` reads after a
     mismatch; a conv layer's is its pixel stream).
     """
@@ -113,14 +123,12 @@ class StreamNetwork(wiring.Component):
             raise ValueError(f"{len(folding)} foldings for {len(model.layers)} layers")
         datapaths = datapaths or ["planes"] * len(model.layers)
         self._model, self._timing_cache = model, None
-        self.layers, self.stages = [], []     # stages: the layers plus (de)serializers, in order
+        self.layers, self.stages = [], []     # stages: the layers plus deserializer and FIFOs, in order
         for k, layer in enumerate(model.layers):
             if layer.op == "conv2d":
                 if k and model.layers[k - 1].op != "conv2d":
                     raise HwgenError(f"layer {layer.name}: a conv layer after a dense layer has no "
                                      f"hardware (conv layers come first)")
-                if not k:
-                    self.stages.append(("serializer", Serializer(layer.in_shape, model.input_bits)))
                 stage = ConvLayer(layer, pipeline, datapaths[k], folding[k] if folding else None)
             elif folding is not None and folding[k] is not None:
                 stage = FoldedLayer(layer, *folding[k], pipeline)
@@ -166,8 +174,8 @@ class StreamNetwork(wiring.Component):
         layer decouples them. Its depth is the smallest (0: none, 2, 4, 8,
         ... up to the map) that streams as fast as a whole map of
         buffering, by the handshake model."""
-        sites = [j for j, (_, stage) in enumerate(self.stages)
-                 if isinstance(stage, ConvLayer) and stage.folded and isinstance(self.stages[j - 1][1], ConvLayer)]
+        sites = [j for j, (_, stage) in enumerate(self.stages) if j and isinstance(stage, ConvLayer)
+                 and stage.folded and isinstance(self.stages[j - 1][1], ConvLayer)]
         if not sites:
             return
         top = {j: 2 + self.stages[j][1].layer.in_shape[1] * self.stages[j][1].layer.in_shape[2] for j in sites}
@@ -186,10 +194,9 @@ class StreamNetwork(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from an input offered to an idle network to its valid
-        output (no stalls). Without conv layers the input is taken at once;
-        with them it is taken with its last pixel, and the pixels follow
-        their own timing through the conv layers (and their pooling)."""
+        """Cycles from an input offered to an idle network (with conv
+        layers: its first pixel, the others following as fast as they are
+        taken) to its valid output, with an always-ready sink."""
         return self._timing()[0]
 
     @property
