@@ -1,11 +1,12 @@
 """Folding under a LUT budget (``--lut-budget N``): the fastest folded design
 whose synthesized area fits N.
 
-A greedy search, as FINN's: every folded layer starts at its cheapest
-folding, then the slowest layer (most cycles) moves to its next faster
-candidate (:func:`hwgen.rtl.folded.candidates`) while the estimate stays
-within the budget. Speeding a dense layer past the conv layers' pixel rate
-gains nothing, so the search stops there too. The estimate is the feature
+A greedy search, as FINN's: every layer starts at its cheapest folding,
+then the slowest layer (most cycles per image; a conv layer takes
+``cycles + 1`` per window it computes) moves to its next faster candidate
+(:func:`hwgen.rtl.folded.candidates`) while the estimate stays within the
+budget. Speeding a layer past the conv layers' pixel rate gains nothing, so
+the search stops there too. The estimate is the feature
 model of :func:`hwgen.rtl.folded.estimate_luts`, scaled per layer to what
 synthesis last measured for it (so it fits this model, target and Yosys),
 plus the measured rest of the design (conv layers, argmax, glue). Each
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from . import rtl
 from .errors import HwgenError
-from .rtl.folded import candidates, choose_folding
+from .rtl.folded import candidates, choose_folding, conv_windows
 from .synth import AREA_METRIC, layer_areas, synthesize
 
 __all__ = ["fold_to_budget", "pick_folding"]
@@ -39,15 +40,15 @@ def _measure(model, folding, target, pipeline, datapaths, log):
 
 
 def fold_to_budget(model, lut_budget, target="ice40", overrides=None, pipeline=0, datapaths=None, log=None):
-    """``(folding, record)``: one ``(pe, simd)`` per dense layer (None for
-    conv layers) whose design measures at most ``lut_budget`` in ``target``'s
+    """``(folding, record)``: one ``(pe, simd)`` per layer (None: a conv
+    layer too small to fold) whose design measures at most ``lut_budget`` in ``target``'s
     area figure, as fast as the search finds; ``record`` says what was
     estimated and measured."""
     metric = AREA_METRIC[target]
-    base = choose_folding(model, 2, overrides)     # validates overrides; conv layers -> None
+    base = choose_folding(model, 2, overrides)     # validates overrides
     overrides = dict(overrides or {})
-    free = [k for k, layer in enumerate(model.layers) if layer.op == "dense" and layer.name not in overrides]
-    cands = {k: candidates(model.layers[k]) for k in free}
+    cands = {k: _candidates(layer) for k, layer in enumerate(model.layers) if layer.name not in overrides}
+    free = [k for k in cands if cands[k]]      # a conv layer too small to fold stays on constants
     pos = {k: 0 for k in free}
     convs = [layer for layer in model.layers if layer.op == "conv2d"]
     floor = convs[0].in_shape[1] * convs[0].in_shape[2] if convs else 1   # the pixel stream's interval
@@ -123,6 +124,18 @@ def fold_to_budget(model, lut_budget, target="ice40", overrides=None, pipeline=0
         log(f"  folding for a budget of {lut_budget} {metric}: {_describe(model, chosen)}, measured {total} "
             f"{metric} ({len(measurements)} syntheses)")
     return chosen, record
+
+
+def _candidates(layer):
+    """:func:`~hwgen.rtl.folded.candidates` with cycles per image: a conv
+    layer takes ``cycles + 1`` clocks per window it computes, and its
+    candidates stop short of a folding with as many lanes as its
+    constant-weight datapath has weights (the unrolled window is cheaper)."""
+    if layer.op != "conv2d":
+        return candidates(layer)
+    windows = conv_windows(layer)
+    return [(pe, simd, windows * (cycles + 1), luts) for pe, simd, cycles, luts in candidates(layer)
+            if 2 * pe * simd <= layer.out_features * layer.in_features]
 
 
 def _describe(model, folding):

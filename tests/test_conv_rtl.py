@@ -155,6 +155,22 @@ def test_conv_after_dense_is_refused_and_conv_folding_follows_the_target():
         StreamNetwork(model)
 
 
+def test_lut_budget_folds_conv_layers_too():
+    """fold_to_budget on a CNN: the conv layer is folded like the dense ones
+    (cycles per image = kept windows x (cycles + 1)), every design measures
+    within its budget, and a larger budget streams no slower."""
+    from hwgen.budget import fold_to_budget
+    model = random_cnn(np.random.default_rng(3), (1, 6, 6), [(4, (3, 3), 2)], [4, 3], input_bits=2)
+    _, record = fold_to_budget(model, 10 ** 9, "generic")
+    smallest = record["measurements"][0]["measured"]
+    intervals = []
+    for budget in (smallest, smallest * 3):
+        folding, record = fold_to_budget(model, budget, "generic")
+        assert folding[0] is not None and record["measured"] <= budget
+        intervals.append(StreamNetwork(model, folding).interval)
+    assert intervals[0] > intervals[1]
+
+
 @pytest.fixture(scope="module")
 def cnn_rtl(cnn_run, tmp_path_factory):
     """The trained digits CNN's RTL: unrolled; folded at 64 clocks per image
