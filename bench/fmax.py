@@ -1,7 +1,7 @@
 """Fmax of the digits demo per architecture and pipelining, placed and routed
 with nextpnr. Prints JSON.
 
-    python bench/fmax.py [--targets ice40 ecp5] [--seeds 1] [--target-cycles 32]
+    python bench/fmax.py [--targets ice40 ecp5] [--seeds 1] [--target-cycles 32] [--archs folded]
 
 Trains the default network (``hwgen flow``'s: digits, 64-16-16-10, 1.4
 bits, seed 0), then for each design -- unrolled with ``--pipeline`` 0 and 2,
@@ -35,6 +35,8 @@ def main():
     ap.add_argument("--targets", nargs="+", default=["ice40", "ecp5"], choices=["ice40", "ecp5"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[1])
     ap.add_argument("--target-cycles", type=int, default=32)
+    ap.add_argument("--archs", nargs="+", default=["unrolled", "folded"], choices=["unrolled", "folded"],
+                    help="which designs (the unrolled ones take minutes per ECP5 run)")
     args = ap.parse_args()
     data = load_dataset("digits")
     net, info = train(log=None, data=data)
@@ -44,6 +46,8 @@ def main():
               "folding": folding, "targets_mhz": {"ice40": 100, "ecp5": 150}, "designs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for arch, pipeline in DESIGNS:
+            if arch not in args.archs:
+                continue
             rtl_dir = Path(tmp) / f"{arch}{pipeline}"
             manifest = rtl.generate(model, rtl_dir, pipeline=pipeline,
                                     folding=folding if arch == "folded" else None)
