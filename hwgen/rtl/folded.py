@@ -23,8 +23,8 @@ Pipeline per layer: issue (ROM address) -> S1 (ROM word; select the input
 group; partial sums) -> S2 (multiply by alpha, accumulate) -> S3 (compare or
 add bias) -> S4 (collect the fold's outputs). ``pipeline = k > 0`` also
 registers the partial sums' adder trees every k levels (their depth grows
-with log2 SIMD) and the products before the accumulator, adding those
-registers to the latency. A layer accepts its
+with log2 SIMD), adding those registers to the latency; ``pipeline = 1``
+also splits the multiply by alpha over two clocks before the accumulator. A layer accepts its
 next input one cycle after it has issued the last word of the current one,
 so a layer takes ``cycles + 1`` clocks per inference, and a network of
 layers streams at the rate of its slowest layer.
@@ -161,13 +161,9 @@ class FoldedLayer(wiring.Component):
         return self._lane_stages() + self._multiply_stages()
 
     def _multiply_stages(self):
-        """Registers in the pipelined shift-add multiply by alpha: its
-        ``ceil(log2 a_w)`` adder levels registered every ``pipeline``, and at
-        its end."""
-        if not self._pipeline:
-            return 0
-        a_w = max(int(self._layer.alpha.max(initial=0)).bit_length(), 1)
-        return -(-(a_w - 1).bit_length() // self._pipeline)
+        """Registers in the multiply by alpha: with ``pipeline = 1``, its
+        halves' products, then their sum."""
+        return 2 if self._pipeline == 1 else 0
 
     def _lane(self, m, p, xg, word):
         """PE ``p``'s partial sum for the input group ``xg`` and schedule
@@ -325,27 +321,25 @@ class FoldedLayer(wiring.Component):
         with m.If(run):
             m.d.sync += [v2.eq(v1), ctl2.eq(ctl1)]
 
-        # S2: multiply by alpha and accumulate. Pipelined, the product is a
-        # shift-add tree over alpha's bits, registered every `pipeline`
-        # levels and at its end (multiply then add was the critical path)
-        if self._pipeline:
+        # S2: multiply by alpha and accumulate. With pipeline = 1 alpha's low
+        # and high halves multiply in one clock, their sum in the next:
+        # multiply-accumulate in one clock was the critical path (120 MHz on
+        # ECP5), but Yosys merges it into one cheaper $macc, so coarser
+        # pipelining keeps it (a shift-add tree registered at every level was
+        # as fast as the halves, with 3x their registers)
+        if self._pipeline == 1:
             multiply = Module()
             m.submodules.multiply = EnableInserter(run)(multiply)
+            h = (a_w + 1) // 2
             products = []
             for p in range(pe):
                 alpha = ra.data[p * a_w:(p + 1) * a_w]
-                adders = Adders(multiply, f"mul{p}", self._pipeline)
-                level = [Staged(Mux(alpha[k], parts[p], 0) << k) for k in range(a_w)]
-                while len(level) > 1:
-                    level = [adders.node(lambda a, b: a + b, level[i:i + 2]) if i + 1 < len(level) else level[i]
-                             for i in range(0, len(level), 2)]
-                product = level[0]
-                if product.depth:
-                    reg = Signal(product.value.shape(), name=f"product{p}")
-                    multiply.d.sync += reg.eq(product.value)
-                    product = Staged(reg, product.stage + 1)
-                assert product.stage == self._multiply_stages()
-                products.append(product.value)
+                lo, hi = alpha[:h] * parts[p], alpha[h:] * parts[p]
+                lo_r, hi_r = Signal(lo.shape(), name=f"product{p}_lo"), Signal(hi.shape(), name=f"product{p}_hi")
+                total = lo_r + (hi_r << h)
+                product = Signal(total.shape(), name=f"product{p}")
+                multiply.d.sync += [lo_r.eq(lo), hi_r.eq(hi), product.eq(total)]
+                products.append(product)
             ctl2 = data.View(control, delayed(m, run, ctl2.as_value(), self._multiply_stages(), "product_control"))
             v2 = delayed(m, run, v2, self._multiply_stages(), "product_valid")
         else:
