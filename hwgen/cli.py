@@ -261,7 +261,8 @@ def cmd_rtl(args):
             _log(f"  {entry['name']}: {'x'.join(map(str, entry['kernel']))} conv over "
                  f"{'x'.join(map(str, entry['in_shape']))} pixel by pixel"
                  + (f", {entry['pool']}x{entry['pool']} max-pool" if entry["pool"] > 1 else "")
-                 + f", {entry['interval']} clocks per map")
+                 + f", {entry['interval']} clocks per map"
+                 + (f", after a {entry['fifo_depth']}-pixel FIFO" if "fifo_depth" in entry else ""))
         if "pe" in entry:
             per = " per window" if entry.get("op") == "conv2d" else ""
             _log(f"  {entry['name']}: PE {entry['pe']} x SIMD {entry['simd']}, {entry['cycles']} cycles{per} "

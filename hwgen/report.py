@@ -139,10 +139,13 @@ def write_markdown(r):
     convs = [e for e in r["rtl"]["layers"] if e.get("op") == "conv2d"]
     if convs:
         lines += ["## Convolution (pixel streams)", "",
-                  "| layer | input C x H x W | kernel | pool | output C x H x W | clocks per map |",
-                  "|---|---|---|---:|---|---:|"]
+                  "The input is a pixel stream (one pixel per transfer); a folded conv layer after a conv "
+                  "layer takes its pixels through a FIFO.", "",
+                  "| layer | input C x H x W | kernel | pool | output C x H x W | clocks per map | FIFO |",
+                  "|---|---|---|---:|---|---:|---:|"]
         lines += [f"| {e['name']} | {' x '.join(map(str, e['in_shape']))} | {'x'.join(map(str, e['kernel']))} | "
-                  f"{e['pool']} | {' x '.join(map(str, e['out_shape']))} | {e['interval']} |" for e in convs] + [""]
+                  f"{e['pool']} | {' x '.join(map(str, e['out_shape']))} | {e['interval']} | "
+                  f"{e.get('fifo_depth', '-')} |" for e in convs] + [""]
     folded = [e for e in r["rtl"]["layers"] if "pe" in e]
     budget = r["rtl"].get("folding_choice")
     if folded:

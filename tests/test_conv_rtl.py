@@ -193,6 +193,9 @@ def test_trained_cnn_bit_exact_on_every_test_image(cnn_run, cnn_rtl, arch, simul
     rtl_dir, manifest = cnn_rtl[arch]
     assert manifest["arch"] == arch.split("-")[0] and manifest["layers"][0]["op"] == "conv2d"
     assert [("pe" in e) for e in manifest["layers"][:2]] == [arch == "folded-conv"] * 2
+    # rtl.json names the FIFO a folded conv layer after a conv layer gets
+    assert ("fifo_depth" in manifest["layers"][1]) == (arch == "folded-conv")
+    assert manifest["input_words"] == 64 and manifest["input_word_width"] == manifest["input_bits"]
     x = cnn_run["data"].x_test
     res = simulate(cnn_run["model"], rtl_dir, x, simulator=simulator, backpressure=0.2,
                    work_dir=tmp_path / "w")

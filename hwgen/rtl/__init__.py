@@ -83,7 +83,7 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
         "arch": "unrolled" if folding is None else "folded",
         "interval": getattr(top, "interval", 1),
         "argmax_latency": top.argmax.latency,
-        "layers": [_describe(layer) for layer in top.layers],
+        "layers": [_describe(layer, getattr(top, "fifos", {})) for layer in top.layers],
         "artifact_sha256": artifact_sha256,
         "datapath_choice": datapath_choice,
         "folding_choice": folding_choice,
@@ -107,7 +107,7 @@ def input_words(model, x):
     return [[sum(int(row[k * h * w + q]) << (k * bits) for k in range(c)) for q in range(h * w)] for row in x]
 
 
-def _describe(layer):
+def _describe(layer, fifos):
     entry = {"name": layer.layer.name, "module": f"{TOP}.{layer.layer.name}", "latency": layer.latency,
              "datapath": layer.datapath_kind,
              "kind": layer.layer.input, "in_features": layer.layer.in_features,
@@ -121,6 +121,8 @@ def _describe(layer):
     if layer.layer.op == "conv2d":
         entry.update(op="conv2d", in_shape=list(layer.layer.in_shape), kernel=list(layer.layer.kernel),
                      pool=layer.layer.pool, out_shape=list(layer.layer.out_shape), interval=layer.interval)
+    if layer.layer.name in fifos:   # the FIFO in front of a folded conv layer
+        entry["fifo_depth"] = fifos[layer.layer.name]
     if sch is not None:   # folded
         entry.update(pe=sch.pe, simd=sch.simd, cycles=sch.cycles, min_cycles=sch.min_cycles,
                      interval=layer.interval, weight_memory_bits=sch.weight_memory_bits,

@@ -176,6 +176,7 @@ class StreamNetwork(wiring.Component):
         buffering, by the handshake model."""
         sites = [j for j, (_, stage) in enumerate(self.stages) if j and isinstance(stage, ConvLayer)
                  and stage.folded and isinstance(self.stages[j - 1][1], ConvLayer)]
+        self.fifos = {}      # layer name -> depth of the FIFO before it
         if not sites:
             return
         top = {j: 2 + self.stages[j][1].layer.in_shape[1] * self.stages[j][1].layer.in_shape[2] for j in sites}
@@ -186,6 +187,7 @@ class StreamNetwork(wiring.Component):
             while d < top[j] and self._simulate({**depths, j: d})[1] > best:
                 d = min(max(2, 2 * d), top[j])
             depths[j] = d
+        self.fifos = {self.stages[j][0]: depths[j] for j in sites if depths[j]}
         for j in reversed(sites):
             if depths[j]:
                 upstream = self.stages[j - 1][1]
