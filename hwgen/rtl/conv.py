@@ -100,16 +100,16 @@ class Fifo(wiring.Component):
     layer take the pixels its upstream layer emits in bursts at its own
     pace. :class:`~hwgen.rtl.network.StreamNetwork` sizes it."""
 
+    #: clocks from a payload written into an empty queue to it on ``o``
+    latency = 2
+    #: clocks per payload
+    interval = 1
+
     def __init__(self, shape, depth):
         if depth < 2:
             raise ValueError(f"a FIFO between streams holds at least 2 entries, not {depth}")
         self.depth = int(depth)
         super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
-
-    #: clocks from a payload written into an empty queue to it on ``o``
-    latency = 2
-    #: clocks per payload
-    interval = 1
 
     def control(self):
         """The queue's handshakes, cycle for cycle (:mod:`hwgen.rtl.handshake`)."""

@@ -24,10 +24,10 @@ group; partial sums) -> S2 (multiply by alpha, accumulate) -> S3 (compare or
 add bias) -> S4 (collect the fold's outputs). ``pipeline = k > 0`` also
 registers the partial sums' adder trees every k levels (their depth grows
 with log2 SIMD), adding those registers to the latency; ``pipeline = 1``
-also splits the multiply by alpha over two clocks before the accumulator. A layer accepts its
-next input one cycle after it has issued the last word of the current one,
-so a layer takes ``cycles + 1`` clocks per inference, and a network of
-layers streams at the rate of its slowest layer.
+also splits the multiply by alpha over two clocks before the accumulator.
+A layer accepts its next input one cycle after it has issued the last word
+of the current one, so a layer takes ``cycles + 1`` clocks per inference,
+and a network of layers streams at the rate of its slowest layer.
 """
 from dataclasses import dataclass
 
@@ -42,8 +42,8 @@ from . import handshake
 from .arith import KEEP, Adders, Staged, delayed, width_for
 from .layer import score_shape
 
-__all__ = ["FoldedLayer", "Schedule", "candidates", "choose_folding", "conv_interval", "conv_windows", "estimate_cycles",
-           "estimate_luts", "lut_features", "schedule"]
+__all__ = ["FoldedLayer", "Schedule", "candidates", "choose_folding", "conv_interval", "conv_windows",
+           "estimate_cycles", "estimate_luts", "lut_features", "schedule"]
 
 
 @dataclass
@@ -501,9 +501,9 @@ def choose_folding(model, target_cycles=64, overrides=None):
     fewer. A dense layer that cannot gets its fastest folding. A conv layer
     takes ``cycles + 1`` clocks per window it computes
     (:func:`conv_windows`), and more where the pixels between windows keep
-    it waiting (:func:`conv_interval`); it is folded only where that meets the target
-    with at most half the lanes of its constant-weight datapath (one per
-    weight), which is cheaper at equal width. With conv layers the network
+    it waiting (:func:`conv_interval`); it is folded only where that meets
+    the target with at most half the lanes of its constant-weight datapath
+    (one per weight), which is cheaper at equal width. With conv layers the network
     streams one image per ``H * W`` clocks at best (the first conv layer
     takes a pixel per clock), so a smaller target is raised to that: faster
     dense layers would only idle."""

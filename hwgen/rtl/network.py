@@ -4,8 +4,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..errors import HwgenError
-from .argmax import Argmax
 from . import handshake
+from .argmax import Argmax
 from .arith import delayed
 from .conv import ConvLayer, Deserializer, Fifo, UnrolledStage, pixel_layout
 from .folded import FoldedLayer
@@ -113,9 +113,9 @@ class StreamNetwork(wiring.Component):
     gathers the last conv layer's map for the dense layers. A folded conv
     layer after a conv layer gets a :class:`Fifo` (:meth:`_add_fifos`).
     ``pipeline = k > 0`` registers the adder trees every k levels. Ports as
-    :class:`Network`, but for the pixel input. The stream out of layer k is visible as
-    ``stage{k}`` / ``stage{k}_valid`` (the probes ``hwgen sim`` reads after a
-    mismatch; a conv layer's is its pixel stream).
+    :class:`Network`, but for the pixel input. The stream out of layer k is
+    visible as ``stage{k}`` / ``stage{k}_valid`` (the probes ``hwgen sim``
+    reads after a mismatch; a conv layer's is its pixel stream).
     """
 
     def __init__(self, model, folding=None, pipeline=0, datapaths=None):
