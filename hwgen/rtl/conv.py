@@ -30,6 +30,8 @@ layer: 5k iCE40 LUT4 for 28x28 pixels). :class:`Deserializer` gathers the
 last conv layer's pixels into the flattened (channel-major) vector the
 dense layers read (a shift register: the reordering is wiring).
 """
+from functools import cached_property
+
 from amaranth.hdl import Cat, Const, EnableInserter, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -220,7 +222,7 @@ class ConvLayer(wiring.Component):
     def datapath_kind(self):
         return self.datapath.datapath_kind
 
-    @property
+    @cached_property   # folded: a handshake simulation
     def latency(self):
         """Clocks from the pixel that completes a pooling window to that
         window's output pixel (no stalls)."""
@@ -230,7 +232,7 @@ class ConvLayer(wiring.Component):
         out, taken = handshake.simulate([self.control()], 1)
         return out[0] - taken[emits.index(True)]
 
-    @property
+    @cached_property   # folded: a handshake simulation
     def interval(self):
         """Clocks per map when the layer streams on its own: one per input
         pixel, or more when a folded datapath keeps the pixels waiting."""
