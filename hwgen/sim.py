@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -49,7 +50,7 @@ def _prepare_icarus():
 
 
 def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpressure=0.0,
-             seed=0, diagnose=True, log=None):
+             seed=0, diagnose=True, log=None, progress_every=30.0):
     """Simulate ``x`` (int [N, features]) through the RTL in ``rtl_dir``.
 
     All vectors stream through the HDL harness ``rtl_templates/hwgen_tb.v``
@@ -65,6 +66,8 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
     budget; the missing ones count as mismatches with label ``None``),
     ``inferences_per_s``, ``build_s``, ``run_s`` and, after a mismatch,
     ``diagnosis`` (image, layer, neuron, expected, got, waveform).
+    With ``log``, a line every ``progress_every`` seconds of a long run says
+    how many vectors have come out and about how long the rest will take.
     Raises :class:`HwgenError` if the simulation cannot run at all.
     """
     if simulator not in SIMULATORS:
@@ -111,7 +114,9 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
     t1 = time.perf_counter()
     if log:
         log(f"  built in {t1 - t0:.1f} s; streaming {len(x)} vectors ...")
-    result = _test(runner, simulator, "test_batch", "hwgen_tb", work, work / "build", work / "test.log", {})
+    with _Progress(work / "progress.json", len(x), log, every=progress_every):
+        result = _test(runner, simulator, "test_batch", "hwgen_tb", work, work / "build", work / "test.log", {},
+                       extra_env={"HWGEN_SIM_PROGRESS": str(work / "progress.json")})
     t2 = time.perf_counter()
     # a design that stalls leaves unwritten (x) outputs: they count as mismatches
     stalled = bool(result.get("timed_out"))
@@ -133,6 +138,50 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
             log(f"  {mismatches} mismatches; re-running vector {first[0]['vector']} with probes and waves ...")
         out["diagnosis"] = _diagnose(model, rtl, sources, x, golden, first[0]["vector"], simulator, work)
     return out
+
+
+class _Progress:
+    """While a batch simulation runs, log how far it got every ``every`` seconds,
+    from the counts the testbench writes to ``path`` (sim/test_batch.py)."""
+
+    def __init__(self, path, total, log, every=30.0, poll=1.0):
+        self.path, self.total, self.log, self.every, self.poll = Path(path), total, log, every, poll
+        self._stop = threading.Event()
+        self._thread = None
+
+    def __enter__(self):
+        self.path.unlink(missing_ok=True)
+        if self.log:
+            self._thread = threading.Thread(target=self._run, name="hwgen-sim-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+    def _run(self):
+        last = time.monotonic()
+        while not self._stop.wait(self.poll):
+            if time.monotonic() - last < self.every:
+                continue
+            try:
+                state = json.loads(self.path.read_text())
+                received, wall = int(state["received"]), float(state["wall_s"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # not written yet
+            last = time.monotonic()
+            rate = received / wall if wall > 0 else 0.0
+            eta = f", about {_duration((self.total - received) / rate)} to go" if rate > 0 else ""
+            self.log(f"    {received}/{self.total} vectors ({rate:.1f}/s{eta})")
+
+
+def _duration(seconds):
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
 def _input_word_width(rtl):
@@ -233,7 +282,8 @@ def _build(simulator, sources, top, build_dir, defines, parameters, log_file, wa
     return runner
 
 
-def _test(runner, simulator, module, top, work, build_dir, log_file, job, waves=False, wave_file=None):
+def _test(runner, simulator, module, top, work, build_dir, log_file, job, waves=False, wave_file=None,
+          extra_env=None):
     """Run cocotb test ``module`` (from sim/) and return the JSON it wrote."""
     sim_dir = str(project_dir("sim"))
     if sim_dir not in sys.path:
@@ -251,7 +301,8 @@ def _test(runner, simulator, module, top, work, build_dir, log_file, job, waves=
         runner.test(test_module=module, hdl_toplevel=top, test_dir=work, build_dir=build_dir,
                     timescale=("1ns", "1ps"), log_file=log_file, results_xml=str(xml), waves=waves,
                     test_args=test_args, plusargs=plusargs,
-                    extra_env={"HWGEN_SIM_JOB": str(job_file), "HWGEN_SIM_RESULT": str(result_file)})
+                    extra_env={"HWGEN_SIM_JOB": str(job_file), "HWGEN_SIM_RESULT": str(result_file),
+                               **(extra_env or {})})
     except SystemExit:
         pass  # cocotb 2.1 exits non-zero when a test fails; the result file says why
     except Exception as exc:

@@ -98,6 +98,28 @@ def test_folded_rtl_bit_exact_under_backpressure(digits_run, simulator, tmp_path
     res = simulate(model, tmp_path / "rtl", x, simulator=simulator, work_dir=tmp_path / "sim", backpressure=0.3)
     assert res["vectors"] == len(x) and res["mismatches"] == 0, res["first_mismatches"]
     assert res["cycles"] >= manifest["interval"] * len(x)
+    # the testbench reported its progress while the outputs came out
+    progress = json.loads((tmp_path / "sim" / simulator / "progress.json").read_text())
+    assert 0 <= progress["received"] <= len(x) and 0 < progress["cycles"] <= res["cycles"]
+
+
+def test_progress_lines_count_vectors_and_estimate_the_rest(tmp_path):
+    """The progress thread turns the testbench's counts into log lines."""
+    import threading
+    from hwgen.sim import _Progress
+    path, lines, seen = tmp_path / "progress.json", [], threading.Event()
+
+    def log(line):
+        lines.append(line)
+        seen.set()
+
+    with _Progress(path, 1000, log, every=0.0, poll=0.01):
+        path.write_text(json.dumps({"received": 250, "cycles": 64000, "wall_s": 50.0}))
+        assert seen.wait(10)
+    assert lines[0] == "    250/1000 vectors (5.0/s, about 2 min 30 s to go)"
+    assert not path.exists() or path.read_text()       # the file is the testbench's; left in place
+    with _Progress(path, 10, None):                     # no log: no thread, and a stale file is removed
+        assert not path.exists()
 
 
 @pytest.mark.parametrize("arch", ["unrolled", "folded"])
