@@ -4,7 +4,8 @@ whose synthesized area fits N.
 A greedy search, as FINN's: every layer starts at its cheapest folding,
 then the slowest layer (most cycles per image; a conv layer takes
 ``cycles + 1`` per window it computes) moves to its next faster candidate
-(:func:`hwgen.rtl.folded.candidates`) while the estimate stays within the
+(:func:`hwgen.rtl.folded.candidates`; a conv layer's fastest is its
+constant-weight window datapath, one window per pixel) while the estimate stays within the
 budget. Speeding a layer past the conv layers' pixel rate gains nothing, so
 the search stops there too. The estimate is the feature
 model of :func:`hwgen.rtl.folded.estimate_luts`, scaled per layer to what
@@ -18,6 +19,8 @@ are cached by content hash.
 """
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from . import rtl
 from .errors import HwgenError
@@ -48,13 +51,14 @@ def fold_to_budget(model, lut_budget, target="ice40", overrides=None, pipeline=0
     base = choose_folding(model, 2, overrides)     # validates overrides
     overrides = dict(overrides or {})
     cands = {k: _candidates(layer) for k, layer in enumerate(model.layers) if layer.name not in overrides}
-    free = [k for k in cands if cands[k]]      # a conv layer too small to fold stays on constants
+    free = [k for k in cands if cands[k][0][0]]     # a conv layer too small to fold stays on constants
     pos = {k: 0 for k in free}
     convs = [layer for layer in model.layers if layer.op == "conv2d"]
     floor = convs[0].in_shape[1] * convs[0].in_shape[2] if convs else 1   # the pixel stream's interval
 
-    def folding():
-        return [cands[k][pos[k]][:2] if k in pos else base[k] for k in range(len(model.layers))]
+    def folding():    # (None, None): a conv layer on its constant-weight datapath
+        return [(cands[k][pos[k]][:2] if cands[k][pos[k]][0] else None) if k in pos else base[k]
+                for k in range(len(model.layers))]
 
     measurements = []
 
@@ -126,20 +130,36 @@ def fold_to_budget(model, lut_budget, target="ice40", overrides=None, pipeline=0
     return chosen, record
 
 
+#: first estimate of a constant-weight conv window datapath, LUT4 per weight
+#: bit: binary inputs (XNOR-popcount), and per input bit of a MAC (docs/results.md,
+#: "LUTs per weight bit"); the search rescales it once it has measured the layer
+CONST_LUT4_PER_WEIGHT_BIT = {"binary": 1.3, "mac_per_input_bit": 1.15}
+
+
 def _candidates(layer):
     """:func:`~hwgen.rtl.folded.candidates` with cycles per image: a conv
     layer takes ``cycles + 1`` clocks per window it computes, and its
     candidates stop short of a folding with as many lanes as its
-    constant-weight datapath has weights (the unrolled window is cheaper)."""
+    constant-weight datapath has weights (the unrolled window is cheaper).
+    A conv layer's last, fastest candidate is that constant-weight datapath,
+    ``(None, None, pixels, estimate)``: one window per input pixel."""
     if layer.op != "conv2d":
         return candidates(layer)
     windows = conv_windows(layer)
-    return [(pe, simd, windows * (cycles + 1), luts) for pe, simd, cycles, luts in candidates(layer)
-            if 2 * pe * simd <= layer.out_features * layer.in_features]
+    out = [(pe, simd, windows * (cycles + 1), luts) for pe, simd, cycles, luts in candidates(layer)
+           if 2 * pe * simd <= layer.out_features * layer.in_features]
+    pixels = layer.in_shape[1] * layer.in_shape[2]
+    weight_bits = int(layer.nbits.astype(np.int64).sum())
+    per_bit = CONST_LUT4_PER_WEIGHT_BIT["binary"] if layer.input_bits == 1 else \
+        CONST_LUT4_PER_WEIGHT_BIT["mac_per_input_bit"] * layer.input_bits
+    if not out or pixels < out[-1][2]:
+        out.append((None, None, pixels, per_bit * weight_bits))
+    return out
 
 
 def _describe(model, folding):
-    return ", ".join(f"{layer.name} {f[0]}x{f[1]}" for layer, f in zip(model.layers, folding) if f)
+    return ", ".join(f"{layer.name} {f[0]}x{f[1]}" if f else f"{layer.name} on constants"
+                     for layer, f in zip(model.layers, folding) if f or layer.op == "conv2d")
 
 
 def pick_folding(model, fold, target="ice40", pipeline=0, datapaths=None, log=None):

@@ -158,17 +158,21 @@ def test_conv_after_dense_is_refused_and_conv_folding_follows_the_target():
 def test_lut_budget_folds_conv_layers_too():
     """fold_to_budget on a CNN: the conv layer is folded like the dense ones
     (cycles per image = kept windows x (cycles + 1)), every design measures
-    within its budget, and a larger budget streams no slower."""
+    within its budget, and a larger budget streams faster. With no limit the
+    conv layer ends on its constant-weight datapath, at one pixel per clock."""
     from hwgen.budget import fold_to_budget
     model = random_cnn(np.random.default_rng(3), (1, 6, 6), [(4, (3, 3), 2)], [4, 3], input_bits=2)
-    _, record = fold_to_budget(model, 10 ** 9, "generic")
+    folding, record = fold_to_budget(model, 10 ** 9, "generic")
+    assert folding[0] is None and record["folding"][0] is None
+    assert StreamNetwork(model, folding).interval == 36            # the 6 x 6 pixel stream
     smallest = record["measurements"][0]["measured"]
+    assert record["measurements"][0]["folding"][0] == [1, 1]
     intervals = []
-    for budget in (smallest, smallest * 3):
+    for budget in (smallest, smallest * 3 // 2):
         folding, record = fold_to_budget(model, budget, "generic")
         assert folding[0] is not None and record["measured"] <= budget
         intervals.append(StreamNetwork(model, folding).interval)
-    assert intervals[0] > intervals[1]
+    assert intervals[0] > intervals[1] > 36
 
 
 @pytest.fixture(scope="module")
