@@ -6,7 +6,9 @@ Three circuits, each synthesized twice: as hwgen generates it
 (``hwgen.rtl.layer.LinearLayer``: kept carry trees, fused compare) and as the
 plain expression a straightforward generator writes (one ``sum(...)``, which
 Yosys's ``alumacc`` turns into a single multi-operand adder). This plain form
-is the baseline only; it is not in the product.
+is the baseline only; it is not in the product. On xc7 a third synthesis
+takes ``LinearLayer(family="xc7")`` (LUT6_2 / CARRY4 bit heaps,
+``hwgen rtl --family xc7``): ``hwgen_xc7`` in the JSON.
 
 * ``popcount``: one binary neuron over N 1-bit weights (XNOR-popcount and
   threshold) -- LUTs per weight bit. Targets (issue 4): <= 1.3 iCE40 LUT4 and
@@ -106,6 +108,10 @@ def compare(name, layer, per, targets, work):
                        f"hwgen_lut_per_{per}": round(hw[lut[target]] / units, 3),
                        f"plain_lut_per_{per}": round(plain[lut[target]] / units, 3),
                        "plain_over_hwgen": round(plain[lut[target]] / max(hw[lut[target]], 1), 2)}
+        if target == "xc7":
+            fam = synth(LinearLayer(layer, family="xc7"), work / name / target / "hwgen_xc7", target)
+            row[target].update({"hwgen_xc7": fam,
+                                f"hwgen_xc7_lut_per_{per}": round(fam[lut[target]] / units, 3)})
     return row
 
 

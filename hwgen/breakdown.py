@@ -58,7 +58,7 @@ def by_class(model, rtl_dir, target="ice40", artifact_path=None, log=None):
             if log:
                 log(f"  without the {b}-bit weights ...")
             rtl.generate(variant, Path(tmp) / f"without{b}", pipeline=manifest.get("pipeline", 0),
-                         folding=folding, datapaths=datapaths)
+                         folding=folding, datapaths=datapaths, family=manifest.get("family", "generic"))
             without = layer_areas(synthesize(Path(tmp) / f"without{b}", target, log=log)["per_module"],
                                   names, metric)
             for layer in model.layers:

@@ -33,16 +33,18 @@ __all__ = ["fold_to_budget", "pick_folding"]
 MAX_ROUNDS = 6
 
 
-def _measure(model, folding, target, pipeline, datapaths, log):
+def _measure(model, folding, target, pipeline, datapaths, log, family="generic"):
     """``(total, {layer name: area})`` of the synthesized design."""
     metric = AREA_METRIC[target]
     with tempfile.TemporaryDirectory(prefix="hwgen-budget-") as tmp:
-        rtl.generate(model, Path(tmp) / "rtl", pipeline=pipeline, folding=folding, datapaths=datapaths)
+        rtl.generate(model, Path(tmp) / "rtl", pipeline=pipeline, folding=folding, datapaths=datapaths,
+                     family=family)
         res = synthesize(Path(tmp) / "rtl", target, log=log)
     return res["total"][metric], layer_areas(res["per_module"], [layer.name for layer in model.layers], metric)
 
 
-def fold_to_budget(model, lut_budget, target="ice40", overrides=None, pipeline=0, datapaths=None, log=None):
+def fold_to_budget(model, lut_budget, target="ice40", overrides=None, pipeline=0, datapaths=None, log=None,
+                   family="generic"):
     """``(folding, record)``: one ``(pe, simd)`` per layer (None: a conv
     layer too small to fold) whose design measures at most ``lut_budget`` in ``target``'s
     area figure, as fast as the search finds; ``record`` says what was
@@ -65,7 +67,7 @@ def fold_to_budget(model, lut_budget, target="ice40", overrides=None, pipeline=0
     def measure():
         if log:
             log(f"  synthesizing the folding {_describe(model, folding())} ({target}) ...")
-        total, per_layer = _measure(model, folding(), target, pipeline, datapaths, log)
+        total, per_layer = _measure(model, folding(), target, pipeline, datapaths, log, family)
         measurements.append({"folding": [list(f) if f else None for f in folding()], "measured": total})
         return total, per_layer
 
@@ -162,7 +164,7 @@ def _describe(model, folding):
                      for layer, f in zip(model.layers, folding) if f or layer.op == "conv2d")
 
 
-def pick_folding(model, fold, target="ice40", pipeline=0, datapaths=None, log=None):
+def pick_folding(model, fold, target="ice40", pipeline=0, datapaths=None, log=None, family="generic"):
     """``(folding, record)`` from the folding options ``fold`` (None: the
     unrolled design, ``(None, None)``): ``lut_budget`` searches under that
     budget (:func:`fold_to_budget`), else ``target_cycles`` as
@@ -170,5 +172,6 @@ def pick_folding(model, fold, target="ice40", pipeline=0, datapaths=None, log=No
     if fold is None:
         return None, None
     if fold.get("lut_budget"):
-        return fold_to_budget(model, fold["lut_budget"], target, fold.get("overrides"), pipeline, datapaths, log)
+        return fold_to_budget(model, fold["lut_budget"], target, fold.get("overrides"), pipeline, datapaths, log,
+                              family)
     return choose_folding(model, fold.get("target_cycles", 64), fold.get("overrides")), None

@@ -116,7 +116,7 @@ def _folding(args, model):
     fold = _fold_args(args)
     if fold and fold.get("lut_budget"):
         _log(f"searching the fastest folding within {fold['lut_budget']} {args.area_target} LUTs ...")
-    return pick_folding(model, fold, args.area_target, args.pipeline, log=_log)
+    return pick_folding(model, fold, args.area_target, args.pipeline, log=_log, family=_family(args))
 
 
 def _datapaths(args, model, folding):
@@ -126,7 +126,16 @@ def _datapaths(args, model, folding):
         return [args.datapath] * len(model.layers), None
     from .datapath import choose_datapaths
     _log(f"choosing each layer's datapath by {args.area_target} area ...")
-    return choose_datapaths(model, args.area_target, args.pipeline, folding, log=_log)
+    return choose_datapaths(model, args.area_target, args.pipeline, folding, log=_log, family=_family(args))
+
+
+def _family(args):
+    """``--family`` (``hwgen rtl`` only), checked against the measuring target."""
+    family = getattr(args, "family", "generic")
+    if family != "generic" and args.area_target != family and (args.datapath == "auto" or args.lut_budget):
+        raise HwgenError(f"--family {family} RTL synthesizes for the {family} target only: add "
+                         f"--area-target {family} to measure it")
+    return family
 
 
 def _fold_args(args):
@@ -255,7 +264,7 @@ def cmd_rtl(args):
     _log(f"generating {args.arch} RTL for {args.artifact} (Amaranth) ...")
     manifest = rtl.generate(model, args.output, _sha256(args.artifact), pipeline=args.pipeline,
                             folding=folding, datapaths=datapaths, datapath_choice=choice,
-                            folding_choice=fold_choice)
+                            folding_choice=fold_choice, family=_family(args))
     for entry in manifest["layers"]:
         if entry.get("op") == "conv2d":
             _log(f"  {entry['name']}: {'x'.join(map(str, entry['kernel']))} conv over "
@@ -273,7 +282,11 @@ def cmd_rtl(args):
 
 
 def cmd_synth(args):
+    from .rtl import read_manifest
     from .synth import format_table, synthesize
+    if args.target is None:    # RTL of one family's primitives maps on that target only
+        family = read_manifest(args.rtl_dir).get("family", "generic")
+        args.target = ["generic", "ice40"] if family == "generic" else [family]
     results = {}
     for target in args.target:
         res = synthesize(args.rtl_dir, target, log=_log)
@@ -424,6 +437,11 @@ def build_parser():
     p.add_argument("artifact")
     p.add_argument("-o", "--output", required=True, help="RTL directory to write")
     _add_arch_args(p)
+    from .rtl import FAMILIES
+    p.add_argument("--family", choices=FAMILIES, default="generic",
+                   help="generic: portable Verilog that every synthesis target maps; xc7: popcounts built "
+                        "from AMD 7-series LUT6_2/CARRY4 primitives (about half the LUTs of generic on "
+                        "xc7), for the xc7 synthesis target only (default: %(default)s)")
     p.set_defaults(func=cmd_rtl)
 
     from .synth import TARGETS
@@ -431,7 +449,8 @@ def build_parser():
     p.add_argument("rtl_dir")
     p.add_argument("--target", action="append", choices=list(TARGETS),
                    help="synthesis target, repeatable: generic (Yosys gates), ice40 (LUT4), ecp5 (LUT4), "
-                        "xc7 (LUT6), asic (OSU 0.18 um cells, um^2) (default: generic and ice40)")
+                        "xc7 (LUT6), asic (OSU 0.18 um cells, um^2) (default: generic and ice40; xc7 "
+                        "for RTL generated with --family xc7)")
     p.add_argument("--json", help="where to write the JSON report (default: RTLDIR/synth/area.json)")
     p.add_argument("--by-class", metavar="MODEL",
                    help="also the area per bitwidth class: with MODEL (the artifact the RTL came from), "
@@ -458,9 +477,9 @@ def build_parser():
     p.add_argument("--simulator", action="append", choices=["verilator", "icarus"],
                    help="simulator, repeatable (default: verilator)")
     p.add_argument("--limit", type=int, help="only the first N test images")
-    p.add_argument("--netlist", choices=["generic", "ice40"],
+    p.add_argument("--netlist", choices=["generic", "ice40", "xc7"],
                    help="synthesize the RTL for this target first and simulate the gate netlist "
-                        "(ice40: SB_* cells with Yosys's cell models)")
+                        "(ice40: SB_* cells, xc7: LUT/CARRY4/FDRE cells, with Yosys's cell models)")
     p.add_argument("--backpressure", type=float, default=0.0,
                    help="probability the sink stalls a cycle (default: 0)")
     p.set_defaults(func=cmd_sim)
@@ -516,7 +535,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "target", "") is None:
+    if getattr(args, "target", "") is None and args.command != "synth":   # synth: cmd_synth, by the RTL
         args.target = ["ice40"] if args.command == "timing" else ["generic", "ice40"]
     if getattr(args, "simulator", "") is None:
         args.simulator = ["verilator"]

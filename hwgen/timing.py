@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import HwgenError
 from .paths import find_tool, project_dir
-from .rtl import read_manifest
+from .rtl import check_family, read_manifest
 from .synth import yosys_executable
 
 __all__ = ["DEVICES", "place_and_route", "format_table"]
@@ -68,6 +68,7 @@ def place_and_route(rtl_dir, target="ice40", *, freq=None, seed=1, log=None):
         raise HwgenError(f"the clock constraint must be positive, not {freq} MHz")
     rtl_dir = Path(rtl_dir).resolve()
     rtl = read_manifest(rtl_dir)
+    check_family(rtl, target, rtl_dir)
     if "target" in rtl:
         raise HwgenError(f"{rtl_dir} holds a synthesized netlist; point hwgen timing at the RTL directory")
     work = rtl_dir / "timing" / target

@@ -6,11 +6,14 @@ synthesis steps read. The same artifact always gives byte-identical files.
 """
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 from ..errors import HwgenError
+from ..paths import project_dir
+from .arith import FAMILIES
 
-__all__ = ["TOP", "generate", "input_words", "read_manifest"]
+__all__ = ["FAMILIES", "TOP", "check_family", "generate", "input_words", "read_manifest"]
 
 TOP = "hwgen_top"
 _MANIFEST_KEYS = ("top", "sources", "input_features", "input_bits", "n_classes", "label_offset",
@@ -18,7 +21,7 @@ _MANIFEST_KEYS = ("top", "sources", "input_features", "input_bits", "n_classes",
 
 
 def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, datapaths=None,
-             datapath_choice=None, folding_choice=None):
+             datapath_choice=None, folding_choice=None, family="generic"):
     """Emit the network's RTL into ``outdir``; returns the manifest dict.
 
     ``folding = None`` gives the unrolled network (one inference per clock):
@@ -38,7 +41,11 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
     measures both, and its record goes into ``rtl.json`` as
     ``datapath_choice``); folded layers are always bit-planes.
     ``folding_choice``: how the folding was found (:mod:`hwgen.budget`),
-    recorded as such."""
+    recorded as such. ``family = "xc7"`` builds the popcounts from 7-series
+    LUT6_2 / CARRY4 primitives (:mod:`hwgen.rtl.xc7`): such RTL synthesizes
+    for the ``xc7`` target only, and simulates with models of those cells
+    (``rtl_templates/xc7_cells_sim.v``), copied next to it (``rtl.json``:
+    ``family``, ``sim_sources``)."""
     from amaranth.back import rtlil, verilog
 
     from amaranth.hdl import Shape
@@ -56,11 +63,13 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
                          f"layers, not {datapaths}")
     if int(pipeline) < 0:
         raise HwgenError(f"pipeline must be >= 0 adder levels per register (0: none), not {pipeline}")
+    if family not in FAMILIES:
+        raise HwgenError(f"family must be one of {', '.join(FAMILIES)}, not {family!r}")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     conv = any(layer.op == "conv2d" for layer in model.layers)
-    top = Network(model, int(pipeline), datapaths) if folding is None and not conv else \
-        StreamNetwork(model, folding, int(pipeline), datapaths)
+    top = Network(model, int(pipeline), datapaths, family) if folding is None and not conv else \
+        StreamNetwork(model, folding, int(pipeline), datapaths, family)
     # Elaborate once: RTLIL first, then Verilog from it by the same Yosys
     # script verilog.convert() runs (elaborating a large unrolled network
     # twice cost minutes; tests/test_rtl.py checks the two agree byte for byte).
@@ -68,6 +77,10 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
     text = verilog._convert_rtlil_text(il)
     (outdir / f"{TOP}.v").write_text(text)
     (outdir / f"{TOP}.il").write_text(il)
+    sim_sources = []
+    if family != "generic":   # the primitives' models, for simulators (synthesis has its own)
+        sim_sources = [f"{family}_cells_sim.v"]
+        shutil.copyfile(project_dir("rtl_templates") / sim_sources[0], outdir / sim_sources[0])
     out = top.output_layout
     manifest = {
         "top": TOP, "sources": [f"{TOP}.v"], "input_features": model.input_features,
@@ -79,7 +92,7 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
         "input_words": 1 if model.layers[0].op != "conv2d" else
         model.layers[0].in_shape[1] * model.layers[0].in_shape[2],
         "input_word_width": Shape.cast(top.input_layout).width,
-        "latency": top.latency, "pipeline": int(pipeline),
+        "latency": top.latency, "pipeline": int(pipeline), "family": family, "sim_sources": sim_sources,
         "arch": "unrolled" if folding is None else "folded",
         "interval": getattr(top, "interval", 1),
         "argmax_latency": top.argmax.latency,
@@ -135,6 +148,16 @@ def _offset(layout, name):
         if member_name == name:
             return field.offset
     raise KeyError(name)
+
+
+def check_family(rtl, target, rtl_dir):
+    """A clear error where RTL built from ``rtl["family"]``'s primitives
+    meets a tool flow for another target."""
+    family = rtl.get("family", "generic")
+    if family != "generic" and target != family:
+        raise HwgenError(f"the RTL in {rtl_dir} instantiates {family} primitives (hwgen rtl --family "
+                         f"{family}): only the {family} target maps them; regenerate it with --family "
+                         f"generic for {target}")
 
 
 def read_manifest(rtl_dir):

@@ -18,14 +18,22 @@ carry-chain adder of the narrowest width its value range needs:
 * :meth:`Adders.sum` -- a balanced tree of kept two-operand adds over
   unsigned multi-bit values (the MAC's positive and negative halves).
 
+With ``family="xc7"``, popcounts and thresholds are instead bit heaps of
+LUT6_2 / CARRY4 primitives (:mod:`hwgen.rtl.xc7`), about half the LUTs.
+
 ``tree_sum`` is the plain, unkept form, for small sums where the structure
 does not matter.
 """
 from amaranth.hdl import Const, Signal, unsigned
 
-__all__ = ["Adders", "Staged", "delayed", "tree_sum", "width_for"]
+__all__ = ["FAMILIES", "Adders", "Staged", "delayed", "tree_sum", "width_for"]
 
 KEEP = {"keep": 1}
+
+#: device families the datapath can be built for: ``generic`` (portable
+#: Verilog: kept ``+`` trees that every synthesis target maps) and ``xc7``
+#: (7-series primitives in the popcounts; only Yosys's xc7 flow maps them)
+FAMILIES = ("generic", "xc7")
 
 
 def tree_sum(terms):
@@ -86,11 +94,16 @@ class Adders:
     delayed to the latest one, so every path through the structure passes
     the same number of registers. ``every = 0`` keeps everything
     combinational. Signals are named ``{prefix}_{k}`` in creation order, so
-    the same calls always give the same netlist.
+    the same calls always give the same netlist. ``family = "xc7"`` builds
+    popcounts and thresholds as LUT6_2 / CARRY4 bit heaps, each one adder
+    level for the pipelining (registers go around a heap, not inside it).
     """
 
-    def __init__(self, m, prefix, every=0):
+    def __init__(self, m, prefix, every=0, family="generic"):
+        if family not in FAMILIES:
+            raise ValueError(f"family must be one of {', '.join(FAMILIES)}, not {family!r}")
         self._m, self._prefix, self._count, self._every = m, prefix, 0, int(every)
+        self._family = family
         self._delays = {}
 
     def _name(self):
@@ -170,6 +183,8 @@ class Adders:
         n = len(terms)
         if n == 0:
             return Staged(Const(0, unsigned(1))), 0, False
+        if self._family == "xc7" and n > 1:
+            return self._heap(terms, None, n), n, False
         carry, leaves, complemented = self._orient(terms, _slots(n))
         leaves.reverse()  # popped from the end: keep input order in the netlist
         carry.reverse()
@@ -181,6 +196,8 @@ class Adders:
         n, t = len(terms), int(threshold)
         if t <= 0 or t > n:
             return Staged(Const(int(t <= 0), 1))
+        if self._family == "xc7":
+            return self._heap(terms, t, 1)
         bare = sum(1 for _, inv in terms if not inv)
         if bare == 0 or (bare < _slots(n - 1) + 1 and n - bare > bare):
             # count the complements: popcount >= t  <=>  not count(~term) >= n - t + 1
@@ -197,6 +214,80 @@ class Adders:
         total = self.node(lambda c, r: c + Const((1 << width) - t, width) + r, [count, r],
                           (1 << (width + 1)) - 1)
         return Staged(total.value[width], total.stage, total.depth)
+
+    def _heap(self, terms, threshold, hi):
+        """An xc7 bit heap over ``terms`` as one kept adder level: the count,
+        or ``count >= threshold``."""
+        from .xc7 import Heap
+        heap = Heap([inv for _, inv in terms], threshold)
+        name = self._name()
+        return self.node(lambda *bits: heap.emit(self._m, bits, name), [Staged(bit) for bit, _ in terms], hi)
+
+    def weighted(self, groups, const, threshold=None, width=None):
+        """xc7: ``Y = const + sum_g w_g * sum_(bit, inv, col) 2^col * t`` (``t``
+        = ``bit`` or ``~bit``) as bit heaps, with no multiplier or comparator:
+        the staged decision ``Y >= threshold``, or with ``width`` the staged
+        ``Y mod 2^width`` (unsigned; a signed result's two's complement).
+
+        ``groups``: ``(w, [(bit, inverted, column), ...])``, ``w`` a nonzero
+        integer (a bit-plane's scale). Negative weights count the
+        complements (``-t = ~t - 1``). For a threshold, all weights are
+        first divided by their common factor. A group whose weight has one
+        set bit puts its bits straight into the neuron's heap at shifted
+        columns; otherwise it is counted in a heap of its own first, if that
+        is fewer bits, and its count's bits enter once per set bit of ``w``.
+        """
+        from math import gcd
+
+        from .xc7 import Heap
+        groups = [(int(w), list(bits)) for w, bits in groups if int(w) and bits]
+        norm = []
+        for w, bits in groups:       # w * t = |w| * ~t - |w| for w < 0
+            if w < 0:
+                const += w * sum(1 << c for _, _, c in bits)
+                w, bits = -w, [(b, not inv, c) for b, inv, c in bits]
+            norm.append((w, bits))
+        if threshold is not None:
+            g = 0
+            for w, _ in norm:
+                g = gcd(g, w)
+            g = max(g, 1)            # w * V >= T - const  <=>  (w/g) * V >= ceil((T - const) / g)
+            t = -(-(int(threshold) - const) // g)
+            norm, const, threshold = [(w // g, bits) for w, bits in norm], 0, t
+            vmax = sum(w * sum(1 << c for _, _, c in bits) for w, bits in norm)
+            if threshold <= 0 or threshold > vmax:
+                return Staged(Const(int(threshold <= 0), 1))
+        # sources: staged values the final heap reads; placed: (source, bit index or None, inv, column)
+        sources, placed = [], []
+        for w, bits in norm:
+            shifts = [k for k in range(w.bit_length()) if (w >> k) & 1]
+            top = sum(1 << c for _, _, c in bits)
+            count_bits = top.bit_length()
+            if len(shifts) > 1 and len(bits) + count_bits * len(shifts) < len(bits) * len(shifts):
+                heap = Heap([inv for _, inv, _ in bits], columns=[c for _, _, c in bits])
+                name = self._name()
+                count = self.node(lambda *v, heap=heap, name=name: heap.emit(self._m, v, name),
+                                  [Staged(b) for b, _, _ in bits], top)
+                sources.append(count)
+                placed += [(len(sources) - 1, i, False, i + k) for i in range(count_bits) for k in shifts]
+            else:
+                for b, inv, c in bits:
+                    sources.append(Staged(b))
+                    placed += [(len(sources) - 1, None, inv, c + k) for k in shifts]
+        if not placed:
+            return Staged(Const(const % (1 << width), width)) if threshold is None else \
+                Staged(Const(int(const >= threshold), 1))
+        if threshold is None:
+            heap = Heap([p[2] for p in placed], columns=[p[3] for p in placed], const=const, width=width)
+            hi = (1 << width) - 1
+        else:
+            heap = Heap([p[2] for p in placed], threshold, columns=[p[3] for p in placed])
+            hi = 1
+        name = self._name()
+
+        def build(*values):
+            return heap.emit(self._m, [values[s] if i is None else values[s][i] for s, i, _, _ in placed], name)
+        return self.node(build, sources, hi)
 
     # -- multi-bit sums --------------------------------------------------------
     def sum(self, values):

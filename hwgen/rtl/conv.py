@@ -132,9 +132,9 @@ class UnrolledStage(wiring.Component):
     streams: one vector per clock, the layer's pipeline and an output
     register advancing together when the output is empty or taken."""
 
-    def __init__(self, layer, pipeline=0, datapath="planes"):
+    def __init__(self, layer, pipeline=0, datapath="planes", family="generic"):
         self._layer = layer
-        self.datapath = LinearLayer(layer, pipeline, datapath)
+        self.datapath = LinearLayer(layer, pipeline, datapath, family)
         super().__init__({
             "i": In(stream.Signature(self.datapath.x.shape())),
             "o": Out(stream.Signature(self.datapath.y.shape())),
@@ -191,7 +191,7 @@ class ConvLayer(wiring.Component):
         pixel per transfer (bit o = channel o fires), raster order.
     """
 
-    def __init__(self, layer, pipeline=0, datapath="planes", folding=None):
+    def __init__(self, layer, pipeline=0, datapath="planes", folding=None, family="generic"):
         if layer.op != "conv2d":
             raise HwgenError(f"layer {layer.name}: ConvLayer takes conv2d layers, not {layer.op}")
         if layer.output != "threshold" or layer.output_bits != 1:
@@ -201,9 +201,9 @@ class ConvLayer(wiring.Component):
             raise HwgenError(f"layer {layer.name}: conv layers read unsigned or 1-bit binary inputs")
         self._layer = layer
         if folding is None:
-            self.datapath = LinearLayer(layer, pipeline, datapath)
+            self.datapath = LinearLayer(layer, pipeline, datapath, family)
         else:
-            self.datapath = FoldedLayer(layer, *folding, pipeline)
+            self.datapath = FoldedLayer(layer, *folding, pipeline, family)
             self.schedule = self.datapath.schedule
         super().__init__({
             "i": In(stream.Signature(pixel_layout(layer.input_bits, layer.in_shape[0]))),

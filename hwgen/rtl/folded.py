@@ -116,7 +116,8 @@ def _divisors(n):
 
 class FoldedLayer(wiring.Component):
     """One dense :class:`hwgen.artifact.Layer`, folded to ``pe`` x ``simd``;
-    ``pipeline = k > 0`` registers the lanes' adder trees every k levels.
+    ``pipeline = k > 0`` registers the lanes' adder trees every k levels;
+    ``family`` picks their popcount structures (:class:`~hwgen.rtl.arith.Adders`).
     (A folded conv layer, :class:`hwgen.rtl.conv.ConvLayer`, feeds one of
     these its windows: ``i`` is then one window in fan-in order.)
 
@@ -128,11 +129,11 @@ class FoldedLayer(wiring.Component):
         out_features)`` for the scores layer.
     """
 
-    def __init__(self, layer, pe, simd, pipeline=0):
+    def __init__(self, layer, pe, simd, pipeline=0, family="generic"):
         if layer.op not in ("dense", "conv2d") or (layer.input == "binary" and layer.input_bits != 1):
             raise HwgenError(f"layer {layer.name}: the folded architecture takes dense and conv layers "
                              f"over unsigned or 1-bit binary inputs")
-        self._layer, self._pipeline, self._stages = layer, int(pipeline), None
+        self._layer, self._pipeline, self._stages, self.family = layer, int(pipeline), None, family
         self.schedule = schedule(layer, pe, simd)
         if layer.output == "scores":
             y_shape = data.ArrayLayout(score_shape(layer), layer.out_features)
@@ -169,7 +170,7 @@ class FoldedLayer(wiring.Component):
         """PE ``p``'s partial sum for the input group ``xg`` and schedule
         ``word``, staged (registers every ``pipeline`` adder levels)."""
         layer, sch, bits = self._layer, self.schedule, self._layer.input_bits
-        adders = Adders(m, f"lane{p}", self._pipeline)
+        adders = Adders(m, f"lane{p}", self._pipeline, self.family)
         lanes = range(p * sch.simd, (p + 1) * sch.simd)
         mask = [word.masks[k] if sch.needs_mask else Const(1, 1) for k in lanes]
         if layer.input == "binary":   # 2 * popcount(XNOR(s, a) AND m)

@@ -50,7 +50,9 @@ class LinearLayer(wiring.Component):
     ``pipeline = k > 0`` registers the adder structures every k adder levels
     (in the ``sync`` domain; the network gates it with its stall enable); the
     output then lags the input by :attr:`latency` cycles. ``k = 0`` (default)
-    is purely combinational.
+    is purely combinational. ``family`` (see :data:`hwgen.rtl.arith.FAMILIES`)
+    picks the popcount structures: ``xc7`` builds them from 7-series
+    primitives.
 
     Members
     -------
@@ -61,11 +63,11 @@ class LinearLayer(wiring.Component):
         the scores layer.
     """
 
-    def __init__(self, layer, pipeline=0, datapath="planes"):
+    def __init__(self, layer, pipeline=0, datapath="planes", family="generic"):
         if datapath not in DATAPATHS:
             raise ValueError(f"datapath must be one of {', '.join(DATAPATHS)}, not {datapath!r}")
         self._layer, self._pipeline, self._latency, self._built = layer, int(pipeline), None, None
-        self.datapath_kind = datapath
+        self.datapath_kind, self.family = datapath, family
         lo, hi = layer.bounds()
         self.acc_shapes = [width_for(l, h) for l, h in zip(lo, hi)]
         if layer.output == "scores":
@@ -142,10 +144,29 @@ class LinearLayer(wiring.Component):
             return Staged(finish(Const(0, 1), const))
         return adders.node(lambda *v: finish(tree_sum(w * a for w, a in zip(weights, v)), const), items)
 
+    def _groups(self, o):
+        """Neuron ``o`` as weighted bits for :meth:`Adders.weighted`:
+        ``(groups, const)`` with ``Y[o] = const + sum_g w_g * sum 2^col * t``."""
+        x, layer = self.x, self._layer
+        groups, const = [], 0
+        for alpha, idx in self._terms(o):
+            if layer.input == "binary":    # alpha * (2 * pc - n), pc counting x_j == s_j
+                groups.append((2 * alpha, [(x[j][0], not s, 0) for j, s in idx]))
+                const -= alpha * len(idx)
+            else:                          # alpha * (sum_+ x - sum_- x), -x = ~x - (2^K - 1)
+                k = layer.input_bits
+                groups.append((alpha, [(x[j][b], not s, b) for j, s in idx for b in range(k)]))
+                const -= alpha * sum(not s for _, s in idx) * ((1 << k) - 1)
+        return groups, const
+
     def _fire(self, adders, o):
         """Staged 1-bit decision of threshold neuron ``o``."""
         layer = self._layer
         thr, up = int(layer.threshold[o]), layer.direction[o] > 0
+        if self.family == "xc7":   # the whole neuron as bit heaps: Y >= thr, or not Y >= thr + 1
+            groups, const = self._groups(o)
+            out = adders.weighted(groups, const, threshold=thr if up else thr + 1)
+            return out if up else Staged(~out.value, out.stage, out.depth)
         planes = list(self._terms(o))
         if layer.input == "binary" and len(planes) == 1:
             # One plane: Y = alpha*(2*pc - n), so the decision is pc >= k, fused
@@ -166,8 +187,11 @@ class LinearLayer(wiring.Component):
         layer, outs = self._layer, []
         self._weights = layer.weights() if self.datapath_kind == "direct" else None
         for o in range(layer.out_features):
-            adders = Adders(m, f"n{o}", self._pipeline)
-            if layer.output == "scores":
+            adders = Adders(m, f"n{o}", self._pipeline, self.family)
+            if layer.output == "scores" and self.family == "xc7":   # Y + bias in two's complement
+                groups, const = self._groups(o)
+                out = adders.weighted(groups, const + int(layer.bias[o]), width=self.acc_shapes[o][0])
+            elif layer.output == "scores":
                 bias = int(layer.bias[o])
                 out = self._neuron(adders, o, lambda var, const: var + (const + bias))
             else:

@@ -46,11 +46,12 @@ class Network(wiring.Component):
     o : ``Out(stream.Signature(StructLayout({"label": unsigned(k), "scores": ArrayLayout(signed(w), n_classes)})))``
     """
 
-    def __init__(self, model, pipeline=0, datapaths=None):
-        # datapaths: per layer "planes" or "direct" (see LinearLayer), default planes
+    def __init__(self, model, pipeline=0, datapaths=None, family="generic"):
+        # datapaths: per layer "planes" or "direct" (see LinearLayer), default planes;
+        # family: the popcount structures (see hwgen.rtl.arith.Adders)
         self._model = model
         datapaths = datapaths or ["planes"] * len(model.layers)
-        self.layers = [LinearLayer(layer, pipeline, d) for layer, d in zip(model.layers, datapaths)]
+        self.layers = [LinearLayer(layer, pipeline, d, family) for layer, d in zip(model.layers, datapaths)]
         score_shape = self.layers[-1].y.shape().elem_shape
         self.input_layout, self.output_layout = _layouts(model, score_shape)
         self.argmax = Argmax(score_shape, model.n_classes, pipeline)
@@ -118,7 +119,7 @@ class StreamNetwork(wiring.Component):
     reads after a mismatch; a conv layer's is its pixel stream).
     """
 
-    def __init__(self, model, folding=None, pipeline=0, datapaths=None):
+    def __init__(self, model, folding=None, pipeline=0, datapaths=None, family="generic"):
         if folding is not None and len(folding) != len(model.layers):
             raise ValueError(f"{len(folding)} foldings for {len(model.layers)} layers")
         datapaths = datapaths or ["planes"] * len(model.layers)
@@ -129,11 +130,11 @@ class StreamNetwork(wiring.Component):
                 if k and model.layers[k - 1].op != "conv2d":
                     raise HwgenError(f"layer {layer.name}: a conv layer after a dense layer has no "
                                      f"hardware (conv layers come first)")
-                stage = ConvLayer(layer, pipeline, datapaths[k], folding[k] if folding else None)
+                stage = ConvLayer(layer, pipeline, datapaths[k], folding[k] if folding else None, family)
             elif folding is not None and folding[k] is not None:
-                stage = FoldedLayer(layer, *folding[k], pipeline)
+                stage = FoldedLayer(layer, *folding[k], pipeline, family)
             else:
-                stage = UnrolledStage(layer, pipeline, datapaths[k])
+                stage = UnrolledStage(layer, pipeline, datapaths[k], family)
             if k and model.layers[k - 1].op == "conv2d" and layer.op != "conv2d":
                 self.stages.append(("deserializer", Deserializer(model.layers[k - 1].out_shape)))
             self.stages.append((layer.name, stage))
