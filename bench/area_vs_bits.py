@@ -3,6 +3,7 @@
     python bench/area_vs_bits.py [--bits 1 1.4 2 3] [--targets ice40 asic] [--hidden 64,64]
                                  [--dataset digits] [--epochs 40] [--pipeline 0]
                                  [--arch folded --mask-group 1x8 --target-cycles 64]
+                                 [--targets xc7 --family xc7]
 
 Trains the same MLP at each bit mix (homogeneous 1, 2, 3 bits and
 heterogeneous 1.4 bits, Middle-Out), exports it, generates the RTL and
@@ -14,7 +15,9 @@ area(1.4 b) / area(2 b) <= 0.70 (``ratio_1.4_over_2``).
 ``choose_folding(model, --target-cycles)`` (fewest PE x SIMD lanes that
 stream at that many clocks per inference), trained with ``--mask-group`` so
 the tiles have one bit count; the rows also give the folding, cycles and
-weight ROM bits.
+weight ROM bits. ``--family xc7`` generates the RTL from 7-series
+primitives (``hwgen rtl --family xc7``; synthesizes for ``--targets xc7``
+only).
 """
 import argparse
 import json
@@ -48,13 +51,16 @@ def main():
     ap.add_argument("--arch", choices=["unrolled", "folded"], default="unrolled")
     ap.add_argument("--mask-group", default=None, help="RxC blocks of one bit count (folded: e.g. 1x8)")
     ap.add_argument("--target-cycles", type=int, default=64)
+    ap.add_argument("--family", choices=list(rtl.FAMILIES), default="generic")
     args = ap.parse_args()
+    if args.family != "generic" and set(args.targets) != {args.family}:
+        ap.error(f"--family {args.family} RTL synthesizes for --targets {args.family} only")
     hidden = [int(h) for h in args.hidden.split(",")]
     group = [int(v) for v in args.mask_group.lower().split("x")] if args.mask_group else None
     data = load_dataset(args.dataset)
     result = {"bench": "area_vs_bits", "machine": platform.machine(), "dataset": args.dataset,
               "hidden": hidden, "epochs": args.epochs, "seed": args.seed, "pipeline": args.pipeline,
-              "arch": args.arch, "mask_group": group, "target_cycles": args.target_cycles if args.arch == "folded" else None,
+              "arch": args.arch, "family": args.family, "mask_group": group, "target_cycles": args.target_cycles if args.arch == "folded" else None,
               "target_ratio_1.4_over_2": 0.70, "mixes": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for bits in args.bits:
@@ -65,7 +71,7 @@ def main():
             acc = float((reference.infer(model, data.x_test).pred == data.y_test).mean())
             rtl_dir = Path(tmp) / f"bits{bits}"
             folding = choose_folding(model, args.target_cycles) if args.arch == "folded" else None
-            manifest = rtl.generate(model, rtl_dir, pipeline=args.pipeline, folding=folding)
+            manifest = rtl.generate(model, rtl_dir, pipeline=args.pipeline, folding=folding, family=args.family)
             row = {"avg_weight_bits": round(model.avg_weight_bits(), 4),
                    "weight_bits": int(sum(int(l.nbits.astype(int).sum()) for l in model.layers)),
                    "bit_histogram": model.bit_histogram(), "integer_accuracy": round(acc, 4),

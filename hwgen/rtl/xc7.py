@@ -1,4 +1,6 @@
-"""AMD/Xilinx 7-series popcounts from LUT6_2 and CARRY4 primitives.
+"""AMD/Xilinx 7-series bit heaps from LUT6_2 and CARRY4 primitives: the
+popcounts, weighted sums and thresholds of ``hwgen rtl --family xc7``
+(:meth:`hwgen.rtl.arith.Adders.weighted` maps a neuron onto them).
 
 A *bit heap* (bits grouped by column, i.e. by weight ``2^c``) is reduced by
 carry-chain ternary adders until each column holds at most three bits, then
@@ -20,15 +22,19 @@ one last chain adds them up. Measured against the kept adder trees of
 * **Inversions are free** where a bit enters a LUT (the INIT absorbs it), so
   XNOR weights cost nothing; ``d``, ``e`` and ``DI`` have no LUT, so only
   non-inverted inputs, constants and computed bits are used there.
-* **Threshold** (``popcount >= T``): with the smallest ``M`` such that
-  ``2^M > n - T`` and ``2^M >= T``, the constant ``2^M - T`` joins the heap
-  and the answer is the final chain's sum bit ``M``; there is no comparator.
-  The count itself is the final chain's sum bits.
+* **Threshold** (``V >= T``, ``V`` the heap's sum): with the smallest ``M``
+  such that ``2^M > max V - T`` and ``2^M >= T``, the constant ``2^M - T``
+  joins the heap and the answer is the final chain's sum bit ``M``; there
+  is no comparator. A sum is the final chain's sum bits, a constant added
+  the same way, modulo the output width (bits above it are dropped early).
+* Where no chain gains (at most two raw bits in a small column), a stage of
+  3:2 counters (one LUT6_2 each) runs instead, so every heap reduces.
 
 The structure is first built as a plain netlist (:class:`Heap`), which
 :meth:`Heap.evaluate` runs in Python for tests and :meth:`Heap.emit` turns
 into ``Instance`` cells: Yosys's ``synth_xilinx`` keeps instantiated cells as
-they are, and simulators read Yosys's ``xilinx/cells_sim.v`` models of them.
+they are; simulators read ``rtl_templates/xc7_cells_sim.v``, which the
+tests prove equal to Yosys's own models.
 Not placed or timed (no open 7-series placer is available here): the depth is
 11 / 15 / 19 LUT levels plus the carry ripple at 64 / 256 / 1024 inputs.
 """
@@ -124,17 +130,15 @@ class Heap:
                 terms.append(("pin", len(pins), bit.inv))
                 pins.append(bit)
         assert len(pins) <= 5
-        n_ops = len(operands)
-        need_o5 = n_ops >= 2      # maj of fewer than 2 operands is 0
+        need_o5 = len(operands) >= 2      # maj of fewer than 2 operands is 0
+        n_ops = len(terms) - (prev is not None)    # prev comes last in terms
         init = 0
         for i in range(32):
             vals = [c[1] if c[0] == "const" else ((i >> c[1]) & 1) ^ c[2] for c in terms]
-            has_prev = prev is not None
-            ops = vals[:len(vals) - has_prev]
             if sum(vals) & 1:
-                init |= 1 << (32 + i)
-            if need_o5 and sum(ops) >= 2:
-                init |= 1 << i
+                init |= 1 << (32 + i)            # O6 (I5 = 1): the parity of operands and prev
+            if need_o5 and sum(vals[:n_ops]) >= 2:
+                init |= 1 << i                   # O5: the majority of the operands
         depth = 1 + max([b.depth for b in pins], default=0)
         o6, o5 = self._net(), self._net() if need_o5 else None
         self.cells.append(("lut", init, [b.net for b in pins], o6, o5))
