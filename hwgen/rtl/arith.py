@@ -19,7 +19,9 @@ carry-chain adder of the narrowest width its value range needs:
   unsigned multi-bit values (the MAC's positive and negative halves).
 
 With ``family="xc7"``, popcounts and thresholds are instead bit heaps of
-LUT6_2 / CARRY4 primitives (:mod:`hwgen.rtl.xc7`), about half the LUTs.
+LUT6_2 / CARRY4 primitives (:mod:`hwgen.rtl.xc7`), about half the LUTs, and
+:meth:`Adders.weighted` builds a whole neuron (every plane, its scale, the
+threshold or bias) as one such heap.
 
 ``tree_sum`` is the plain, unkept form, for small sums where the structure
 does not matter.
@@ -95,8 +97,9 @@ class Adders:
     the same number of registers. ``every = 0`` keeps everything
     combinational. Signals are named ``{prefix}_{k}`` in creation order, so
     the same calls always give the same netlist. ``family = "xc7"`` builds
-    popcounts and thresholds as LUT6_2 / CARRY4 bit heaps, each one adder
-    level for the pipelining (registers go around a heap, not inside it).
+    popcounts, thresholds and :meth:`weighted` sums as LUT6_2 / CARRY4 bit
+    heaps, each one adder level for the pipelining (registers go around a
+    heap, not inside it).
     """
 
     def __init__(self, m, prefix, every=0, family="generic"):
@@ -240,6 +243,8 @@ class Adders:
         from math import gcd
 
         from .xc7 import Heap
+        if self._family != "xc7" or (threshold is None) == (width is None):
+            raise ValueError("weighted() builds xc7 bit heaps and takes a threshold or a width")
         groups = [(int(w), list(bits)) for w, bits in groups if int(w) and bits]
         norm = []
         for w, bits in groups:       # w * t = |w| * ~t - |w| for w < 0

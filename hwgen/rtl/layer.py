@@ -21,7 +21,9 @@ per plane. Which is smaller depends on the layer; :mod:`hwgen.datapath`
 measures both. A neuron with
 a single bit-plane and binary inputs compares its popcount inside the tree's
 last carry chain (``Adders.at_least``). The adder structures are described in
-:mod:`hwgen.rtl.arith`.
+:mod:`hwgen.rtl.arith`. With ``family = "xc7"`` the neuron's planes (or
+magnitude groups), scales and threshold or bias become weighted bits of one
+7-series bit heap instead (:meth:`LinearLayer._groups`).
 """
 import numpy as np
 from amaranth.hdl import Const, Module, Signal, signed, unsigned
@@ -51,8 +53,8 @@ class LinearLayer(wiring.Component):
     (in the ``sync`` domain; the network gates it with its stall enable); the
     output then lags the input by :attr:`latency` cycles. ``k = 0`` (default)
     is purely combinational. ``family`` (see :data:`hwgen.rtl.arith.FAMILIES`)
-    picks the popcount structures: ``xc7`` builds them from 7-series
-    primitives.
+    picks the adder structures: ``xc7`` builds each neuron as one weighted
+    bit heap of 7-series primitives (:meth:`hwgen.rtl.arith.Adders.weighted`).
 
     Members
     -------

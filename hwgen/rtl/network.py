@@ -48,7 +48,7 @@ class Network(wiring.Component):
 
     def __init__(self, model, pipeline=0, datapaths=None, family="generic"):
         # datapaths: per layer "planes" or "direct" (see LinearLayer), default planes;
-        # family: the popcount structures (see hwgen.rtl.arith.Adders)
+        # family: the adder structures (see hwgen.rtl.arith.Adders)
         self._model = model
         datapaths = datapaths or ["planes"] * len(model.layers)
         self.layers = [LinearLayer(layer, pipeline, d, family) for layer, d in zip(model.layers, datapaths)]
