@@ -138,6 +138,14 @@ def _family(args):
     return family
 
 
+def _add_family_arg(p):
+    from .rtl import FAMILIES
+    p.add_argument("--family", choices=FAMILIES, default="generic",
+                   help="generic: portable Verilog that every synthesis target maps; xc7: each neuron one "
+                        "bit heap of AMD 7-series LUT6_2/CARRY4 primitives (about 30 %% fewer LUTs than "
+                        "generic on xc7), for the xc7 synthesis target only (default: %(default)s)")
+
+
 def _fold_args(args):
     """``None`` (unrolled) or the keyword arguments of choose_folding."""
     if args.arch == "unrolled":
@@ -393,7 +401,7 @@ def cmd_flow(args):
     run_flow(out=Path(args.output), train_kwargs=_train_kwargs(args), frac_bits=args.frac_bits,
              targets=args.target, simulator=args.simulator, data_dir=args.data_dir, log=_log,
              pipeline=args.pipeline, fold=_fold_args(args), datapath=args.datapath,
-             area_target=args.area_target)
+             area_target=args.area_target, family=_family(args))
 
 
 def cmd_sweep(args):
@@ -437,11 +445,7 @@ def build_parser():
     p.add_argument("artifact")
     p.add_argument("-o", "--output", required=True, help="RTL directory to write")
     _add_arch_args(p)
-    from .rtl import FAMILIES
-    p.add_argument("--family", choices=FAMILIES, default="generic",
-                   help="generic: portable Verilog that every synthesis target maps; xc7: popcounts built "
-                        "from AMD 7-series LUT6_2/CARRY4 primitives (about half the LUTs of generic on "
-                        "xc7), for the xc7 synthesis target only (default: %(default)s)")
+    _add_family_arg(p)
     p.set_defaults(func=cmd_rtl)
 
     from .synth import TARGETS
@@ -502,9 +506,10 @@ def build_parser():
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.add_argument("--frac-bits", type=int, default=8, help="fixed-point bits of the scales (default: 8)")
     p.add_argument("--target", action="append", choices=list(TARGETS),
-                   help="synthesis target, repeatable (default: generic and ice40)")
+                   help="synthesis target, repeatable (default: generic and ice40; xc7 with --family xc7)")
     p.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
     _add_arch_args(p)
+    _add_family_arg(p)
     p.set_defaults(func=cmd_flow)
 
     p = sub.add_parser("sweep", help="train a grid of bit mixes x quantizers x selection rules; "
@@ -536,7 +541,9 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "target", "") is None and args.command != "synth":   # synth: cmd_synth, by the RTL
-        args.target = ["ice40"] if args.command == "timing" else ["generic", "ice40"]
+        family = getattr(args, "family", "generic")       # flow: RTL of primitives maps on one target
+        args.target = ["ice40"] if args.command == "timing" else \
+            ["generic", "ice40"] if family == "generic" else [family]
     if getattr(args, "simulator", "") is None:
         args.simulator = ["verilator"]
     try:

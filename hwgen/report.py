@@ -30,7 +30,8 @@ class _Stages:
 
 
 def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), simulator="verilator",
-             data_dir=None, log=print, pipeline=0, fold=None, datapath="planes", area_target="ice40"):
+             data_dir=None, log=print, pipeline=0, fold=None, datapath="planes", area_target="ice40",
+             family="generic"):
     from . import artifact, reference, rtl
     from .data import load_dataset
     from .export import export_model
@@ -44,6 +45,10 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
         raise HwgenError(f"hwgen flow ends in RTL, which this hwgen generates for --model mlp or cnn with "
                          f"--act-bits 1 only (asked: --model {model_kind} --act-bits {act_bits}); "
                          f"use hwgen train / export / sweep for the others")
+    others = [t for t in targets if t != family]
+    if family != "generic" and others:   # found before training, not after
+        raise HwgenError(f"--family {family} RTL instantiates {family} primitives, which only the {family} "
+                         f"target maps: drop --target {' '.join(others)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stages = _Stages(log)
@@ -63,16 +68,18 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
     log(f"  float accuracy {info['float_accuracy']:.4f}, integer accuracy {int_acc:.4f}")
 
     sha = hashlib.sha256((out / "model.hwgen").read_bytes()).hexdigest()
-    folding, fold_choice = (stages.run("folding", lambda: pick_folding(integer, fold, area_target, pipeline, log=log))
+    folding, fold_choice = (stages.run("folding", lambda: pick_folding(integer, fold, area_target, pipeline,
+                                                                       log=log, family=family))
                             if fold and fold.get("lut_budget") else pick_folding(integer, fold))
     datapaths, choice = [datapath] * len(integer.layers), None
     if datapath == "auto":
         from .datapath import choose_datapaths
         datapaths, choice = stages.run("datapath", lambda: choose_datapaths(
-            integer, area_target, pipeline, folding, log=log))
+            integer, area_target, pipeline, folding, log=log, family=family))
     manifest = stages.run("rtl", lambda: rtl.generate(integer, out / "rtl", sha, pipeline=pipeline,
                                                       folding=folding, datapaths=datapaths,
-                                                      datapath_choice=choice, folding_choice=fold_choice))
+                                                      datapath_choice=choice, folding_choice=fold_choice,
+                                                      family=family))
     area = {}
     for target in targets:
         area[target] = stages.run(f"synth_{target}", lambda t=target: synthesize(out / "rtl", t, log=log))
@@ -94,7 +101,7 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
                 "interval_cycles": manifest["interval"],
                 "throughput": "1 inference / clock" if manifest["interval"] == 1
                 else f"1 inference / {manifest['interval']} clocks",
-                "pipeline": manifest["pipeline"],
+                "pipeline": manifest["pipeline"], "family": manifest["family"],
                 "layers": manifest["layers"], "datapath_choice": manifest["datapath_choice"],
                 "folding_choice": manifest["folding_choice"]},
         "artifacts": {"model": "model.hwgen", "checkpoint": "model.pt", "verilog": "rtl/hwgen_top.v",
@@ -122,7 +129,9 @@ def write_markdown(r):
              f"- {r['rtl'].get('arch', 'unrolled')} architecture: latency {r['rtl']['latency_cycles']} cycles, "
              f"{r['rtl']['throughput']}"
              + (f" (pipelined: a register every {r['rtl']['pipeline']} adder levels)"
-                if r["rtl"].get("pipeline") else ""), ""]
+                if r["rtl"].get("pipeline") else "")
+             + (f"; built from {r['rtl']['family']} primitives (`--family {r['rtl']['family']}`)"
+                if r["rtl"].get("family", "generic") != "generic" else ""), ""]
     choice = r["rtl"].get("datapath_choice")
     lines += ["## Datapaths", "",
               "Constant-weight layers: `planes` = one adder-tree input per weight bit, one multiply per "

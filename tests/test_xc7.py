@@ -216,3 +216,25 @@ def test_family_needs_a_matching_area_target(digits_run, tmp_path):
                  "--datapath", "auto")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "--area-target xc7" in proc.stderr
+
+
+@pytest.mark.slow
+def test_cnn_flow_on_xc7_primitives(tmp_path):
+    """`hwgen flow --family xc7`: a small digits CNN whose conv windows and
+    dense neurons are bit heaps, synthesized for xc7 (the default target
+    then) and simulated bit-exact on all 360 test images."""
+    proc = hwgen("flow", "--model", "cnn", "--conv", "c4,p", "--hidden", "8", "--epochs", "2",
+                 "--family", "xc7", "-o", tmp_path / "f")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "f" / "report.json").read_text())
+    assert report["bitexact"] == {**report["bitexact"], "mismatches": 0, "vectors": 360}
+    assert list(report["area"]) == ["xc7"] and report["rtl"]["family"] == "xc7"
+    assert report["area_per_layer"]["xc7"]["conv0.datapath"]["lut6"] > 0
+    assert "built from xc7 primitives" in (tmp_path / "f" / "report.md").read_text()
+
+
+def test_flow_refuses_other_targets_for_xc7_before_training(tmp_path):
+    proc = hwgen("flow", "--family", "xc7", "--target", "ice40", "-o", tmp_path / "out")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "drop --target ice40" in proc.stderr and "training on" not in proc.stderr
+    assert not (tmp_path / "out").exists()
