@@ -130,7 +130,7 @@ def _datapaths(args, model, folding):
 
 
 def _family(args):
-    """``--family`` (``hwgen rtl`` only), checked against the measuring target."""
+    """``--family`` (``hwgen rtl`` and ``flow``), checked against the measuring target."""
     family = getattr(args, "family", "generic")
     if family != "generic" and args.area_target != family and (args.datapath == "auto" or args.lut_budget):
         raise HwgenError(f"--family {family} RTL synthesizes for the {family} target only: add "
