@@ -18,7 +18,7 @@ from .paths import find_tool, project_dir
 from .rtl import check_family, read_manifest
 
 __all__ = ["AREA_METRIC", "TARGETS", "layer_areas", "synthesize", "synthesize_sources", "cache_dir", "format_table", "yosys_executable",
-           "liberty_path", "cell_areas", "cell_models"]
+           "liberty_path", "cell_areas"]
 
 #: target -> (script template, {report key: cell-type prefixes counted})
 TARGETS = {
@@ -45,7 +45,7 @@ LIBERTY_PATHS = (Path(sys.prefix) / "share" / "hwgen" / LIBERTY_NAME,
 CELL_MODELS = {"ice40": "ice40/cells_sim.v", "xc7": "xilinx/cells_sim.v"}
 
 
-def cell_models(target):
+def _cell_models(target):
     """Path of the target's cell simulation models, or None (generic cells are plain Verilog)."""
     if target not in CELL_MODELS:
         return None
@@ -119,7 +119,7 @@ def synthesize(rtl_dir, target="generic", log=None):
     else:
         # the netlist directory is an RTL directory of its own: `hwgen sim --rtl` verifies it
         sources = [f"{rtl['top']}.v"]
-        models = cell_models(target)
+        models = _cell_models(target)
         if target in CELL_MODELS and models is None:
             shutil.rmtree(netlist_dir, ignore_errors=True)  # not simulatable without the models
         else:

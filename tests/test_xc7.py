@@ -238,3 +238,16 @@ def test_flow_refuses_other_targets_for_xc7_before_training(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "drop --target ice40" in proc.stderr and "training on" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_folded_xc7_lanes_bit_exact(digits_run, tmp_path):
+    """Folded binary lanes count with xc7 popcount heaps; bit-exact on every test image."""
+    artifact = digits_run["root"] / "model.hwgen"
+    proc = hwgen("rtl", artifact, "-o", tmp_path / "rtl", "--family", "xc7", "--arch", "folded",
+                 "--target-cycles", "16")
+    assert proc.returncode == 0, proc.stderr
+    assert "LUT6_2" in (tmp_path / "rtl" / "hwgen_top.v").read_text()
+    proc = hwgen("sim", artifact, "--rtl", tmp_path / "rtl")
+    assert proc.returncode == 0, proc.stderr
+    assert "verilator: 360 vectors, 0 mismatches" in proc.stdout

@@ -18,8 +18,8 @@ carry-chain adder of the narrowest width its value range needs:
 * :meth:`Adders.sum` -- a balanced tree of kept two-operand adds over
   unsigned multi-bit values (the MAC's positive and negative halves).
 
-With ``family="xc7"``, popcounts and thresholds are instead bit heaps of
-LUT6_2 / CARRY4 primitives (:mod:`hwgen.rtl.xc7`), about half the LUTs, and
+With ``family="xc7"``, popcounts are instead bit heaps of LUT6_2 / CARRY4
+primitives (:mod:`hwgen.rtl.xc7`), about half the LUTs, and
 :meth:`Adders.weighted` builds a whole neuron (every plane, its scale, the
 threshold or bias) as one such heap.
 
@@ -97,7 +97,7 @@ class Adders:
     the same number of registers. ``every = 0`` keeps everything
     combinational. Signals are named ``{prefix}_{k}`` in creation order, so
     the same calls always give the same netlist. ``family = "xc7"`` builds
-    popcounts, thresholds and :meth:`weighted` sums as LUT6_2 / CARRY4 bit
+    popcounts and :meth:`weighted` sums and thresholds as LUT6_2 / CARRY4 bit
     heaps, each one adder level for the pipelining (registers go around a
     heap, not inside it).
     """
@@ -187,7 +187,7 @@ class Adders:
         if n == 0:
             return Staged(Const(0, unsigned(1))), 0, False
         if self._family == "xc7" and n > 1:
-            return self._heap(terms, None, n), n, False
+            return self._heap(terms), n, False
         carry, leaves, complemented = self._orient(terms, _slots(n))
         leaves.reverse()  # popped from the end: keep input order in the netlist
         carry.reverse()
@@ -199,8 +199,6 @@ class Adders:
         n, t = len(terms), int(threshold)
         if t <= 0 or t > n:
             return Staged(Const(int(t <= 0), 1))
-        if self._family == "xc7":
-            return self._heap(terms, t, 1)
         bare = sum(1 for _, inv in terms if not inv)
         if bare == 0 or (bare < _slots(n - 1) + 1 and n - bare > bare):
             # count the complements: popcount >= t  <=>  not count(~term) >= n - t + 1
@@ -218,13 +216,14 @@ class Adders:
                           (1 << (width + 1)) - 1)
         return Staged(total.value[width], total.stage, total.depth)
 
-    def _heap(self, terms, threshold, hi):
-        """An xc7 bit heap over ``terms`` as one kept adder level: the count,
-        or ``count >= threshold``."""
+    def _heap(self, terms):
+        """The count of ``terms`` as an xc7 bit heap, one kept adder level
+        (xc7 thresholds are built by :meth:`weighted`)."""
         from .xc7 import Heap
-        heap = Heap([inv for _, inv in terms], threshold)
+        heap = Heap([inv for _, inv in terms])
         name = self._name()
-        return self.node(lambda *bits: heap.emit(self._m, bits, name), [Staged(bit) for bit, _ in terms], hi)
+        return self.node(lambda *bits: heap.emit(self._m, bits, name), [Staged(bit) for bit, _ in terms],
+                         len(terms))
 
     def weighted(self, groups, const, threshold=None, width=None):
         """xc7: ``Y = const + sum_g w_g * sum_(bit, inv, col) 2^col * t`` (``t``
