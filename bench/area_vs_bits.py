@@ -1,7 +1,7 @@
 """Area against average weight bits: the hardware half of the HBB claim. Prints JSON.
 
     python bench/area_vs_bits.py [--bits 1 1.4 2 3] [--targets ice40 asic] [--hidden 64,64]
-                                 [--dataset digits] [--epochs 40] [--pipeline 0]
+                                 [--dataset digits] [--epochs 40] [--pipeline 0] [--mask-group neuron]
                                  [--arch folded --mask-group 1x8 --target-cycles 64]
                                  [--targets xc7 --family xc7]
 
@@ -9,7 +9,9 @@ Trains the same MLP at each bit mix (homogeneous 1, 2, 3 bits and
 heterogeneous 1.4 bits, Middle-Out), exports it, generates the RTL and
 synthesizes it. Reports per mix: test accuracy of the integer model, weight
 bits, and area per target (total and per layer). Target (issue 4):
-area(1.4 b) / area(2 b) <= 0.70 (``ratio_1.4_over_2``).
+area(1.4 b) / area(2 b) <= 0.70 (``ratio_1.4_over_2``). ``--mask-group
+neuron`` trains one bit count per neuron, so that no 1.4-bit neuron pays for
+a bit-plane it barely uses.
 
 ``--arch folded`` compares at equal throughput: each mix is folded with
 ``choose_folding(model, --target-cycles)`` (fewest PE x SIMD lanes that
@@ -32,6 +34,7 @@ import numpy as np
 from hwgen import reference, rtl
 from hwgen.data import load_dataset
 from hwgen.export import export_model
+from hwgen.quant import NEURON
 from hwgen.rtl.folded import choose_folding
 from hwgen.synth import synthesize
 from hwgen.train import train
@@ -49,14 +52,16 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pipeline", type=int, default=0)
     ap.add_argument("--arch", choices=["unrolled", "folded"], default="unrolled")
-    ap.add_argument("--mask-group", default=None, help="RxC blocks of one bit count (folded: e.g. 1x8)")
+    ap.add_argument("--mask-group", default=None,
+                    help="RxC blocks of one bit count (folded: e.g. 1x8), or 'neuron' (unrolled)")
     ap.add_argument("--target-cycles", type=int, default=64)
     ap.add_argument("--family", choices=list(rtl.FAMILIES), default="generic")
     args = ap.parse_args()
     if args.family != "generic" and set(args.targets) != {args.family}:
         ap.error(f"--family {args.family} RTL synthesizes for --targets {args.family} only")
     hidden = [int(h) for h in args.hidden.split(",")]
-    group = [int(v) for v in args.mask_group.lower().split("x")] if args.mask_group else None
+    group = args.mask_group and (NEURON if args.mask_group.lower() == NEURON
+                                 else [int(v) for v in args.mask_group.lower().split("x")])
     data = load_dataset(args.dataset)
     result = {"bench": "area_vs_bits", "machine": platform.machine(), "dataset": args.dataset,
               "hidden": hidden, "epochs": args.epochs, "seed": args.seed, "pipeline": args.pipeline,

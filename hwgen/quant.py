@@ -20,7 +20,7 @@ from .errors import HwgenError
 
 __all__ = ["MAX_BITS", "parse_bits", "mix_counts", "select_bits", "random_bits", "residual_binarize",
            "hbb", "hbb_quantize", "Quantizer", "QUANTIZERS", "get_quantizer", "SELECTIONS", "SCALES",
-           "sign_swish", "sign_swish_grad", "prox_sign", "prox_sign_grad"]
+           "NEURON", "sign_swish", "sign_swish_grad", "prox_sign", "prox_sign_grad"]
 
 MAX_BITS = 3
 
@@ -28,6 +28,8 @@ MAX_BITS = 3
 SELECTIONS = ("middle-out", "magnitude", "random")
 #: Scale granularity: one ``mu_b`` per tensor (the paper) or per output channel.
 SCALES = ("tensor", "channel")
+#: The mask group of one bit count per output neuron / channel.
+NEURON = "neuron"
 
 
 def parse_bits(spec):
@@ -250,9 +252,12 @@ def _view2d(w):
 
 
 def _check_group(shape2d, group):
-    """``(rows, cols)`` of a mask group that tiles the ``[out, fan_in]`` view."""
-    gr, gc = (int(v) for v in group)
+    """``(rows, cols)`` of a mask group that tiles the ``[out, fan_in]`` view
+    (``"neuron"``: one row, ``1 x fan_in``)."""
     out, fan_in = shape2d
+    if group == NEURON:
+        return 1, fan_in
+    gr, gc = (int(v) for v in group)
     if gr < 1 or gc < 1 or out % gr or fan_in % gc:
         raise ValueError(f"mask group {gr}x{gc} does not tile a {out} x {fan_in} weight matrix "
                          f"(rows must divide {out}, columns {fan_in})")
@@ -303,7 +308,10 @@ def hbb(w, *, nbits=None, mix=None, selection="middle-out", scale="tensor", quan
     fan_in]`` view instead of per weight (a block's key is its members' mean
     key; the mix counts blocks), so every block has one bit count: what the
     folded hardware needs for cycles and weight memory to follow the average
-    bits (PE x SIMD tiles inside the blocks).
+    bits (PE x SIMD tiles inside the blocks). ``group = "neuron"`` is one
+    block per output neuron or channel (``1 x fan_in`` in every layer): what
+    the unrolled hardware needs for its area to follow the average bits, since
+    each bit-plane of a neuron has a fixed cost there.
     """
     # Masks are applied by multiplication: torch.where / masked_fill are
     # several times slower than arithmetic on CPU (bench/train_step.py).

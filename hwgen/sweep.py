@@ -145,10 +145,17 @@ def run_sweep(*, out, base, points, data_dir=None, log=sys.stderr, progress=True
         path = runs_dir / f"{_key(base['model'], point)}.json"
         if path.exists():
             try:
-                results.append(json.loads(path.read_text()))
-                continue
+                done = json.loads(path.read_text())
             except ValueError:
-                pass  # a run interrupted while writing: redo it
+                done = None  # a run interrupted while writing: redo it
+            if done is not None:
+                differ = _base_differences(done, base)
+                if differ:   # the key names the grid point only: never mix two bases under one name
+                    name, was, now = differ[0]
+                    raise HwgenError(f"{path} was trained with {name} = {was!r}, not {now!r}: "
+                                     f"sweep into another -o directory")
+                results.append(done)
+                continue
         todo.append((point, path))
     if log is not None:
         print(f"sweep: {len(points)} runs, {len(points) - len(todo)} already done, {len(todo)} to train "
@@ -187,21 +194,26 @@ def run_sweep(*, out, base, points, data_dir=None, log=sys.stderr, progress=True
     return results
 
 
+def _base_differences(run, base):
+    """The base settings (dataset, model, schedule...) ``run`` was not
+    trained with, as ``[(name, run's value, base's value)]``."""
+    unused = {"threads", *(() if base["model"] == "cnn" else ("conv",)),
+              *(("hidden", "act_bits", "dropout") if base["model"] == "transformer" else ("dim", "depth", "heads"))}
+    config = {**DEFAULTS, **run.get("config", {})}  # runs recorded before an option existed
+    return [(k, config.get(k), v) for k, v in base.items() if k not in unused and config.get(k) != v]
+
+
 def collect(out, base):
     """Every finished run under ``out/runs`` trained with the same base
     settings (dataset, model, schedule...): a sweep directory accumulates the
     grids run into it, so several smaller grids can share one summary."""
-    unused = {"threads", *(() if base["model"] == "cnn" else ("conv",)),
-              *(("hidden", "act_bits", "dropout") if base["model"] == "transformer" else ("dim", "depth", "heads"))}
-    same = {k: v for k, v in base.items() if k not in unused}
     results = []
     for path in sorted((Path(out) / "runs").glob("*.json")):
         try:
             r = json.loads(path.read_text())
         except ValueError:
             continue
-        config = {**DEFAULTS, **r.get("config", {})}  # runs recorded before an option existed
-        if all(config.get(k) == v for k, v in same.items()):
+        if not _base_differences(r, base):
             results.append(r)
     return results
 

@@ -93,6 +93,10 @@ def test_sweep_end_to_end_and_resume(tmp_path):
     assert r.returncode == 0 and "5 already done, 1 to train" in r.stderr
     again = json.loads((out / "sweep.json").read_text())
     assert [x["integer_accuracy"] for x in again["runs"]] == [x["integer_accuracy"] for x in summary["runs"]]
+    # the same grid point under other training settings is refused, not silently mixed or dropped
+    r = hwgen(*args, "--mask-group", "neuron")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "runs/mlp_1x1_bnn_homog_tensor_s0.json was trained with mask_group = None, not 'neuron': sweep into another -o" in r.stderr
 
 
 def test_sweep_synth_records_area_plots_it_and_resumes(tmp_path):
