@@ -1,4 +1,6 @@
 """Generated RTL against the golden reference, in Amaranth's own simulator."""
+import dataclasses
+
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
@@ -42,14 +44,16 @@ def single_layer_model(layer, input_bits, frac_bits):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2 ** 32 - 1), fan_in=st.integers(1, 40), hidden=st.integers(1, 6),
        classes=st.integers(2, 5), input_bits=st.integers(1, 8), max_bits=st.integers(1, 3),
-       depth=st.integers(2, 3), ties=st.booleans(), datapath=st.sampled_from(DATAPATHS))
-def test_layers_match_reference(seed, fan_in, hidden, classes, input_bits, max_bits, depth, ties, datapath):
+       depth=st.integers(2, 3), ties=st.booleans(), datapath=st.sampled_from(DATAPATHS),
+       prune=st.sampled_from([0.0, 0.1]))
+def test_layers_match_reference(seed, fan_in, hidden, classes, input_bits, max_bits, depth, ties, datapath, prune):
     """Every layer alone against the golden model, thresholds anywhere or
     (``ties``) exactly on values the inputs reach, where >= and > part; on
-    either datapath (bit-planes or direct constant MAC)."""
+    either datapath (bit-planes or direct constant MAC); with no pruned
+    weights, pixel planes over every input share the layer's input sum."""
     rng = np.random.default_rng(seed)
     sizes = [fan_in] + [hidden] * (depth - 1) + [classes]
-    model = random_model(rng, sizes, input_bits=input_bits, max_bits=max_bits)
+    model = random_model(rng, sizes, input_bits=input_bits, max_bits=max_bits, prune=prune)
     x = edge_inputs(rng, 12, fan_in, 2 ** input_bits - 1)
     if ties:
         tie_thresholds(model, x, rng)
@@ -70,6 +74,33 @@ def test_network_stream_matches_reference_under_backpressure(seed, pipeline, dat
     golden = reference.infer(model, x)
     got = stream_through(Network(model, pipeline, datapaths), x, 3, ready=lambda: rng.random() < 0.6)
     assert [g[1] for g in got] == golden.pred.tolist()
+    assert [g[2] for g in got] == golden.scores.tolist()
+
+
+@pytest.mark.parametrize("pipeline", [0, 1, 2, 3])
+def test_pixel_planes_over_the_same_inputs_share_their_sum(pipeline):
+    """Pixel-layer planes over the same inputs (every input for the first
+    plane; here the same four columns for the second) compute each as
+    ``2 * (smaller side) - S`` or ``S - 2 * (smaller side)`` with one shared
+    ``S``, exact at every pipelining; a single neuron keeps its two trees
+    (a shared sum would not pay)."""
+    rng = np.random.default_rng(pipeline)
+    model = random_model(rng, [10, 6, 4, 3], input_bits=4, max_bits=2, prune=0.0)
+    fc0 = model.layers[0]
+    fc0.nbits[:] = 1
+    fc0.nbits[:, [1, 4, 5, 8]] = 2
+    fc0.planes[1] *= fc0.nbits >= 2
+    first = LinearLayer(fc0, pipeline)
+    first._MustUse__silence = True
+    assert set(first._sums_to_share()) == {tuple(range(10)), (1, 4, 5, 8)}
+    alone = LinearLayer(dataclasses.replace(fc0, nbits=fc0.nbits[:1], planes=fc0.planes[:, :1], alpha=fc0.alpha[:1],
+                                            threshold=fc0.threshold[:1], direction=fc0.direction[:1]), pipeline)
+    alone._MustUse__silence = True
+    assert alone._sums_to_share() == {}
+    x = edge_inputs(rng, 24, 10, 15)
+    tie_thresholds(model, x, rng)   # thresholds on reached values: an off-by-one flips a bit
+    golden = reference.infer(model, x)
+    got = stream_through(Network(model, pipeline), x, 3, ready=lambda: rng.random() < 0.7)
     assert [g[2] for g in got] == golden.scores.tolist()
 
 

@@ -6,7 +6,10 @@ adders: a weight with n bits contributes n terms, one per bit-plane it has.
 * ``binary`` input (XNOR-popcount): ``P_b = 2*pc_b - |m_b|`` where ``pc_b``
   counts the inputs equal to the plane's sign (``a_j`` or ``~a_j``).
 * ``uint`` input (MAC): ``P_b = sum(x_j, s=+1) - sum(x_j, s=-1)``, two kept
-  adder trees of the inputs and one subtraction.
+  adder trees and one subtraction; or, where several planes of the layer
+  cover the same inputs (every input, for the first plane), ``2*sum(x_j,
+  s=+1) - S`` or ``S - 2*sum(x_j, s=-1)``, whichever side is smaller, with
+  ``S`` the sum over those inputs: one kept tree shared by the planes.
 
 Then ``Y = sum_b alpha_b P_b``; constants are folded into the threshold (or
 added to the score) so the neuron needs only the variable part.
@@ -138,9 +141,22 @@ class LinearLayer(wiring.Component):
                 const += alpha * n if complemented else -alpha * n
             else:
                 top = (1 << self._layer.input_bits) - 1
-                pos, _ = adders.sum((Staged(x[j]), top) for j, s in idx if s)
-                neg, _ = adders.sum((Staged(x[j]), top) for j, s in idx if not s)
-                items.append(adders.node(lambda p, q: p - q, [pos, neg]))
+                plus = [j for j, s in idx if s]
+                minus = [j for j, s in idx if not s]
+                cover = tuple(j for j, _ in idx)
+                if cover in self._shared_sums:
+                    # P = 2*sum_+ - S = S - 2*sum_-, S the sum over the plane's inputs, shared
+                    total = self._sum_over(cover)
+                    if len(plus) <= len(minus):
+                        part, _ = adders.sum((Staged(x[j]), top) for j in plus)
+                        items.append(adders.node(lambda p, t: 2 * p - t, [part, total]))
+                    else:
+                        part, _ = adders.sum((Staged(x[j]), top) for j in minus)
+                        items.append(adders.node(lambda q, t: t - 2 * q, [part, total]))
+                else:
+                    pos, _ = adders.sum((Staged(x[j]), top) for j in plus)
+                    neg, _ = adders.sum((Staged(x[j]), top) for j in minus)
+                    items.append(adders.node(lambda p, q: p - q, [pos, neg]))
                 weights.append(alpha)
         if not items:
             return Staged(finish(Const(0, 1), const))
@@ -184,10 +200,34 @@ class LinearLayer(wiring.Component):
         # Y = var + const; fire iff Y >= thr (dir +1) or Y <= thr (dir -1).
         return self._neuron(adders, o, lambda var, const: var >= thr - const if up else var <= thr - const)
 
+    def _sums_to_share(self):
+        """The input sets whose sum ``S`` a pixel layer shares between the
+        planes over exactly those inputs: a set worth it when one tree over
+        it plus one over the smaller side of each plane beats both sides of
+        each (from two planes on). Planes over every input share one set."""
+        layer = self._layer
+        if layer.input == "binary" or self.family != "generic":
+            return {}
+        planes = {}
+        for o in range(layer.out_features):
+            for _, idx in self._terms(o):
+                planes.setdefault(tuple(j for j, _ in idx), []).append(sum(s for _, s in idx))
+        return {cover: None for cover, plus in planes.items()
+                if len(cover) + sum(min(p, len(cover) - p) for p in plus) < len(cover) * len(plus)}
+
+    def _sum_over(self, cover):
+        """``S = sum_j x_j`` over the inputs ``cover``, built once for the layer."""
+        if self._shared_sums[cover] is None:
+            top = (1 << self._layer.input_bits) - 1
+            self._shared_sums[cover] = self._shared.sum((Staged(self.x[j]), top) for j in cover)[0]
+        return self._shared_sums[cover]
+
     def _build(self, m):
         """Every neuron's staged output and its adder builder."""
         layer, outs = self._layer, []
         self._weights = layer.weights() if self.datapath_kind == "direct" else None
+        self._shared = Adders(m, "all", self._pipeline, self.family)
+        self._shared_sums = self._sums_to_share()
         for o in range(layer.out_features):
             adders = Adders(m, f"n{o}", self._pipeline, self.family)
             if layer.output == "scores" and self.family == "xc7":   # Y + bias in two's complement
