@@ -34,7 +34,7 @@ import numpy as np
 from hwgen import reference, rtl
 from hwgen.data import load_dataset
 from hwgen.export import export_model
-from hwgen.quant import NEURON
+from hwgen.quant import NAMED_GROUPS
 from hwgen.rtl.folded import choose_folding
 from hwgen.synth import synthesize
 from hwgen.train import train
@@ -53,14 +53,14 @@ def main():
     ap.add_argument("--pipeline", type=int, default=0)
     ap.add_argument("--arch", choices=["unrolled", "folded"], default="unrolled")
     ap.add_argument("--mask-group", default=None,
-                    help="RxC blocks of one bit count (folded: e.g. 1x8), or 'neuron' (unrolled)")
+                    help="RxC blocks of one bit count (folded: e.g. 1x8), 'neuron' or 'input'")
     ap.add_argument("--target-cycles", type=int, default=64)
     ap.add_argument("--family", choices=list(rtl.FAMILIES), default="generic")
     args = ap.parse_args()
     if args.family != "generic" and set(args.targets) != {args.family}:
         ap.error(f"--family {args.family} RTL synthesizes for --targets {args.family} only")
     hidden = [int(h) for h in args.hidden.split(",")]
-    group = args.mask_group and (NEURON if args.mask_group.lower() == NEURON
+    group = args.mask_group and (args.mask_group.lower() if args.mask_group.lower() in NAMED_GROUPS
                                  else [int(v) for v in args.mask_group.lower().split("x")])
     data = load_dataset(args.dataset)
     result = {"bench": "area_vs_bits", "machine": platform.machine(), "dataset": args.dataset,

@@ -9,7 +9,7 @@ from pathlib import Path
 from .errors import HwgenError
 
 PROG = "hwgen"
-NEURON = "neuron"   # quant.NEURON, spelled out: importing quant imports torch
+MASK_GROUP_NAMES = ("neuron", "input")   # quant.NAMED_GROUPS (importing quant imports torch)
 
 
 def _log(msg):
@@ -68,11 +68,11 @@ def _size(text):
 
 
 def _mask_group(text):
-    if text.lower() == NEURON:
-        return NEURON
+    if text.lower() in MASK_GROUP_NAMES:
+        return text.lower()
     value = _size(text)
     if value is None:
-        raise argparse.ArgumentTypeError(f"expected ROWSxCOLS (e.g. 1x8) or {NEURON!r}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected ROWSxCOLS (e.g. 1x8), 'neuron' or 'input', got {text!r}")
     return value
 
 
@@ -209,12 +209,13 @@ def _add_model_args(p, sweep=False):
                    help="recompute the bit masks every N training steps (default: %(default)s)")
     p.add_argument("--freeze-after", type=float, default=DEFAULTS["freeze_after"],
                    help="freeze the bit masks after this fraction of training (default: %(default)s = never)")
-    p.add_argument("--mask-group", type=_mask_group, default=DEFAULTS["mask_group"], metavar="RxC|neuron",
+    p.add_argument("--mask-group", type=_mask_group, default=DEFAULTS["mask_group"], metavar="RxC|neuron|input",
                    help="choose bit counts per block of R neurons x C inputs instead of per weight, so "
                         "that a folded layer with PE | R and SIMD | C has one bit count per tile "
                         "(cycles and weight ROM then follow the average bits); R must divide every "
                         "layer's outputs, C its fan-in. 'neuron': one bit count per neuron or output "
-                        "channel, so that unrolled area follows the average bits (default: per weight)")
+                        "channel, so that unrolled area follows the average bits; 'input': one per "
+                        "input of each layer, shared by its neurons (default: per weight)")
     p.add_argument("--threads", type=int, default=DEFAULTS["threads"],
                    help="torch CPU threads (default: 0 = all cores)")
 

@@ -11,7 +11,7 @@ float rounding): sign planes, frozen bit counts.
 import torch
 from torch import nn
 
-from .quant import NEURON, SCALES, SELECTIONS, _Pullback, get_quantizer, hbb, random_bits
+from .quant import SCALES, SELECTIONS, _Pullback, get_quantizer, hbb, random_bits
 
 __all__ = ["HBBLinear", "HBBConv2d", "SignActivation", "ResidualActivation", "HBBMLP", "HBBCNN",
            "BinaryLinear", "HBBTransformer", "set_progress", "finish_training", "hbb_modules",
@@ -35,7 +35,7 @@ class _HBBWeight:
         self.scale = scale
         self.recompute_every = int(recompute_every)
         self.freeze_after = float(freeze_after)
-        self.group = group if group is None or group == NEURON else tuple(int(v) for v in group)
+        self.group = group if group is None or isinstance(group, str) else tuple(int(v) for v in group)
         if selection == "random":  # fixed at construction from torch's global RNG
             nbits = random_bits(tuple(self.weight.shape), self.mix, group=self.group)
         else:
@@ -84,7 +84,7 @@ class _HBBWeight:
     def hbb_repr(self):
         mix = ",".join(f"{b}:{p:g}" for b, p in sorted(self.mix.items()))
         group = "" if self.group is None else ", group=" + (
-            self.group if self.group == NEURON else f"{self.group[0]}x{self.group[1]}")
+            self.group if isinstance(self.group, str) else f"{self.group[0]}x{self.group[1]}")
         return (f"mix={mix}, quantizer={self.quantizer}, selection={self.selection}, "
                 f"scale={self.scale}{group}")
 

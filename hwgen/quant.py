@@ -20,7 +20,7 @@ from .errors import HwgenError
 
 __all__ = ["MAX_BITS", "parse_bits", "mix_counts", "select_bits", "random_bits", "residual_binarize",
            "hbb", "hbb_quantize", "Quantizer", "QUANTIZERS", "get_quantizer", "SELECTIONS", "SCALES",
-           "NEURON", "sign_swish", "sign_swish_grad", "prox_sign", "prox_sign_grad"]
+           "NAMED_GROUPS", "sign_swish", "sign_swish_grad", "prox_sign", "prox_sign_grad"]
 
 MAX_BITS = 3
 
@@ -28,8 +28,10 @@ MAX_BITS = 3
 SELECTIONS = ("middle-out", "magnitude", "random")
 #: Scale granularity: one ``mu_b`` per tensor (the paper) or per output channel.
 SCALES = ("tensor", "channel")
-#: The mask group of one bit count per output neuron / channel.
-NEURON = "neuron"
+#: Mask groups by name, as ``(rows, cols)`` of a layer's ``[out, fan_in]``
+#: view: one bit count per output neuron / channel, or per input (the same
+#: for all of a layer's neurons).
+NAMED_GROUPS = {"neuron": lambda out, fan_in: (1, fan_in), "input": lambda out, fan_in: (out, 1)}
 
 
 def parse_bits(spec):
@@ -253,10 +255,13 @@ def _view2d(w):
 
 def _check_group(shape2d, group):
     """``(rows, cols)`` of a mask group that tiles the ``[out, fan_in]`` view
-    (``"neuron"``: one row, ``1 x fan_in``)."""
+    (or of a :data:`NAMED_GROUPS` name)."""
     out, fan_in = shape2d
-    if group == NEURON:
-        return 1, fan_in
+    if isinstance(group, str):
+        if group not in NAMED_GROUPS:
+            raise ValueError(f"mask group must be (rows, cols) or one of {', '.join(NAMED_GROUPS)}, "
+                             f"not {group!r}")
+        return NAMED_GROUPS[group](out, fan_in)
     gr, gc = (int(v) for v in group)
     if gr < 1 or gc < 1 or out % gr or fan_in % gc:
         raise ValueError(f"mask group {gr}x{gc} does not tile a {out} x {fan_in} weight matrix "
@@ -311,7 +316,9 @@ def hbb(w, *, nbits=None, mix=None, selection="middle-out", scale="tensor", quan
     bits (PE x SIMD tiles inside the blocks). ``group = "neuron"`` is one
     block per output neuron or channel (``1 x fan_in`` in every layer): what
     the unrolled hardware needs for its area to follow the average bits, since
-    each bit-plane of a neuron has a fixed cost there.
+    each bit-plane of a neuron has a fixed cost there. ``group = "input"`` is
+    one block per input (``out x 1``): every neuron of a layer has its
+    2-bit weights on the same inputs.
     """
     # Masks are applied by multiplication: torch.where / masked_fill are
     # several times slower than arithmetic on CPU (bench/train_step.py).

@@ -104,7 +104,7 @@ def test_bad_input_gives_one_clear_error(tmp_path, args, needle):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["train", "--mask-group", "8", "-o", "x.pt"], "argument --mask-group: expected ROWSxCOLS (e.g. 1x8) or 'neuron'"),
+    (["train", "--mask-group", "8", "-o", "x.pt"], "argument --mask-group: expected ROWSxCOLS (e.g. 1x8), 'neuron' or 'input'"),
     (["rtl", "x.hwgen", "-o", "rtl", "--fold", "fc0=2"], "argument --fold: expected LAYER=PExSIMD"),
     (["rtl", "x.hwgen", "-o", "rtl", "--pipeline", "-1"], "argument --pipeline: expected an integer >= 0"),
     (["rtl", "x.hwgen", "-o", "rtl", "--lut-budget", "0"], "argument --lut-budget: expected an integer >= 1"),

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from hwgen.errors import HwgenError
-from hwgen.quant import NEURON, hbb_quantize, mix_counts, parse_bits, random_bits, residual_binarize, select_bits
+from hwgen.quant import hbb_quantize, mix_counts, parse_bits, random_bits, residual_binarize, select_bits
 
 
 def reference_residual(w, nbits):
@@ -374,25 +374,34 @@ def test_random_bits_per_group():
 
 @pytest.mark.parametrize("rule", ["middle-out", "magnitude"])
 @pytest.mark.parametrize("shape", [(12, 40), (6, 3, 3, 3)])
-def test_neuron_group_gives_each_output_neuron_one_bit_count(rule, shape):
+@pytest.mark.parametrize("name", ["neuron", "input"])
+def test_named_groups_give_each_neuron_or_input_one_bit_count(rule, shape, name):
     """``group="neuron"``: one bit count per row of the ``[out, fan_in]``
-    view (a conv's output channel), the mix counted in neurons, and
-    Middle-Out stops the neurons whose mean |R_2| is closest to mu_2."""
+    view (a conv's output channel); ``"input"``: one per column (shared by
+    the layer's neurons). The mix is counted in rows or columns, and
+    Middle-Out stops those whose mean |R_2| is closest to mu_2."""
     torch.manual_seed(5)
     w = torch.randn(*shape)
     mix = {1: 0.5, 2: 1 / 3, 3: 1 / 6}
-    rows = select_bits(w, mix, rule, group=NEURON).reshape(shape[0], -1)
-    assert (rows == rows[:, :1]).all()
-    per_neuron = rows[:, 0]
-    assert {b: int((per_neuron == b).sum()) for b in (1, 2, 3)} == {
-        b: c for b, c in mix_counts(mix, shape[0]).items() if b}
-    r = w.reshape(shape[0], -1).abs()
-    key = (r - r.mean()).abs().mean(dim=1) if rule == "middle-out" else r.mean(dim=1)
-    assert key[per_neuron == 1].max() <= key[per_neuron > 1].min()
-    rnd = random_bits(shape, mix, torch.Generator().manual_seed(0), group=NEURON).reshape(shape[0], -1)
-    assert (rnd == rnd[:, :1]).all() and int((rnd[:, 0] == 1).sum()) == mix_counts(mix, shape[0])[1]
+
+    def blocks(t):   # [blocks, members]
+        t = t.reshape(shape[0], -1)
+        return t if name == "neuron" else t.T
+    nbits = blocks(select_bits(w, mix, rule, group=name))
+    assert (nbits == nbits[:, :1]).all()
+    per_block = nbits[:, 0]
+    n = per_block.numel()
+    assert {b: int((per_block == b).sum()) for b in (1, 2, 3)} == {
+        b: c for b, c in mix_counts(mix, n).items() if b}
+    r = w.abs()
+    key = blocks((r - r.mean()).abs() if rule == "middle-out" else r).mean(dim=1)
+    assert key[per_block == 1].max() <= key[per_block > 1].min()
+    rnd = blocks(random_bits(shape, mix, torch.Generator().manual_seed(0), group=name))
+    assert (rnd == rnd[:, :1]).all() and int((rnd[:, 0] == 1).sum()) == mix_counts(mix, n)[1]
 
 
 def test_a_group_that_does_not_tile_the_weights_is_refused():
     with pytest.raises(ValueError, match="mask group 3x8 does not tile a 16 x 64 weight matrix"):
         select_bits(torch.randn(16, 64), {1: 1.0}, group=(3, 8))
+    with pytest.raises(ValueError, match="one of neuron, input, not 'row'"):
+        select_bits(torch.randn(16, 64), {1: 1.0}, group="row")
