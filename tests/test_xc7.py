@@ -146,18 +146,20 @@ def test_xc7_layers_are_proven_with_the_cell_models(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed,sizes,input_bits,frac_bits,datapath", [
-    (10, [4, 6, 5], 3, 8, "planes"),     # scales with many set bits: counted first, then shifted
-    (11, [5, 8, 4], 2, 3, "direct"),
-    (12, [8, 5, 3], 1, 1, "planes"),     # scales 1..2
-    (13, [4, 7, 7, 4], 3, 5, "planes"),
+@pytest.mark.parametrize("seed,sizes,input_bits,frac_bits,datapath,prune", [
+    (10, [4, 6, 5], 3, 8, "planes", 0.2),     # scales with many set bits: counted first, then shifted
+    (11, [5, 8, 4], 2, 3, "direct", 0.2),
+    (12, [8, 5, 3], 1, 1, "planes", 0.2),     # scales 1..2
+    (13, [4, 7, 7, 4], 3, 5, "planes", 0.2),
+    (14, [5, 6, 4], 3, 6, "planes", 0.0),     # full pixel planes: the shared input sum enters the heaps
 ])
-def test_random_xc7_networks_are_proven(tmp_path, seed, sizes, input_bits, frac_bits, datapath):
+def test_random_xc7_networks_are_proven(tmp_path, seed, sizes, input_bits, frac_bits, datapath, prune):
     """Whole neurons as weighted bit heaps (MAC and binary layers, thresholds
-    both ways, scores with bias), proven for every input by Yosys SAT."""
+    both ways, scores with bias, shared pixel sums), proven for every input
+    by Yosys SAT."""
     from hwgen.equiv import check_rtl
     model = random_model(np.random.default_rng(seed), sizes, input_bits=input_bits, frac_bits=frac_bits,
-                         prune=0.2)
+                         prune=prune)
     rtl.generate(model, tmp_path / "rtl", family="xc7", datapaths=[datapath] * len(model.layers))
     assert "CARRY4" in (tmp_path / "rtl" / "hwgen_top.v").read_text()
     results = check_rtl(model, tmp_path / "rtl", timeout_s=240)

@@ -225,14 +225,17 @@ class Adders:
         return self.node(lambda *bits: heap.emit(self._m, bits, name), [Staged(bit) for bit, _ in terms],
                          len(terms))
 
-    def weighted(self, groups, const, threshold=None, width=None):
+    def weighted(self, groups, const, threshold=None, width=None, values=()):
         """xc7: ``Y = const + sum_g w_g * sum_(bit, inv, col) 2^col * t`` (``t``
-        = ``bit`` or ``~bit``) as bit heaps, with no multiplier or comparator:
+        = ``bit`` or ``~bit``) ``+ sum_v w_v * v`` as bit heaps, with no
+        multiplier or comparator:
         the staged decision ``Y >= threshold``, or with ``width`` the staged
         ``Y mod 2^width`` (unsigned; a signed result's two's complement).
 
         ``groups``: ``(w, [(bit, inverted, column), ...])``, ``w`` a nonzero
-        integer (a bit-plane's scale). Negative weights count the
+        integer (a bit-plane's scale). ``values``: ``(w, staged, hi)``,
+        unsigned staged values ``0 <= v <= hi`` (a sum shared by several
+        neurons) entering bit by bit. Negative weights count the
         complements (``-t = ~t - 1``). For a threshold, all weights are
         first divided by their common factor. A group whose weight has one
         set bit puts its bits straight into the neuron's heap at shifted
@@ -251,14 +254,23 @@ class Adders:
                 const += w * sum(1 << c for _, _, c in bits)
                 w, bits = -w, [(b, not inv, c) for b, inv, c in bits]
             norm.append((w, bits))
+        wide = []                    # (w > 0, staged, bits, inverted)
+        for w, value, hi in values:
+            w, n = int(w), max(int(hi).bit_length(), 1)
+            if w:
+                if w < 0:            # w * v = |w| * ~v - |w| * (2^n - 1)
+                    const += w * ((1 << n) - 1)
+                wide.append((abs(w), value, n, w < 0))
         if threshold is not None:
             g = 0
-            for w, _ in norm:
+            for w in [w for w, _ in norm] + [w for w, _, _, _ in wide]:
                 g = gcd(g, w)
             g = max(g, 1)            # w * V >= T - const  <=>  (w/g) * V >= ceil((T - const) / g)
             t = -(-(int(threshold) - const) // g)
             norm, const, threshold = [(w // g, bits) for w, bits in norm], 0, t
-            vmax = sum(w * sum(1 << c for _, _, c in bits) for w, bits in norm)
+            wide = [(w // g, value, n, inv) for w, value, n, inv in wide]
+            vmax = sum(w * sum(1 << c for _, _, c in bits) for w, bits in norm) + \
+                sum(w * ((1 << n) - 1) for w, _, n, _ in wide)
             if threshold <= 0 or threshold > vmax:
                 return Staged(Const(int(threshold <= 0), 1))
         # sources: staged values the final heap reads; placed: (source, bit index or None, inv, column)
@@ -278,6 +290,10 @@ class Adders:
                 for b, inv, c in bits:
                     sources.append(Staged(b))
                     placed += [(len(sources) - 1, None, inv, c + k) for k in shifts]
+        for w, value, n, inv in wide:
+            sources.append(value)
+            placed += [(len(sources) - 1, i, inv, i + k) for i in range(n) for k in range(w.bit_length())
+                       if (w >> k) & 1]
         if not placed:
             return Staged(Const(const % (1 << width), width)) if threshold is None else \
                 Staged(Const(int(const >= threshold), 1))

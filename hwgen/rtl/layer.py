@@ -164,26 +164,33 @@ class LinearLayer(wiring.Component):
 
     def _groups(self, o):
         """Neuron ``o`` as weighted bits for :meth:`Adders.weighted`:
-        ``(groups, const)`` with ``Y[o] = const + sum_g w_g * sum 2^col * t``."""
+        ``(groups, const, values)`` with ``Y[o] = const + sum_g w_g * sum
+        2^col * t + sum_v w_v * v``, ``values`` the shared sums it reads."""
         x, layer = self.x, self._layer
-        groups, const = [], 0
+        groups, const, values = [], 0, []
         for alpha, idx in self._terms(o):
+            cover = tuple(j for j, _ in idx)
             if layer.input == "binary":    # alpha * (2 * pc - n), pc counting x_j == s_j
                 groups.append((2 * alpha, [(x[j][0], not s, 0) for j, s in idx]))
                 const -= alpha * len(idx)
+            elif cover in self._shared_sums:   # alpha * (2 * sum_+ - S) or alpha * (S - 2 * sum_-)
+                k, plus = layer.input_bits, [j for j, s in idx if s]
+                side, sign = (plus, 1) if 2 * len(plus) <= len(idx) else ([j for j, s in idx if not s], -1)
+                groups.append((2 * alpha * sign, [(x[j][b], False, b) for j in side for b in range(k)]))
+                values.append((-alpha * sign, self._sum_over(cover), len(cover) * ((1 << k) - 1)))
             else:                          # alpha * (sum_+ x - sum_- x), -x = ~x - (2^K - 1)
                 k = layer.input_bits
                 groups.append((alpha, [(x[j][b], not s, b) for j, s in idx for b in range(k)]))
                 const -= alpha * sum(not s for _, s in idx) * ((1 << k) - 1)
-        return groups, const
+        return groups, const, values
 
     def _fire(self, adders, o):
         """Staged 1-bit decision of threshold neuron ``o``."""
         layer = self._layer
         thr, up = int(layer.threshold[o]), layer.direction[o] > 0
         if self.family == "xc7":   # the whole neuron as bit heaps: Y >= thr, or not Y >= thr + 1
-            groups, const = self._groups(o)
-            out = adders.weighted(groups, const, threshold=thr if up else thr + 1)
+            groups, const, values = self._groups(o)
+            out = adders.weighted(groups, const, threshold=thr if up else thr + 1, values=values)
             return out if up else Staged(~out.value, out.stage, out.depth)
         planes = list(self._terms(o))
         if layer.input == "binary" and len(planes) == 1:
@@ -206,7 +213,7 @@ class LinearLayer(wiring.Component):
         it plus one over the smaller side of each plane beats both sides of
         each (from two planes on). Planes over every input share one set."""
         layer = self._layer
-        if layer.input == "binary" or self.family != "generic":
+        if layer.input == "binary":
             return {}
         planes = {}
         for o in range(layer.out_features):
@@ -218,8 +225,14 @@ class LinearLayer(wiring.Component):
     def _sum_over(self, cover):
         """``S = sum_j x_j`` over the inputs ``cover``, built once for the layer."""
         if self._shared_sums[cover] is None:
-            top = (1 << self._layer.input_bits) - 1
-            self._shared_sums[cover] = self._shared.sum((Staged(self.x[j]), top) for j in cover)[0]
+            k = self._layer.input_bits
+            if self.family == "xc7":       # one bit heap, exact in enough bits
+                width = (len(cover) * ((1 << k) - 1)).bit_length()
+                total = self._shared.weighted([(1, [(self.x[j][b], False, b) for j in cover for b in range(k)])],
+                                              0, width=width)
+            else:
+                total = self._shared.sum((Staged(self.x[j]), (1 << k) - 1) for j in cover)[0]
+            self._shared_sums[cover] = total
         return self._shared_sums[cover]
 
     def _build(self, m):
@@ -231,8 +244,9 @@ class LinearLayer(wiring.Component):
         for o in range(layer.out_features):
             adders = Adders(m, f"n{o}", self._pipeline, self.family)
             if layer.output == "scores" and self.family == "xc7":   # Y + bias in two's complement
-                groups, const = self._groups(o)
-                out = adders.weighted(groups, const + int(layer.bias[o]), width=self.acc_shapes[o][0])
+                groups, const, values = self._groups(o)
+                out = adders.weighted(groups, const + int(layer.bias[o]), width=self.acc_shapes[o][0],
+                                      values=values)
             elif layer.output == "scores":
                 bias = int(layer.bias[o])
                 out = self._neuron(adders, o, lambda var, const: var + (const + bias))
