@@ -111,7 +111,9 @@ def test_sweep_synth_records_area_plots_it_and_resumes(tmp_path):
     assert "sweep: 3 syntheses to run" in r.stderr
     summary = json.loads((out / "sweep.json").read_text())
     area = {row["bits"]: row["hardware"]["generic_unrolled_p0"]["area"] for row in summary["rows"]}
-    assert 0 < area["1"] < area["1.4"] < area["2"]     # unrolled: the datapath grows with the weight bits
+    # unrolled: more weight bits, more datapath (1.4 bits per weight need not be under 2 bits: a
+    # homogeneous pixel layer shares its input sums, docs/results.md)
+    assert 0 < area["1"] < min(area["1.4"], area["2"])
     for run in summary["runs"]:
         hw = run["hardware"]["generic_unrolled_p0"]
         assert hw["metric"] == "cells" and hw["total"]["cells"] == hw["area"] and hw["interval"] == 1
