@@ -13,11 +13,13 @@ area(1.4 b) / area(2 b) <= 0.70 (``ratio_1.4_over_2``). ``--mask-group
 neuron`` trains one bit count per neuron, so that no 1.4-bit neuron pays for
 a bit-plane it barely uses.
 
-``--arch folded`` compares at equal throughput: each mix is folded with
-``choose_folding(model, --target-cycles)`` (fewest PE x SIMD lanes that
-stream at that many clocks per inference), trained with ``--mask-group`` so
-the tiles have one bit count; the rows also give the folding, cycles and
-weight ROM bits. ``--family xc7`` generates the RTL from 7-series
+``--arch folded --target-cycles N [N ...]`` folds each mix with
+``choose_folding(model, N)`` for every N (the fewest PE x SIMD lanes that
+stream at N clocks per inference, balanced between the layers), trained
+with ``--mask-group`` so the tiles have one bit count. The designs of a mix
+then differ in area and interval both, so besides the ratios at each N it
+reports each mix's most efficient design (least area x interval) and the
+ratio of those; the rows also give the folding, cycles and weight ROM bits. ``--family xc7`` generates the RTL from 7-series
 primitives (``hwgen rtl --family xc7``; synthesizes for ``--targets xc7``
 only).
 """
@@ -54,7 +56,8 @@ def main():
     ap.add_argument("--arch", choices=["unrolled", "folded"], default="unrolled")
     ap.add_argument("--mask-group", default=None,
                     help="RxC blocks of one bit count (folded: e.g. 1x8), 'neuron' or 'input'")
-    ap.add_argument("--target-cycles", type=int, default=64)
+    ap.add_argument("--target-cycles", type=int, nargs="+", default=[64],
+                    help="folded: one design per value (default: %(default)s)")
     ap.add_argument("--family", choices=list(rtl.FAMILIES), default="generic")
     args = ap.parse_args()
     if args.family != "generic" and set(args.targets) != {args.family}:
@@ -65,7 +68,8 @@ def main():
     data = load_dataset(args.dataset)
     result = {"bench": "area_vs_bits", "machine": platform.machine(), "dataset": args.dataset,
               "hidden": hidden, "epochs": args.epochs, "seed": args.seed, "pipeline": args.pipeline,
-              "arch": args.arch, "family": args.family, "mask_group": group, "target_cycles": args.target_cycles if args.arch == "folded" else None,
+              "arch": args.arch, "family": args.family, "mask_group": group,
+              "target_cycles": args.target_cycles if args.arch == "folded" else None,
               "target_ratio_1.4_over_2": 0.70, "mixes": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for bits in args.bits:
@@ -74,40 +78,67 @@ def main():
                              mask_group=group)
             model = export_model(tm, info, data.input_bits)
             acc = float((reference.infer(model, data.x_test).pred == data.y_test).mean())
-            rtl_dir = Path(tmp) / f"bits{bits}"
-            folding = choose_folding(model, args.target_cycles) if args.arch == "folded" else None
-            manifest = rtl.generate(model, rtl_dir, pipeline=args.pipeline, folding=folding, family=args.family)
             row = {"avg_weight_bits": round(model.avg_weight_bits(), 4),
                    "weight_bits": int(sum(int(l.nbits.astype(int).sum()) for l in model.layers)),
-                   "bit_histogram": model.bit_histogram(), "integer_accuracy": round(acc, 4),
-                   "interval": manifest["interval"]}
-            if folding:
-                row["layers"] = {e["name"]: {k: e[k] for k in ("pe", "simd", "cycles", "min_cycles",
-                                                               "weight_memory_bits", "mask_in_rom")}
-                                 for e in manifest["layers"]}
-            for target in args.targets:
-                print(f"bits {bits}: {target} synthesis ...", file=sys.stderr)
-                t0 = time.perf_counter()
-                res = synthesize(rtl_dir, target)
-                row[target] = {"total": res["total"], "per_layer": res["per_module"],
-                               "seconds": round(time.perf_counter() - t0, 1)}
+                   "bit_histogram": model.bit_histogram(), "integer_accuracy": round(acc, 4)}
+            if args.arch == "folded":
+                row["designs"] = {}
+                for cycles in args.target_cycles:
+                    design = _design(model, Path(tmp) / f"bits{bits}_t{cycles}", args, choose_folding(model, cycles),
+                                     f"bits {bits}, --target-cycles {cycles}")
+                    row["designs"][str(cycles)] = design
+            else:
+                row.update(_design(model, Path(tmp) / f"bits{bits}", args, None, f"bits {bits}"))
             result["mixes"][bits] = row
             print(json.dumps({bits: row}, default=_plain), file=sys.stderr)   # partial result
     mixes = result["mixes"]
     if "1.4" in mixes and "2" in mixes:
         for target in args.targets:
             key = MEASURE[target]
-            result[f"ratio_1.4_over_2_{target}_{key}"] = round(
-                mixes["1.4"][target]["total"][key] / mixes["2"][target]["total"][key], 3)
-            # the layers alone (no argmax, registers): what the weights cost
-            layer_area = {b: sum(v[key] for k, v in m[target]["per_layer"].items() if k.startswith("fc"))
-                          for b, m in mixes.items()}
-            result[f"ratio_1.4_over_2_{target}_{key}_layers"] = round(layer_area["1.4"] / layer_area["2"], 3)
-            if args.arch == "folded":   # area x time: the folded designs differ in both
-                result[f"ratio_1.4_over_2_{target}_{key}_x_interval"] = round(
-                    mixes["1.4"][target]["total"][key] * mixes["1.4"]["interval"]
-                    / (mixes["2"][target]["total"][key] * mixes["2"]["interval"]), 3)
+            if args.arch == "unrolled":
+                result.update(_ratios(mixes["1.4"], mixes["2"], target, key, f"{target}_{key}"))
+                continue
+            # folded: the designs at each --target-cycles, and each mix's most efficient one
+            for cycles in args.target_cycles:
+                result.update(_ratios(mixes["1.4"]["designs"][str(cycles)], mixes["2"]["designs"][str(cycles)],
+                                      target, key, f"{target}_{key}_t{cycles}"))
+            best = {b: min(mixes[b]["designs"].items(), key=lambda d: d[1][target]["total"][key] * d[1]["interval"])
+                    for b in ("1.4", "2")}
+            result[f"most_efficient_{target}_{key}"] = {b: {"target_cycles": int(t), "interval": d["interval"],
+                                                             key: d[target]["total"][key]} for b, (t, d) in best.items()}
+            result[f"ratio_1.4_over_2_{target}_{key}_x_interval_most_efficient"] = round(
+                _area_time(best["1.4"][1], target, key) / _area_time(best["2"][1], target, key), 3)
     print(json.dumps(result, indent=2, default=_plain))
+
+
+def _design(model, rtl_dir, args, folding, what):
+    """Generate and synthesize one design: interval, folding, area per target."""
+    manifest = rtl.generate(model, rtl_dir, pipeline=args.pipeline, folding=folding, family=args.family)
+    row = {"interval": manifest["interval"]}
+    if folding:
+        row["layers"] = {e["name"]: {k: e[k] for k in ("pe", "simd", "cycles", "min_cycles",
+                                                       "weight_memory_bits", "mask_in_rom")}
+                         for e in manifest["layers"]}
+    for target in args.targets:
+        print(f"{what}: {target} synthesis ...", file=sys.stderr)
+        t0 = time.perf_counter()
+        res = synthesize(rtl_dir, target)
+        row[target] = {"total": res["total"], "per_layer": res["per_module"],
+                       "seconds": round(time.perf_counter() - t0, 1)}
+    return row
+
+
+def _area_time(design, target, key):
+    return design[target]["total"][key] * design["interval"]
+
+
+def _ratios(het, hom, target, key, name):
+    """1.4-bit over 2-bit: whole design, the layers alone (no argmax,
+    registers: what the weights cost), and area x interval."""
+    layers = [sum(v[key] for k, v in d[target]["per_layer"].items() if k.startswith("fc")) for d in (het, hom)]
+    return {f"ratio_1.4_over_2_{name}": round(het[target]["total"][key] / hom[target]["total"][key], 3),
+            f"ratio_1.4_over_2_{name}_layers": round(layers[0] / layers[1], 3),
+            f"ratio_1.4_over_2_{name}_x_interval": round(_area_time(het, target, key) / _area_time(hom, target, key), 3)}
 
 
 def _plain(o):

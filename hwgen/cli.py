@@ -92,7 +92,8 @@ def _add_arch_args(p):
                         "following the weight bits (default: %(default)s)")
     p.add_argument("--target-cycles", type=int, default=64, metavar="N",
                    help="folded: per layer, the fewest PE x SIMD lanes that stream one inference "
-                        "every N clocks or fewer; a conv layer is folded only where that takes at most "
+                        "every N clocks or fewer, then a slow small layer may get more lanes to keep the "
+                        "pace of the others; a conv layer is folded only where that takes at most "
                         "half the lanes of its constant-weight window datapath (default: %(default)s)")
     p.add_argument("--fold", type=_fold_spec, action="append", default=[], metavar="LAYER=PExSIMD",
                    help="folded: this layer's folding (PE must divide its neurons or channels, SIMD "

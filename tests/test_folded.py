@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from hwgen import reference
 from hwgen.errors import HwgenError
-from hwgen.rtl.folded import choose_folding, estimate_cycles, schedule
+from hwgen.rtl.folded import choose_folding, estimate_cycles, estimate_luts, layer_pace, schedule
 from hwgen.rtl.network import StreamNetwork
 
 from conftest import edge_inputs, random_model, stream_through, tie_thresholds
@@ -118,17 +118,39 @@ def test_a_fold_without_weights_still_produces_its_outputs():
 
 
 def test_choose_folding_meets_the_target_with_the_fewest_lanes():
+    """Every layer gets the fewest lanes that keep the network's interval,
+    and that interval meets the target."""
     rng = np.random.default_rng(7)
     model = random_model(rng, [64, 16, 10], input_bits=4)
     for target in (8, 40, 200):
         folding = choose_folding(model, target)
+        interval = max(layer_pace(layer, f) for layer, f in zip(model.layers, folding))
+        assert interval <= target
         for layer, (pe, simd) in zip(model.layers, folding):
-            assert schedule(layer, pe, simd).cycles + 1 <= target
-            # no folding with fewer lanes meets it
-            assert all(estimate_cycles(layer, p, s) + 1 > target
+            assert schedule(layer, pe, simd).cycles + 1 <= interval
+            # no folding with fewer lanes keeps that pace
+            assert all(estimate_cycles(layer, p, s) + 1 > interval
                        for p in divisors(layer.out_features) for s in divisors(layer.in_features)
                        if p * s < pe * simd)
     assert choose_folding(model, 40, {"fc1": (5, 2)})[1] == (5, 2)
+
+
+def test_a_small_slow_layer_is_balanced_to_the_pace_of_the_others():
+    """Lane counts come in steps: with the fewest lanes for 256 clocks, the
+    two 64 x 64 layers land at 129 and the 10-neuron layer at 253, so it
+    alone sets the interval. A few more lanes there halve the interval for
+    about 5 % more estimated LUTs, so choose_folding takes them; a layer set
+    by hand is never changed, so there the interval stays."""
+    model = random_model(np.random.default_rng(3), [64, 64, 64, 10], input_bits=4, max_bits=2, prune=0.0)
+    fewest = [(1, 64), (1, 64), (5, 1)]
+    assert [layer_pace(layer, f) for layer, f in zip(model.layers, fewest)] == [129, 129, 253]
+    folding = choose_folding(model, 256)
+    assert folding[:2] == fewest[:2] and folding[2] == (5, 2)
+    cost = [sum(estimate_luts(layer, *f) for layer, f in zip(model.layers, fl)) for fl in (fewest, folding)]
+    assert cost[0] < cost[1] < 1.1 * cost[0]
+    assert choose_folding(model, 256, {"fc2": (5, 1)}) == fewest
+    # the network streams at that pace
+    assert StreamNetwork(model, folding).interval == 129 < StreamNetwork(model, fewest).interval == 253
 
 
 def test_folding_errors_name_the_problem():
