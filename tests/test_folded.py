@@ -95,6 +95,28 @@ def test_tile_uniform_bits_need_no_mask_and_cost_exactly_their_bits():
     assert [g[2] for g in got] == reference.infer(model, x).scores.tolist()
 
 
+@pytest.mark.parametrize("pipeline", [0, 1, 2, 3])
+def test_pixel_lanes_without_masks_share_their_input_group_sum(pipeline):
+    """Several PEs over one input group with uniform tiles: each lane builds
+    only its positive inputs' tree and takes 2P - S, S the group's sum built
+    once; every score stays exact at every pipelining, thresholds tied to
+    values the accumulators reach included."""
+    rng = np.random.default_rng(11 + pipeline)
+    model = tile_uniform_model(rng, [32, 8, 4], group=(4, 8))
+    x = edge_inputs(rng, 8, 32, 7)
+    tie_thresholds(model, x, rng)
+    dut = StreamNetwork(model, [(4, 8), (2, 4)], pipeline)
+    shared = [layer._shares_group_sum() for layer in dut.layers]
+    assert shared == [True, False]      # the second layer takes binary inputs
+    got = stream_through(dut, x, 4, ready=lambda: rng.random() < 0.7)
+    golden = reference.infer(model, x)
+    assert [g[1] for g in got] == golden.pred.tolist() and [g[2] for g in got] == golden.scores.tolist()
+    # one PE, or masks in ROM: each lane keeps both of its trees
+    assert not StreamNetwork(model, [(1, 8), (2, 4)]).layers[0]._shares_group_sum()
+    assert not StreamNetwork(random_model(rng, [32, 8, 4], input_bits=3, prune=0.0),
+                             [(4, 8), (2, 4)]).layers[0]._shares_group_sum()
+
+
 def test_per_weight_bits_put_masks_in_rom_and_cost_the_tile_maximum():
     rng = np.random.default_rng(5)
     layer = random_model(rng, [16, 4, 2], prune=0.0).layers[0]
