@@ -14,8 +14,10 @@ plus the measured rest of the design (conv layers, argmax, glue). Each
 round synthesizes the design the moves reached: if it fits, the estimate is
 rescaled there and the search goes on; if not, moves are undone (as many
 as the measured overshoot asks), that design is measured, and the search
-ends with the fastest design that measured within the budget. Yosys results
-are cached by content hash.
+ends with the fastest design that measured within the budget (where the
+corrected design is still over, the search bisects between it and the last
+design that fitted, up to :data:`MAX_SYNTHESES` syntheses in all). Yosys
+results are cached by content hash.
 """
 import tempfile
 from pathlib import Path
@@ -31,6 +33,8 @@ __all__ = ["fold_to_budget", "pick_folding"]
 
 #: rounds of (greedy moves, synthesis) at most: each round costs one synthesis
 MAX_ROUNDS = 6
+#: syntheses at most, the corrections after an overshoot included
+MAX_SYNTHESES = 10
 
 
 def _measure(model, folding, target, pipeline, datapaths, log, family="generic"):
@@ -112,14 +116,35 @@ def fold_to_budget(model, lut_budget, target="ice40", overrides=None, pipeline=0
             best = (total, dict(pos))
             calibrate(total, per_layer)
             continue
-        ratio = total / estimate()      # over: undo until the corrected estimate fits, measure once more
-        pos[moves.pop()] -= 1
-        while moves and estimate() * ratio > lut_budget:
-            pos[moves.pop()] -= 1
-        if pos != best[1]:
+        # over: the longest prefix of this round's moves that measures within
+        # the budget lies between the round's start (measured, fits) and all of
+        # them (measured, over). First guess: the prefix whose estimate,
+        # corrected by the overshoot, fits; then bisect, measuring each.
+        start, ratio = dict(best[1]), total / estimate()
+        lo, hi = 0, len(moves)
+
+        def at(n):
+            pos.clear()
+            pos.update(start)
+            for k in moves[:n]:
+                pos[k] += 1
+
+        n = hi - 1
+        while n > lo:
+            at(n)
+            if estimate() * ratio <= lut_budget:
+                break
+            n -= 1
+        if n == lo:
+            n = (lo + hi) // 2
+        while lo < n < hi and len(measurements) < MAX_SYNTHESES:
+            at(n)
             total, per_layer = measure()
             if total <= lut_budget:
-                best = (total, dict(pos))
+                lo, best = n, (total, dict(pos))
+            else:
+                hi = n
+            n = (lo + hi) // 2
         break
     total, pos = best[0], dict(best[1])
     chosen = folding()

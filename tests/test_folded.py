@@ -259,3 +259,31 @@ def test_lut_budget_gives_the_fastest_measured_fit(tmp_path):
     assert intervals[0] >= intervals[1] >= intervals[2] and intervals[2] < intervals[0]
     with pytest.raises(HwgenError, match="smallest folding .* already takes"):
         fold_to_budget(model, smallest - 1, "generic")
+
+
+def test_lut_budget_search_bisects_when_the_correction_is_still_over(monkeypatch):
+    """The search logic alone, with a stand-in for synthesis (the test above
+    runs Yosys) whose areas grow much faster with the lanes than the
+    estimate: the first greedy round overshoots many times over, and so
+    does the first corrected guess. The search then bisects between the last
+    fit and the overshoot, so it still returns a design faster than the
+    smallest folding, measured within the budget, and never a slower design
+    for a larger budget."""
+    from hwgen import budget
+
+    def measure(model, folding, target, pipeline, datapaths, log, family="generic"):
+        per = {l.name: estimate_luts(l, *f) * (1 + f[0] * f[1] / 16) for l, f in zip(model.layers, folding)}
+        return sum(per.values()) + 100, per
+
+    monkeypatch.setattr(budget, "_measure", measure)
+    model = random_model(np.random.default_rng(9), [64, 32, 10], input_bits=2)
+    smallest = [(1, 1), (1, 1)]
+    intervals = []
+    for lut_budget in (3000, 9000, 20000):
+        folding, record = budget.fold_to_budget(model, lut_budget, "generic")
+        assert record["measured"] <= lut_budget and folding != smallest
+        assert record["measured"] == measure(model, folding, *[None] * 4)[0]
+        assert record["syntheses"] <= budget.MAX_SYNTHESES
+        assert max(m["measured"] for m in record["measurements"]) > 2 * lut_budget   # it did overshoot
+        intervals.append(max(layer_pace(l, f) for l, f in zip(model.layers, folding)))
+    assert intervals[0] >= intervals[1] >= intervals[2]
