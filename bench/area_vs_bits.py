@@ -19,9 +19,9 @@ stream at N clocks per inference, balanced between the layers), trained
 with ``--mask-group`` so the tiles have one bit count. The designs of a mix
 then differ in area and interval both, so besides the ratios at each N it
 reports each mix's most efficient design (least area x interval) and the
-ratio of those; the rows also give the folding, cycles and weight ROM bits. ``--family xc7`` generates the RTL from 7-series
-primitives (``hwgen rtl --family xc7``; synthesizes for ``--targets xc7``
-only).
+ratio of those; the rows also give the folding, cycles and weight ROM bits.
+``--family xc7`` generates the RTL from 7-series primitives (``hwgen rtl
+--family xc7``; synthesizes for ``--targets xc7`` only).
 """
 import argparse
 import json
@@ -104,8 +104,9 @@ def main():
                                       target, key, f"{target}_{key}_t{cycles}"))
             best = {b: min(mixes[b]["designs"].items(), key=lambda d: d[1][target]["total"][key] * d[1]["interval"])
                     for b in ("1.4", "2")}
-            result[f"most_efficient_{target}_{key}"] = {b: {"target_cycles": int(t), "interval": d["interval"],
-                                                             key: d[target]["total"][key]} for b, (t, d) in best.items()}
+            result[f"most_efficient_{target}_{key}"] = {
+                b: {"target_cycles": int(t), "interval": d["interval"], key: d[target]["total"][key]}
+                for b, (t, d) in best.items()}
             result[f"ratio_1.4_over_2_{target}_{key}_x_interval_most_efficient"] = round(
                 _area_time(best["1.4"][1], target, key) / _area_time(best["2"][1], target, key), 3)
     print(json.dumps(result, indent=2, default=_plain))
@@ -138,7 +139,8 @@ def _ratios(het, hom, target, key, name):
     layers = [sum(v[key] for k, v in d[target]["per_layer"].items() if k.startswith("fc")) for d in (het, hom)]
     return {f"ratio_1.4_over_2_{name}": round(het[target]["total"][key] / hom[target]["total"][key], 3),
             f"ratio_1.4_over_2_{name}_layers": round(layers[0] / layers[1], 3),
-            f"ratio_1.4_over_2_{name}_x_interval": round(_area_time(het, target, key) / _area_time(hom, target, key), 3)}
+            f"ratio_1.4_over_2_{name}_x_interval":
+                round(_area_time(het, target, key) / _area_time(hom, target, key), 3)}
 
 
 def _plain(o):

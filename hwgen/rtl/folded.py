@@ -561,9 +561,9 @@ def _balance(model, folding, fixed):
     448. Each faster pace that the layers already have is tried: the dense
     layers slower than it take the fewest lanes that keep it (the layers in
     ``fixed``, set by hand, and conv layers stay), and the pace with the
-    least sum of :func:`estimate_luts` times interval wins. No layer gets
-    faster than the fastest pace a layer had, so a design never outruns
-    what its target asked by more than the lane steps already did."""
+    least sum of :func:`estimate_luts` times interval wins. The interval
+    never drops below the fastest pace a layer already had, so a design
+    outruns its target only by steps the lanes already forced."""
     def cost(choices):
         return sum(estimate_luts(layer, *c) for layer, c in zip(model.layers, choices) if c is not None)
 
