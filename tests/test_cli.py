@@ -50,7 +50,12 @@ def test_folded_rtl_from_the_command_line(tmp_path):
         proc = hwgen("rtl", tmp_path / "m.hwgen", "-o", tmp_path / run, "--arch", "folded",
                      "--fold", "fc0=1x8", "--target-cycles", "20")
         assert proc.returncode == 0, proc.stderr
-    assert "fc0: PE 1 x SIMD 8" in proc.stderr
+    assert "fc0: PE 1 x SIMD 8" in proc.stderr and "note: fc0" not in proc.stderr
+    # a tile across two 1 x 8 blocks mixes bit counts: the output says how to train for it
+    proc = hwgen("rtl", tmp_path / "m.hwgen", "-o", tmp_path / "wide", "--arch", "folded", "--fold", "fc0=1x16")
+    wide = json.loads((tmp_path / "wide" / "rtl.json").read_text())["layers"][0]
+    assert wide["mask_in_rom"] and wide["cycles"] > wide["min_cycles"]
+    assert "note: fc0" in proc.stderr and "e.g. 1x16 for fc0" in proc.stderr
     for name in ("hwgen_top.v", "hwgen_top.il", "rtl.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     manifest = json.loads((tmp_path / "a" / "rtl.json").read_text())
