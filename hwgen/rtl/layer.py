@@ -141,21 +141,19 @@ class LinearLayer(wiring.Component):
                 const += alpha * n if complemented else -alpha * n
             else:
                 top = (1 << self._layer.input_bits) - 1
-                plus = [j for j, s in idx if s]
-                minus = [j for j, s in idx if not s]
                 cover = tuple(j for j, _ in idx)
                 if cover in self._shared_sums:
                     # P = 2*sum_+ - S = S - 2*sum_-, S the sum over the plane's inputs, shared
                     total = self._sum_over(cover)
-                    if len(plus) <= len(minus):
-                        part, _ = adders.sum((Staged(x[j]), top) for j in plus)
+                    side, sign = _smaller_side(idx)
+                    part, _ = adders.sum((Staged(x[j]), top) for j in side)
+                    if sign > 0:
                         items.append(adders.node(lambda p, t: 2 * p - t, [part, total]))
                     else:
-                        part, _ = adders.sum((Staged(x[j]), top) for j in minus)
                         items.append(adders.node(lambda q, t: t - 2 * q, [part, total]))
                 else:
-                    pos, _ = adders.sum((Staged(x[j]), top) for j in plus)
-                    neg, _ = adders.sum((Staged(x[j]), top) for j in minus)
+                    pos, _ = adders.sum((Staged(x[j]), top) for j, s in idx if s)
+                    neg, _ = adders.sum((Staged(x[j]), top) for j, s in idx if not s)
                     items.append(adders.node(lambda p, q: p - q, [pos, neg]))
                 weights.append(alpha)
         if not items:
@@ -174,8 +172,7 @@ class LinearLayer(wiring.Component):
                 groups.append((2 * alpha, [(x[j][0], not s, 0) for j, s in idx]))
                 const -= alpha * len(idx)
             elif cover in self._shared_sums:   # alpha * (2 * sum_+ - S) or alpha * (S - 2 * sum_-)
-                k, plus = layer.input_bits, [j for j, s in idx if s]
-                side, sign = (plus, 1) if 2 * len(plus) <= len(idx) else ([j for j, s in idx if not s], -1)
+                k, (side, sign) = layer.input_bits, _smaller_side(idx)
                 groups.append((2 * alpha * sign, [(x[j][b], False, b) for j in side for b in range(k)]))
                 values.append((-alpha * sign, self._sum_over(cover), len(cover) * ((1 << k) - 1)))
             else:                          # alpha * (sum_+ x - sum_- x), -x = ~x - (2^K - 1)
@@ -268,3 +265,13 @@ class LinearLayer(wiring.Component):
             else:
                 m.d.comb += self.y[o].eq(value)
         return m
+
+
+def _smaller_side(idx):
+    """``(inputs, sign)`` of a plane's smaller sign side (``idx``: ``(j,
+    s)`` pairs): the plane is ``2*sum(inputs) - S`` for sign +1, ``S -
+    2*sum(inputs)`` for sign -1, ``S`` the sum over all its inputs."""
+    plus = [j for j, s in idx if s]
+    if 2 * len(plus) <= len(idx):
+        return plus, 1
+    return [j for j, s in idx if not s], -1
