@@ -289,14 +289,18 @@ def cmd_rtl(args):
         if "pe" in entry:
             per = " per window" if entry.get("op") == "conv2d" else ""
             _log(f"  {entry['name']}: PE {entry['pe']} x SIMD {entry['simd']}, {entry['cycles']} cycles{per} "
-                 f"(minimum {entry['min_cycles']}), {entry['weight_memory_bits']} weight ROM bits")
+                 f"(minimum {entry['min_cycles']}), {entry['weight_memory_bits']} weight ROM bits"
+                 + (" with masks" if entry["mask_in_rom"] else "")
+                 + (" with row enables" if entry["row_enables_in_rom"] else "")
+                 + (", neurons folded in bit-count order" if entry["neurons_reordered"] else ""))
     masked = [e for e in manifest["layers"] if e.get("mask_in_rom") and e["cycles"] > e["min_cycles"]]
     if masked:
         e = masked[0]
-        _log(f"  note: {', '.join(e['name'] for e in masked)} mix bit counts inside a PE x SIMD tile, so a "
-             f"tile costs its largest count and a mask per weight; train with --mask-group RxC, R a multiple "
-             f"of PE and C of SIMD (e.g. {e['pe']}x{e['simd']} for {e['name']}), for cycles at the minimum "
-             f"(docs/flow.md, \"Folded architecture\")")
+        _log(f"  note: {', '.join(e['name'] for e in masked)} mix bit counts inside a tile row, so a tile "
+             f"costs its largest count and a mask per weight; train with --mask-group RxC: C a multiple of "
+             f"SIMD drops the masks, and R a multiple of PE as well (e.g. {e['pe']}x{e['simd']} for "
+             f"{e['name']}), or --mask-group neuron (the folds take neurons of equal bit counts together), "
+             f"brings the cycles to or near the minimum (docs/flow.md, \"Folded architecture\")")
     rate = "per clock" if manifest["interval"] == 1 else f"every {manifest['interval']} clocks"
     _log(f"wrote {args.output}/{manifest['sources'][0]} (+ .il, rtl.json); latency "
          f"{manifest['latency']} cycles, one inference {rate}")

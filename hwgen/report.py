@@ -169,8 +169,13 @@ def write_markdown(r):
         lines += ["| layer | PE | SIMD | weight bits | cycles | minimum | weight ROM bits |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {e['name']} | {e['pe']} | {e['simd']} | {e['weight_bits']} | {e['cycles']} | "
-                  f"{e['min_cycles']} | {e['weight_memory_bits']}{' (with masks)' if e['mask_in_rom'] else ''} |"
+                  f"{e['min_cycles']} | {e['weight_memory_bits']}{' (with masks)' if e['mask_in_rom'] else ''}"
+                  f"{' (with row enables)' if e.get('row_enables_in_rom') else ''} |"
                   for e in folded] + [""]
+        reordered = [e["name"] for e in folded if e.get("neurons_reordered")]
+        if reordered:
+            lines += [f"Folded in bit-count order (neurons of equal bit counts share a fold; the outputs are "
+                      f"wired back in place): {', '.join(reordered)}.", ""]
     for target, per_layer in r["area_per_layer"].items():
         keys = list(r["area"][target])
         lines += [f"## Area: {target}", "", "| module | " + " | ".join(keys) + " |",

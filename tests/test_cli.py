@@ -1,5 +1,6 @@
 """The hwgen command line as users run it (real subprocesses)."""
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -64,6 +65,15 @@ def test_folded_rtl_from_the_command_line(tmp_path):
     assert (fc0["pe"], fc0["simd"]) == (1, 8) and fc0["cycles"] == fc0["min_cycles"] == fc0["weight_bits"] // 8
     assert not fc0["mask_in_rom"] and fc0["weight_memory_bits"] == fc0["weight_bits"]
     assert fc1["interval"] <= 20 and manifest["interval"] == max(fc0["interval"], fc1["interval"])
+    # one bit count per neuron: the folds take fc1's neurons in bit-count order, at the minimum
+    assert hwgen("train", "--hidden", "8", "--epochs", "2", "--mask-group", "neuron",
+                 "-o", tmp_path / "n.pt").returncode == 0
+    assert hwgen("export", tmp_path / "n.pt", "-o", tmp_path / "n.hwgen").returncode == 0
+    proc = hwgen("rtl", tmp_path / "n.hwgen", "-o", tmp_path / "n", "--arch", "folded",
+                 "--fold", "fc0=2x64", "--fold", "fc1=2x8")
+    fc1 = json.loads((tmp_path / "n" / "rtl.json").read_text())["layers"][1]
+    assert fc1["neurons_reordered"] and fc1["cycles"] == fc1["min_cycles"] and not fc1["mask_in_rom"]
+    assert re.search(r"fc1: PE 2 x SIMD 8, .*, neurons folded in bit-count order", proc.stderr)
     proc = hwgen("rtl", tmp_path / "m.hwgen", "-o", tmp_path / "budget", "--arch", "folded", "--lut-budget",
                  "8000", "--area-target", "generic")
     assert proc.returncode == 0, proc.stderr

@@ -59,19 +59,24 @@ def test_folded_latency_and_interval_are_what_the_network_says(pipeline):
     assert [g[1] for g in got] == reference.infer(model, x).pred.tolist()
 
 
+def set_bits(layer, nbits):
+    """Give ``layer`` the bit counts ``nbits`` (up to 3), its planes and
+    thresholds following."""
+    layer.nbits = np.asarray(nbits).astype(np.uint8)
+    b = np.arange(1, 4).reshape(-1, 1, 1)
+    layer.planes = (layer.planes * (layer.nbits[None] >= b)).astype(np.uint8)
+    if layer.output == "threshold":
+        lo, hi = layer.bounds()
+        layer.threshold = ((lo + hi) // 2).astype(np.int64)
+
+
 def tile_uniform_model(rng, sizes, group):
     """A random model whose bit counts are constant over ``group`` tiles."""
     model = random_model(rng, sizes, input_bits=3, prune=0.0)
     for layer in model.layers:
         gr, gc = group
         o, i = layer.out_features, layer.in_features
-        tiles = rng.integers(1, 4, size=(o // gr, i // gc))
-        layer.nbits = np.kron(tiles, np.ones((gr, gc), np.int64)).astype(np.uint8)
-        b = np.arange(1, 4).reshape(-1, 1, 1)
-        layer.planes = (layer.planes * (layer.nbits[None] >= b)).astype(np.uint8)
-        if layer.output == "threshold":
-            lo, hi = layer.bounds()
-            layer.threshold = ((lo + hi) // 2).astype(np.int64)
+        set_bits(layer, np.kron(rng.integers(1, 4, size=(o // gr, i // gc)), np.ones((gr, gc), np.int64)))
     return model
 
 
@@ -117,6 +122,70 @@ def test_pixel_lanes_without_masks_share_their_input_group_sum(pipeline):
                              [(4, 8), (2, 4)]).layers[0]._shares_group_sum()
 
 
+@pytest.mark.parametrize("pipeline", [0, 1])
+def test_neurons_of_equal_bit_counts_share_a_fold(pipeline):
+    """One bit count per neuron, in a mixed order: the folds take the
+    neurons sorted by bit count, so every tile is uniform (no mask ROM, the
+    pixel layer's group sum shared) and each layer takes its analytic
+    minimum of cycles, where its own order costs the tile maxima. The
+    outputs are wired back in place: every label and score is exact, under
+    backpressure and with thresholds tied to values the accumulators reach."""
+    rng = np.random.default_rng(21 + pipeline)
+    model = random_model(rng, [32, 12, 8, 4], input_bits=3, prune=0.0)
+    folding = [(4, 8), (4, 4), (2, 8)]
+    counts = [2, 3, 1, 1, 3, 2, 2, 1, 3, 1, 2, 3], [2, 1, 1, 2, 1, 2, 2, 1], [3, 1, 1, 3]
+    for layer, per_neuron in zip(model.layers, counts):
+        layer.alpha = rng.integers(1, 257, size=layer.alpha.shape)     # per-neuron scales
+        set_bits(layer, np.repeat(np.array(per_neuron)[:, None], layer.in_features, axis=1))
+    x = edge_inputs(rng, 8, 32, 7)
+    tie_thresholds(model, x, rng)
+    dut = StreamNetwork(model, folding, pipeline)
+    for layer, (pe, simd) in zip(model.layers, folding):
+        sch = schedule(layer, pe, simd)
+        own = layer.nbits.reshape(layer.out_features // pe, pe, -1, simd).max(axis=(1, 3)).sum()
+        assert sch.reordered and not sch.needs_mask
+        assert sch.cycles == sch.min_cycles == estimate_cycles(layer, pe, simd) < own
+        assert sorted(sch.order) == list(range(layer.out_features))
+    assert dut.layers[0]._shares_group_sum()
+    got = stream_through(dut, x, 4, ready=lambda: rng.random() < 0.7)
+    golden = reference.infer(model, x)
+    assert [g[1] for g in got] == golden.pred.tolist() and [g[2] for g in got] == golden.scores.tolist()
+    # one PE, or tiles uniform already: the layer's own order
+    assert not schedule(model.layers[0], 1, 8).reordered
+    assert not schedule(tile_uniform_model(rng, [32, 8, 4], group=(4, 8)).layers[0], 4, 8).reordered
+
+
+@pytest.mark.parametrize("pipeline", [0, 1, 2])
+def test_rows_of_one_bit_count_need_a_lane_enable_not_a_mask(pipeline):
+    """1 x 8 blocks folded to 4 x 8 (and 4 x 4): each tile row has one bit
+    count, but the rows differ. The ROM then holds one enable bit per PE and
+    word (a lane whose neuron lacks the word's plane adds 0) instead of a
+    mask bit per weight, and the pixel lanes still share their group's sum;
+    every label and score is exact, with per-neuron scales, thresholds tied
+    and backpressure."""
+    rng = np.random.default_rng(31 + pipeline)
+    model = tile_uniform_model(rng, [32, 8, 4], group=(1, 8))
+    for layer in model.layers:
+        layer.alpha = rng.integers(1, 257, size=layer.alpha.shape)
+    set_bits(model.layers[1], np.repeat(np.array([[1], [3], [2], [1]]), 8, axis=1))
+    x = edge_inputs(rng, 8, 32, 7)
+    tie_thresholds(model, x, rng)
+    folding = [(4, 8), (4, 4)]
+    for layer, (pe, simd) in zip(model.layers, folding):
+        sch = schedule(layer, pe, simd)
+        assert sch.row_enables and not sch.needs_mask
+        assert sch.weight_memory_bits == sch.cycles * pe * (simd + 1)
+        assert sch.cycles == estimate_cycles(layer, pe, simd)
+    dut = StreamNetwork(model, folding, pipeline)
+    assert dut.layers[0]._shares_group_sum()
+    got = stream_through(dut, x, 4, ready=lambda: rng.random() < 0.7)
+    golden = reference.infer(model, x)
+    assert [g[1] for g in got] == golden.pred.tolist() and [g[2] for g in got] == golden.scores.tolist()
+    # a row that mixes bit counts needs the masks
+    mixed = schedule(model.layers[0], 4, 16)
+    assert mixed.needs_mask and not mixed.row_enables
+
+
 def test_per_weight_bits_put_masks_in_rom_and_cost_the_tile_maximum():
     rng = np.random.default_rng(5)
     layer = random_model(rng, [16, 4, 2], prune=0.0).layers[0]
@@ -158,7 +227,7 @@ def test_choose_folding_meets_the_target_with_the_fewest_lanes():
 
 
 def test_a_small_slow_layer_is_balanced_to_the_pace_of_the_others():
-    """Lane counts come in steps: with the fewest lanes for 256 clocks, the
+    """Lane counts come in steps: with the fewest lanes for 254 clocks, the
     two 64 x 64 layers land at 129 and the 10-neuron layer at 253, so it
     alone sets the interval. A few more lanes there halve the interval for
     about 5 % more estimated LUTs, so choose_folding takes them; a layer set
@@ -166,11 +235,11 @@ def test_a_small_slow_layer_is_balanced_to_the_pace_of_the_others():
     model = random_model(np.random.default_rng(3), [64, 64, 64, 10], input_bits=4, max_bits=2, prune=0.0)
     fewest = [(1, 64), (1, 64), (5, 1)]
     assert [layer_pace(layer, f) for layer, f in zip(model.layers, fewest)] == [129, 129, 253]
-    folding = choose_folding(model, 256)
+    folding = choose_folding(model, 254)
     assert folding[:2] == fewest[:2] and folding[2] == (5, 2)
     cost = [sum(estimate_luts(layer, *f) for layer, f in zip(model.layers, fl)) for fl in (fewest, folding)]
     assert cost[0] < cost[1] < 1.1 * cost[0]
-    assert choose_folding(model, 256, {"fc2": (5, 1)}) == fewest
+    assert choose_folding(model, 254, {"fc2": (5, 1)}) == fewest
     # the network streams at that pace
     assert StreamNetwork(model, folding).interval == 129 < StreamNetwork(model, fewest).interval == 253
 

@@ -139,7 +139,8 @@ def _describe(layer, fifos):
     if sch is not None:   # folded
         entry.update(pe=sch.pe, simd=sch.simd, cycles=sch.cycles, min_cycles=sch.min_cycles,
                      interval=layer.interval, weight_memory_bits=sch.weight_memory_bits,
-                     mask_in_rom=sch.needs_mask)
+                     mask_in_rom=sch.needs_mask, row_enables_in_rom=sch.row_enables,
+                     neurons_reordered=sch.reordered)
     return entry
 
 

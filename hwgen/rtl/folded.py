@@ -3,14 +3,17 @@ ROM per bit-plane, valid/ready streams (FINN's MVAU, made bit-aware).
 
 A layer of ``O`` neurons over ``I`` inputs is cut into *tiles* of PE
 neurons x SIMD inputs (``PE | O``, ``SIMD | I``). Neuron fold ``f`` takes
-neurons ``f*PE .. f*PE+PE-1``; input group ``g`` takes inputs
-``g*SIMD .. g*SIMD+SIMD-1``. The schedule visits, for each fold, each group
-and each bit-plane ``b`` the tile *has* (``b <`` the largest bit count in the
-tile): one ROM word, one cycle. A tile of 1-bit weights costs one cycle, a
-tile of 3-bit weights three, so cycles and weight-memory bits follow the
-average bits when the bit counts are chosen per tile (``hwgen train
---mask-group PExSIMD``); with per-weight bit counts a tile costs its
-maximum, and the ROM then also holds a mask bit per weight.
+PE neurons, ``f*PE .. f*PE+PE-1`` of the layer's neurons in an order that
+puts equal bit counts together (:func:`fold_order`; the outputs are wired
+back in place); input group ``g`` takes inputs ``g*SIMD .. g*SIMD+SIMD-1``.
+The schedule visits, for each fold, each group and each bit-plane ``b`` the
+tile *has* (``b <`` the largest bit count in the tile): one ROM word, one
+cycle. A tile of 1-bit weights costs one cycle, a tile of 3-bit weights
+three, so cycles and weight-memory bits follow the average bits when the bit
+counts are chosen per tile (``hwgen train --mask-group PExSIMD``) or per
+neuron (``--mask-group neuron``: the order then makes all tiles uniform but
+those that straddle two bit classes); with per-weight bit counts a tile
+costs its maximum, and the ROM then also holds a mask bit per weight.
 
 Per cycle and PE: ``part = 2*popcount(XNOR(s, a) AND m)`` (binary inputs) or
 ``sum(m*s*x)`` (unsigned inputs), ``acc += alpha[o, b] * part``. The
@@ -43,7 +46,7 @@ from .arith import KEEP, Adders, Staged, delayed, width_for
 from .layer import score_shape
 
 __all__ = ["FoldedLayer", "Schedule", "candidates", "choose_folding", "conv_interval", "conv_windows",
-           "estimate_cycles", "estimate_luts", "lut_features", "schedule"]
+           "estimate_cycles", "estimate_luts", "fold_order", "lut_features", "schedule"]
 
 
 @dataclass
@@ -52,7 +55,13 @@ class Schedule:
 
     ``entries``: list of ``(fold, group, plane, signs, masks)``, ``signs``
     and ``masks`` uint8 ``[PE, SIMD]``; ``plane == max_bits`` marks the
-    filler word of a fold that has no weights (its alpha is 0).
+    filler word of a fold that has no weights (its alpha is 0). ``order``:
+    the neuron each fold's lanes compute, fold ``f``'s PE ``p`` computing
+    neuron ``order[f*PE + p]`` (:func:`fold_order`). ``needs_mask``: some
+    tile row mixes bit counts, so the ROM holds a mask bit per weight;
+    else ``row_enables``: some tile has rows of different counts, each of
+    one count, so the ROM holds one bit per PE and word (the lane's part
+    counts, or is 0).
     """
     pe: int
     simd: int
@@ -62,6 +71,8 @@ class Schedule:
     entries: list
     needs_mask: bool
     weight_bits: int
+    order: np.ndarray
+    row_enables: bool
 
     @property
     def cycles(self):
@@ -75,12 +86,18 @@ class Schedule:
 
     @property
     def weight_memory_bits(self):
-        """Sign bits (and mask bits where the tiles are not uniform) in ROM."""
-        return self.cycles * self.pe * self.simd * (2 if self.needs_mask else 1)
+        """Sign bits, and mask bits or row enables where the tiles are not
+        uniform, in ROM."""
+        rows = self.cycles * self.pe if self.row_enables else 0
+        return self.cycles * self.pe * self.simd * (2 if self.needs_mask else 1) + rows
+
+    @property
+    def reordered(self):
+        """Whether the folds take the neurons out of their order."""
+        return bool((self.order != np.arange(len(self.order))).any())
 
 
-def schedule(layer, pe, simd):
-    """The :class:`Schedule` of ``layer`` folded to ``pe`` x ``simd``."""
+def _check_folding(layer, pe, simd):
     o, i = layer.out_features, layer.in_features
     if pe < 1 or o % pe:
         raise HwgenError(f"layer {layer.name}: PE = {pe} must divide its {o} neurons "
@@ -88,11 +105,55 @@ def schedule(layer, pe, simd):
     if simd < 1 or i % simd:
         raise HwgenError(f"layer {layer.name}: SIMD = {simd} must divide its {i} inputs "
                          f"(divisors: {_divisors(i)})")
-    nbits = layer.nbits.astype(np.int64)
-    entries, needs_mask = [], False
+
+
+def _profile(layer, simd):
+    """int ``[O, groups]``: each neuron's largest bit count in each input group."""
+    o, i = layer.out_features, layer.in_features
+    return layer.nbits.astype(np.int64).reshape(o, i // simd, simd).max(axis=2)
+
+
+def _tiles(profile, pe, order):
+    """int ``[folds, groups]``: each tile's largest bit count with the
+    neurons folded in ``order``."""
+    return profile[order].reshape(len(order) // pe, pe, -1).max(axis=1)
+
+
+def _fold_cycles(tiles):
+    """Cycles of folds with these tiles (a fold without weights takes one)."""
+    return int(np.maximum(tiles.sum(axis=1), 1).sum())
+
+
+def fold_order(layer, pe, simd):
+    """The neurons in the order the folds take them: a tile costs its
+    largest bit count in cycles, so neurons with equal bit counts should
+    share a fold. Neuron order costs nothing in hardware (the outputs are
+    wired back in place), so the order with the fewest cycles among the
+    layer's own, the neurons sorted by their total of per-group bit counts
+    (then by those counts), and sorted by the counts alone wins; the
+    layer's own order on a tie. Per-neuron bit counts (``--mask-group
+    neuron``, or ``RxC`` blocks as wide as the layer) then fold to uniform
+    tiles at any PE, but where a bit class's size is not a multiple of PE,
+    whose boundary folds mix."""
+    profile = _profile(layer, simd)
+    columns = [profile[:, g] for g in reversed(range(profile.shape[1]))]   # np.lexsort: last key first
+    orders = [np.arange(layer.out_features),
+              np.lexsort(columns + [profile.sum(axis=1)]),
+              np.lexsort(columns)]
+    return min(orders, key=lambda order: _fold_cycles(_tiles(profile, pe, order)))
+
+
+def schedule(layer, pe, simd):
+    """The :class:`Schedule` of ``layer`` folded to ``pe`` x ``simd``."""
+    _check_folding(layer, pe, simd)
+    o, i = layer.out_features, layer.in_features
+    order = fold_order(layer, pe, simd)
+    nbits = layer.nbits.astype(np.int64)[order]
+    planes, alpha_all = layer.planes[:, order], layer.alpha[order]
+    entries, needs_mask, partial = [], False, False
     for f in range(o // pe):
         rows = slice(f * pe, (f + 1) * pe)
-        alpha = layer.alpha[rows]
+        alpha = alpha_all[rows]
         start = len(entries)
         for g in range(i // simd):
             tile = nbits[rows, g * simd:(g + 1) * simd]
@@ -100,14 +161,15 @@ def schedule(layer, pe, simd):
                 if not alpha[:, b].any():
                     continue    # contributes 0 to every neuron of the fold
                 masks = (tile > b).astype(np.uint8)
-                needs_mask |= not masks.all()
-                signs = layer.planes[b, rows, g * simd:(g + 1) * simd].astype(np.uint8)
+                partial |= not masks.all()
+                needs_mask |= bool((masks.min(axis=1) != masks.max(axis=1)).any())
+                signs = planes[b, rows, g * simd:(g + 1) * simd].astype(np.uint8)
                 entries.append((f, g, b, signs, masks))
         if len(entries) == start:   # nothing to add up: one filler word ends the fold
             zeros = np.zeros((pe, simd), np.uint8)
             entries.append((f, 0, layer.max_bits, zeros, zeros))
     return Schedule(pe, simd, o // pe, i // simd, layer.max_bits, entries, needs_mask,
-                    int(nbits.sum()))
+                    int(nbits.sum()), order, partial and not needs_mask)
 
 
 def _divisors(n):
@@ -228,6 +290,7 @@ class FoldedLayer(wiring.Component):
         lanes = sch.pe * sch.simd
         return data.StructLayout({
             "signs": unsigned(lanes), "masks": unsigned(lanes if sch.needs_mask else 0),
+            "rows": unsigned(sch.pe if sch.row_enables else 0),
             "group": unsigned(max((sch.groups - 1).bit_length(), 1)),
             "plane": unsigned(max(sch.max_bits.bit_length(), 1)),      # planes 0..max_bits (filler)
             "fold": unsigned(max((sch.folds - 1).bit_length(), 1)),
@@ -255,7 +318,7 @@ class FoldedLayer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         layer, sch = self._layer, self.schedule
-        pe, simd, bits = sch.pe, sch.simd, layer.input_bits
+        pe, simd, bits, order = sch.pe, sch.simd, layer.input_bits, sch.order
         const, acc_lo, acc_hi = self._constants()
         acc_w, _ = width_for(min(int(acc_lo.min()), 0), int(acc_hi.max()))
         acc_shape = signed(acc_w + 1)
@@ -269,6 +332,7 @@ class FoldedLayer(wiring.Component):
             first = k == 0 or sch.entries[k - 1][0] != f
             last = k + 1 == len(sch.entries) or sch.entries[k + 1][0] != f
             init.append({"signs": _pack_bits(signs), "masks": _pack_bits(masks) if sch.needs_mask else 0,
+                         "rows": _pack_bits(masks[:, 0]) if sch.row_enables else 0,
                          "group": g, "plane": b, "fold": f, "first": first, "last": last})
         m.submodules.weights = weights = Memory(shape=word, depth=len(init), init=init)
         # ROM 2: alpha per (fold, plane), PE lanes; the filler plane reads 0
@@ -276,13 +340,13 @@ class FoldedLayer(wiring.Component):
         alphas = []
         for f in range(sch.folds):
             for b in range(planes):
-                lanes = [int(layer.alpha[f * pe + p, b]) if b < layer.max_bits else 0 for p in range(pe)]
+                lanes = [int(layer.alpha[order[f * pe + p], b]) if b < layer.max_bits else 0 for p in range(pe)]
                 alphas.append(_pack_ints(lanes, a_w))
         m.submodules.alphas = alpha_rom = Memory(shape=unsigned(a_w * pe), depth=len(alphas), init=alphas)
         # ROM 3: per fold, the threshold (minus const) and direction, or the score offset
         if layer.output == "scores":
             c_w, _ = width_for(min(int(const.min()), 0), max(int(const.max()), 0))
-            ends = [_pack_ints([int(const[f * pe + p]) for p in range(pe)], c_w + 1) for f in range(sch.folds)]
+            ends = [_pack_ints([int(const[order[f * pe + p]]) for p in range(pe)], c_w + 1) for f in range(sch.folds)]
             end_w = (c_w + 1) * pe
         else:
             # y >= t fires an up neuron, y <= t a down one: y - t >= 0 and
@@ -290,8 +354,8 @@ class FoldedLayer(wiring.Component):
             # for down neurons), one carry chain and an XOR
             t = layer.threshold.astype(np.int64) - const + (layer.direction <= 0)
             c_w, _ = width_for(min(int(t.min()), 0), max(int(t.max()), 0))
-            ends = [_pack_ints([int(t[f * pe + p]) for p in range(pe)], c_w + 1)
-                    | (_pack_ints([int(layer.direction[f * pe + p] > 0) for p in range(pe)], 1)
+            ends = [_pack_ints([int(t[order[f * pe + p]]) for p in range(pe)], c_w + 1)
+                    | (_pack_ints([int(layer.direction[order[f * pe + p]] > 0) for p in range(pe)], 1)
                        << ((c_w + 1) * pe)) for f in range(sch.folds)]
             end_w = (c_w + 2) * pe
         m.submodules.ends = end_rom = Memory(shape=unsigned(end_w), depth=sch.folds, init=ends)
@@ -325,13 +389,16 @@ class FoldedLayer(wiring.Component):
         m.submodules.lanes = EnableInserter(run)(lanes)
         depth, parts = self._lane_stages(), []
         total = self._group_sum(lanes, xg) if self._shares_group_sum() else None
+        # row enables: a lane whose neuron lacks the word's plane (in this
+        # input group) adds 0
+        rows = delayed(m, run, w1.rows, depth, "row_enables") if sch.row_enables else None
         for p in range(pe):
             part = self._lane(lanes, p, xg, w1, total)
             assert part.stage == depth   # every lane has the same trees
             reg = Signal(part.value.shape(), name=f"part{p}")
             parts.append(reg)
             with m.If(run):
-                m.d.sync += reg.eq(part.value)
+                m.d.sync += reg.eq(part.value if rows is None else Mux(rows[p], part.value, 0))
         # the word's control (not its weights) travels alongside the trees' registers
         control = data.StructLayout({"plane": unsigned(plane_w), "fold": unsigned(fold_w), "first": 1, "last": 1})
         ctl1 = data.View(control, delayed(m, run, Cat(w1.plane, w1.fold, w1.first, w1.last), depth, "control"))
@@ -416,9 +483,10 @@ class FoldedLayer(wiring.Component):
                 for f in range(sch.folds):
                     with m.Case(f):
                         m.d.sync += result[f * pe * lane_w:(f + 1) * pe * lane_w].eq(Cat(*outs))
-            with m.If(finishing):
-                head = result[:(sch.folds - 1) * pe * lane_w]
-                m.d.sync += [self.o.payload.eq(Cat(head, *outs)), self.o.valid.eq(1)]
+            with m.If(finishing):    # the neurons wired back in place
+                slots = [result[k * lane_w:(k + 1) * lane_w] for k in range((sch.folds - 1) * pe)] + outs
+                place = np.argsort(order)
+                m.d.sync += [self.o.payload.eq(Cat(*(slots[k] for k in place))), self.o.valid.eq(1)]
         return m
 
 
@@ -437,9 +505,7 @@ def estimate_cycles(layer, pe, simd):
     """Cycles of ``layer`` folded to ``pe`` x ``simd`` from the tiles' bit
     counts alone (an upper bound of :attr:`Schedule.cycles`, which also skips
     planes whose scales are all 0)."""
-    o, i = layer.out_features, layer.in_features
-    tiles = layer.nbits.astype(np.int64).reshape(o // pe, pe, i // simd, simd).max(axis=(1, 3))
-    return int(np.maximum(tiles.sum(axis=1), 1).sum())
+    return _fold_cycles(_tiles(_profile(layer, simd), pe, fold_order(layer, pe, simd)))
 
 
 #: iCE40 LUT4 per unit of each :func:`lut_features` entry: a non-negative
@@ -456,12 +522,14 @@ LUT4_PER_FEATURE = {"base": 63.1, "lanes": 2.01, "shared_lanes": 2.19, "multiply
 def lut_features(layer, pe, simd):
     """What a folded layer's LUT count grows with: lane inputs (masked
     lanes count twice), pixel lanes without masks apart (they share their
-    group's sum, so PE of them are PE + 1 trees), the alpha multipliers' partial products, the
-    accumulators' bits, the input-group multiplexer, small ROMs mapped to
-    LUTs, the collected outputs."""
+    group's sum, so PE of them are PE + 1 trees), the alpha multipliers'
+    partial products, the accumulators' bits, the input-group multiplexer,
+    small ROMs mapped to LUTs, the collected outputs. (A lane's row enable
+    is not a feature of its own: it gates the lane's registered part.)"""
     o, i, bits = layer.out_features, layer.in_features, layer.input_bits
-    nbits = layer.nbits.astype(np.int64).reshape(o // pe, pe, i // simd, simd)
-    mask = bool((nbits.max(axis=(1, 3)) != nbits.min(axis=(1, 3))).any())
+    nbits = layer.nbits.astype(np.int64)[fold_order(layer, pe, simd)].reshape(o // pe, pe, i // simd, simd)
+    mask = bool((nbits.max(axis=3) != nbits.min(axis=3)).any())    # a tile row mixes bit counts
+    row_enables = not mask and bool((nbits.max(axis=(1, 3)) != nbits.min(axis=(1, 3))).any())
     cycles = estimate_cycles(layer, pe, simd)
     if layer.input == "binary":
         part_w = (2 * simd).bit_length()
@@ -470,7 +538,7 @@ def lut_features(layer, pe, simd):
     a_w = max(int(layer.alpha.max(initial=0)).bit_length(), 1)
     lo, hi = layer.bounds()
     acc_w = max(width_for(int(l), int(h))[0] for l, h in zip(lo, hi)) + 1
-    rom_bits = cycles * pe * simd * (2 if mask else 1)
+    rom_bits = cycles * pe * (simd * (2 if mask else 1) + row_enables)
     shared = layer.input == "uint" and not mask and pe > 1
     lanes = 0 if shared else pe * simd * (bits if layer.input == "uint" else 1) * (2 if mask else 1)
     return {"base": 1, "lanes": lanes, "shared_lanes": (pe + 1) * simd * bits if shared else 0,
