@@ -118,7 +118,8 @@ def _design(model, rtl_dir, args, folding, what):
     row = {"interval": manifest["interval"]}
     if folding:
         row["layers"] = {e["name"]: {k: e[k] for k in ("pe", "simd", "cycles", "min_cycles",
-                                                       "weight_memory_bits", "mask_in_rom", "neurons_reordered")}
+                                                       "weight_memory_bits", "mask_in_rom", "row_enables_in_rom",
+                                                       "neurons_reordered")}
                          for e in manifest["layers"]}
     for target in args.targets:
         print(f"{what}: {target} synthesis ...", file=sys.stderr)

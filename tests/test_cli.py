@@ -102,7 +102,15 @@ def test_cnn_flow_from_the_command_line(tmp_path):
     assert conv["op"] == "conv2d" and conv["out_shape"] == [4, 3, 3] and conv["interval"] == 64
     assert report["rtl"]["interval_cycles"] >= 64
     assert "conv0" in report["area_per_layer"]["generic"]
-    assert "| conv0 | 1 x 8 x 8 | 3x3 | 2 | 4 x 3 x 3 | 64 |" in (tmp_path / "f" / "report.md").read_text()
+    md = (tmp_path / "f" / "report.md").read_text()
+    assert "| conv0 | 1 x 8 x 8 | 3x3 | 2 | 4 x 3 x 3 | 64 |" in md
+    # the folding table tells what rtl.json says
+    folded = [e for e in report["rtl"]["layers"] if "pe" in e]
+    for e in folded:
+        assert f"| {e['name']} | {e['pe']} | {e['simd']} | {e['weight_bits']} | {e['cycles']} |" in md
+    assert ("(with masks)" in md) == any(e["mask_in_rom"] for e in folded)
+    assert ("(with row enables)" in md) == any(e["row_enables_in_rom"] for e in folded)
+    assert ("Folded in bit-count order" in md) == any(e["neurons_reordered"] for e in folded)
 
 
 @pytest.mark.parametrize("args,needle", [

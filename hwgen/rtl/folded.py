@@ -603,18 +603,22 @@ def layer_pace(layer, choice):
 
 
 def _fewest_lanes(layer, target_cycles):
-    """The fewest lanes (more SIMD on a tie) that keep ``layer`` at
-    ``target_cycles`` or fewer: None where none does (a conv layer only
-    tries up to half the lanes of its constant-weight datapath)."""
+    """The fewest lanes that keep ``layer`` at ``target_cycles`` or fewer
+    (of those, the least estimated LUTs, then more SIMD): None where none
+    does (a conv layer only tries up to half the lanes of its
+    constant-weight datapath). Equal lanes can differ: over blocks of one
+    bit count 16 wide, 16 x 16 lanes need no masks where 4 x 64 do."""
     o, i = layer.out_features, layer.in_features
-    options = sorted(((pe, simd) for pe in range(1, o + 1) if o % pe == 0
-                      for simd in range(1, i + 1) if i % simd == 0),
-                     key=lambda c: (c[0] * c[1], -c[1]))
-    for pe, simd in options:
-        if layer.op == "conv2d" and 2 * pe * simd > o * i:
+    by_lanes = {}
+    for pe in (d for d in range(1, o + 1) if o % d == 0):
+        for simd in (d for d in range(1, i + 1) if i % d == 0):
+            by_lanes.setdefault(pe * simd, []).append((pe, simd))
+    for lanes in sorted(by_lanes):
+        if layer.op == "conv2d" and 2 * lanes > o * i:
             return None
-        if layer_pace(layer, (pe, simd)) <= target_cycles:
-            return pe, simd
+        fits = [c for c in by_lanes[lanes] if layer_pace(layer, c) <= target_cycles]
+        if fits:
+            return min(fits, key=lambda c: (estimate_luts(layer, *c), -c[1]))
     return None
 
 
@@ -654,12 +658,12 @@ def _balance(model, folding, fixed):
 def choose_folding(model, target_cycles=64, overrides=None):
     """One ``(pe, simd)`` per layer, or None (a conv layer on its
     constant-weight window datapath): ``overrides`` (layer name -> ``(pe,
-    simd)``) where given, else the fewest lanes (PE x SIMD; more SIMD on a
-    tie) whose layer streams at ``target_cycles`` clocks per inference or
-    fewer, then balanced (:func:`_balance`): slow dense layers may get more
-    lanes to keep the pace of a faster layer. A dense layer that cannot meet
-    the target gets its fastest folding. A conv layer
-    takes ``cycles + 1`` clocks per window it computes
+    simd)``) where given, else the fewest lanes (PE x SIMD; the least
+    estimated LUTs on a tie) whose layer streams at ``target_cycles``
+    clocks per inference or fewer, then balanced (:func:`_balance`): slow
+    dense layers may get more lanes to keep the pace of a faster layer. A
+    dense layer that cannot meet the target gets its fastest folding. A conv
+    layer takes ``cycles + 1`` clocks per window it computes
     (:func:`conv_windows`), and more where the pixels between windows keep
     it waiting (:func:`conv_interval`); it is folded only where that meets
     the target with at most half the lanes of its constant-weight datapath
