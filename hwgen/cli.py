@@ -297,10 +297,10 @@ def cmd_rtl(args):
     if masked:
         e = masked[0]
         _log(f"  note: {', '.join(e['name'] for e in masked)} mix bit counts inside a tile row, so a tile "
-             f"costs its largest count and a mask per weight; train with --mask-group RxC: C a multiple of "
-             f"SIMD drops the masks, and R a multiple of PE as well (e.g. {e['pe']}x{e['simd']} for "
-             f"{e['name']}), or --mask-group neuron (the folds take neurons of equal bit counts together), "
-             f"brings the cycles to or near the minimum (docs/flow.md, \"Folded architecture\")")
+             f"costs its largest count and a mask per weight. Train with --mask-group RxC, C a multiple of "
+             f"SIMD, to drop the masks; with R a multiple of PE too (e.g. {e['pe']}x{e['simd']} for "
+             f"{e['name']}), or with --mask-group neuron (the folds take neurons of equal bit counts "
+             f"together), the cycles come to or near the minimum (docs/flow.md, \"Folded architecture\")")
     rate = "per clock" if manifest["interval"] == 1 else f"every {manifest['interval']} clocks"
     _log(f"wrote {args.output}/{manifest['sources'][0]} (+ .il, rtl.json); latency "
          f"{manifest['latency']} cycles, one inference {rate}")

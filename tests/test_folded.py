@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from hwgen import reference
 from hwgen.errors import HwgenError
-from hwgen.rtl.folded import choose_folding, estimate_cycles, estimate_luts, layer_pace, schedule
+from hwgen.rtl.folded import _fewest_lanes, choose_folding, estimate_cycles, estimate_luts, layer_pace, schedule
 from hwgen.rtl.network import StreamNetwork
 
 from conftest import edge_inputs, random_model, stream_through, tie_thresholds
@@ -184,6 +184,17 @@ def test_rows_of_one_bit_count_need_a_lane_enable_not_a_mask(pipeline):
     # a row that mixes bit counts needs the masks
     mixed = schedule(model.layers[0], 4, 16)
     assert mixed.needs_mask and not mixed.row_enables
+
+
+def test_of_equal_lanes_the_folding_without_masks_is_taken():
+    """1 x 8 blocks, 16 x 32 layer, 20 clocks: 128 lanes are the fewest
+    that keep the pace, as 16 x 8, 8 x 16 or 4 x 32. Only 16 x 8 keeps
+    each tile row inside a block, so it is the one chosen, though the
+    others have more SIMD."""
+    layer = tile_uniform_model(np.random.default_rng(7), [32, 16, 4], group=(1, 8)).layers[0]
+    assert all(schedule(layer, pe, simd).needs_mask and layer_pace(layer, (pe, simd)) <= 20
+               for pe, simd in [(8, 16), (4, 32)])
+    assert _fewest_lanes(layer, 20) == (16, 8) and not schedule(layer, 16, 8).needs_mask
 
 
 def test_per_weight_bits_put_masks_in_rom_and_cost_the_tile_maximum():
