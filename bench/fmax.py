@@ -2,6 +2,7 @@
 with nextpnr. Prints JSON.
 
     python bench/fmax.py [--targets ice40 ecp5] [--seeds 1] [--target-cycles 32] [--archs folded]
+                         [--mask-group neuron] [--fold fc0=4x64 ...]
 
 Trains the default network (``hwgen flow``'s: digits, 64-16-16-10, 1.4
 bits, seed 0), then for each design -- unrolled with ``--pipeline`` 0 and 2,
@@ -9,7 +10,10 @@ folded (``choose_folding(model, --target-cycles)``) with ``--pipeline`` 0
 and 1 -- generates the RTL and runs ``hwgen timing`` on each target and
 placer seed. Targets (issue 4): >= 100 MHz on the iCE40 HX8K, >= 150 MHz on
 the ECP5-25k. A design that does not fit a device is reported as such.
-Partial results go to stderr as they come.
+Partial results go to stderr as they come. ``--mask-group`` trains with
+that grouping of bit counts (as ``hwgen train``), ``--fold`` sets layers'
+folding by hand (as ``hwgen rtl``): per-neuron counts folded with PE 4 give
+row enables and neurons in bit-count order, for instance.
 """
 import argparse
 import json
@@ -20,6 +24,7 @@ import time
 from pathlib import Path
 
 from hwgen import rtl
+from hwgen.cli import _fold_spec, _mask_group
 from hwgen.data import load_dataset
 from hwgen.errors import HwgenError
 from hwgen.export import export_model
@@ -37,13 +42,16 @@ def main():
     ap.add_argument("--target-cycles", type=int, default=32)
     ap.add_argument("--archs", nargs="+", default=["unrolled", "folded"], choices=["unrolled", "folded"],
                     help="which designs (the unrolled ones take minutes per ECP5 run)")
+    ap.add_argument("--mask-group", type=_mask_group, default=None, metavar="RxC|neuron|input")
+    ap.add_argument("--fold", type=_fold_spec, action="append", default=[], metavar="LAYER=PExSIMD")
     args = ap.parse_args()
     data = load_dataset("digits")
-    net, info = train(log=None, data=data)
+    net, info = train(log=None, data=data, mask_group=args.mask_group)
     model = export_model(net, info, data.input_bits)
-    folding = choose_folding(model, args.target_cycles)
+    folding = choose_folding(model, args.target_cycles, {name: (pe, simd) for name, pe, simd in args.fold})
     result = {"bench": "fmax", "machine": platform.machine(), "model": "digits 64-16-16-10, 1.4 bits",
-              "folding": folding, "targets_mhz": {"ice40": 100, "ecp5": 150}, "designs": []}
+              "mask_group": args.mask_group, "folding": folding, "targets_mhz": {"ice40": 100, "ecp5": 150},
+              "designs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for arch, pipeline in DESIGNS:
             if arch not in args.archs:
@@ -53,6 +61,10 @@ def main():
                                     folding=folding if arch == "folded" else None)
             row = {"arch": arch, "pipeline": pipeline, "latency": manifest["latency"],
                    "interval": manifest["interval"], "runs": []}
+            if arch == "folded":
+                row["layers"] = {e["name"]: {k: e[k] for k in ("pe", "simd", "cycles", "mask_in_rom",
+                                                               "row_enables_in_rom", "neurons_reordered")}
+                                 for e in manifest["layers"]}
             for target in args.targets:
                 for seed in args.seeds:
                     print(f"{arch} --pipeline {pipeline}: {target} seed {seed} ...", file=sys.stderr)

@@ -43,14 +43,18 @@ def _run(cmd, cwd, log_path, what):
                          f"(log: {log_path})")
 
 
-def _does_not_fit(log_text, device):
+def _does_not_fit(log_text, device, arch="unrolled", target="ice40"):
     """nextpnr's placer error for a design larger than the device, as one
-    clear sentence, or None."""
+    clear sentence with what to try for an ``arch`` design on ``target``,
+    or None."""
     m = re.search(r"Failed to expand region .* of (\d+) (\w+?)s?\b", log_text)
     if not m:
         return None
+    tries = ["fewer lanes (hwgen rtl --target-cycles or --lut-budget)" if arch == "folded"
+             else "--arch folded (hwgen rtl)"]
+    tries += ["the ecp5 target"] if target == "ice40" else []
     return (f"the design does not fit on {device}: it needs {int(m.group(1)):,} {m.group(2)} cells, more "
-            f"than the device has; try --arch folded (hwgen rtl), the ecp5 target or a smaller network")
+            f"than the device has; try {', '.join(tries)} or a smaller network")
 
 
 def place_and_route(rtl_dir, target="ice40", *, freq=None, seed=1, log=None):
@@ -92,7 +96,8 @@ def place_and_route(rtl_dir, target="ice40", *, freq=None, seed=1, log=None):
               "--seed", str(seed), "--timing-allow-fail", "--report", "report.json", "-q"],
              work, work / "nextpnr.log", f"{dev['tool']} on {dev['device']}")
     except HwgenError:
-        too_big = _does_not_fit((work / "nextpnr.log").read_text(errors="replace"), dev["device"])
+        too_big = _does_not_fit((work / "nextpnr.log").read_text(errors="replace"), dev["device"],
+                                rtl.get("arch", "unrolled"), target)
         if too_big:
             raise HwgenError(f"{too_big} (log: {work / 'nextpnr.log'})") from None
         raise

@@ -188,11 +188,16 @@ def test_synthesis_cache_by_content_hash(tmp_path, monkeypatch):
 
 def test_design_too_big_for_the_device_is_named():
     """nextpnr's placer error (measured: the digits demo on an HX8K) becomes one
-    sentence saying the design does not fit; other errors are left alone."""
+    sentence saying the design does not fit and what to try for that
+    architecture and target; other errors are left alone."""
     from hwgen.timing import _does_not_fit
     log = "ERROR: Failed to expand region (0, 0) |_> (33, 33) of 10928 ICESTORM_LCs\n1 warning, 1 error\n"
     msg = _does_not_fit(log, "iCE40 HX8K (ct256)")
     assert msg.startswith("the design does not fit on iCE40 HX8K (ct256): it needs 10,928 ICESTORM_LC cells")
+    assert "--arch folded" in msg and "the ecp5 target" in msg
+    # a folded design is told to take fewer lanes, an ECP5 design not to try the ECP5
+    msg = _does_not_fit(log, "ECP5-25k", "folded", "ecp5")
+    assert "fewer lanes" in msg and "--arch folded" not in msg and "ecp5 target" not in msg
     assert _does_not_fit("ERROR: Unable to find a placement location for cell 'x'\n", "dev") is None
 
 
