@@ -519,12 +519,20 @@ LUT4_PER_FEATURE = {"base": 63.1, "lanes": 2.01, "shared_lanes": 2.19, "multiply
                     "group_mux": 1.35, "rom_in_luts": 0.062, "outputs": 3.44}
 
 
-def _masked(layer, pe, simd):
-    """Whether a tile row of ``layer`` folded to ``pe`` x ``simd`` mixes bit
-    counts (the ROM then holds a mask per weight)."""
+def _folded_bits(layer, pe, simd):
+    """int ``[folds, PE, groups, SIMD]``: the bit counts in fold order."""
     o, i = layer.out_features, layer.in_features
-    nbits = layer.nbits.astype(np.int64)[fold_order(layer, pe, simd)].reshape(o // pe, pe, i // simd, simd)
+    return layer.nbits.astype(np.int64)[fold_order(layer, pe, simd)].reshape(o // pe, pe, i // simd, simd)
+
+
+def _rows_mix(nbits):
+    """Whether a tile row of :func:`_folded_bits` mixes bit counts (the ROM
+    then holds a mask per weight)."""
     return bool((nbits.max(axis=3) != nbits.min(axis=3)).any())
+
+
+def _masked(layer, pe, simd):
+    return _rows_mix(_folded_bits(layer, pe, simd))
 
 
 def lut_features(layer, pe, simd):
@@ -535,8 +543,8 @@ def lut_features(layer, pe, simd):
     small ROMs mapped to LUTs, the collected outputs. (A lane's row enable
     is not a feature of its own: it gates the lane's registered part.)"""
     o, i, bits = layer.out_features, layer.in_features, layer.input_bits
-    nbits = layer.nbits.astype(np.int64)[fold_order(layer, pe, simd)].reshape(o // pe, pe, i // simd, simd)
-    mask = _masked(layer, pe, simd)
+    nbits = _folded_bits(layer, pe, simd)
+    mask = _rows_mix(nbits)
     row_enables = not mask and bool((nbits.max(axis=(1, 3)) != nbits.min(axis=(1, 3))).any())
     cycles = estimate_cycles(layer, pe, simd)
     if layer.input == "binary":
