@@ -39,6 +39,49 @@ def test_folded_network_matches_reference_under_backpressure(seed, data):
     assert [g[2] for g in got] == golden.scores.tolist()
 
 
+@pytest.mark.parametrize("a_w", [1, 2, 3, 5, 8, 9, 12, 17])
+def test_pipelined_multiply_by_alpha_is_exact_every_clock(a_w):
+    """``pipeline = 1``'s shift-add tree: a new (alpha, part) pair every
+    clock, each product exact ``_multiply_stages`` clocks later, for signed
+    parts (pixel lanes) and unsigned ones (binary lanes) at the extremes."""
+    from amaranth.hdl import Module, Signal, signed, unsigned
+    from amaranth.sim import Simulator
+
+    from hwgen.rtl.folded import FoldedLayer
+
+    rng = np.random.default_rng(a_w)
+    model = random_model(rng, [4, 2], input_bits=1)
+    layer = model.layers[0]
+    layer.alpha[...] = rng.integers(0, 1 << a_w, layer.alpha.shape)
+    layer.alpha[0, 0] = (1 << a_w) - 1                     # sets the alpha width
+    folded = FoldedLayer(layer, 1, 1, pipeline=1)
+    folded._MustUse__silence = True          # only its multiply is built
+    assert folded._alpha_width() == a_w
+    stages = folded._multiply_stages()
+    assert stages == max(int(np.ceil(np.log2(a_w))), 1)
+    for part_shape in (signed(7), unsigned(6)):
+        m = Module()
+        alpha, part = Signal(a_w), Signal(part_shape)
+        product = folded._multiply(m, alpha, part, "p")
+        lo, hi = (-64, 63) if part_shape.signed else (0, 63)
+        pairs = [(a, x) for a in (0, 1, (1 << a_w) - 1) for x in (lo, hi, 0, 1)]
+        pairs += [(int(rng.integers(0, 1 << a_w)), int(rng.integers(lo, hi + 1))) for _ in range(40)]
+        got = []
+
+        async def bench(ctx):
+            for a, x in pairs + [(0, 0)] * stages:
+                ctx.set(alpha, a)
+                ctx.set(part, x)
+                await ctx.tick()
+                got.append(ctx.get(product))
+
+        sim = Simulator(m)
+        sim.add_clock(1e-6)
+        sim.add_testbench(bench)
+        sim.run()
+        assert got[stages - 1:stages - 1 + len(pairs)] == [a * x for a, x in pairs]
+
+
 @pytest.mark.parametrize("pipeline", [0, 1, 2])
 def test_folded_latency_and_interval_are_what_the_network_says(pipeline):
     """With a sink that is always ready the first result arrives exactly
