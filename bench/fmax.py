@@ -2,10 +2,10 @@
 with nextpnr. Prints JSON.
 
     python bench/fmax.py [--targets ice40 ecp5] [--seeds 1] [--target-cycles 32] [--archs folded]
-                         [--mask-group neuron] [--fold fc0=4x64 ...]
+                         [--mask-group neuron] [--fold fc0=4x64 ...] [--hidden 8 8]
 
 Trains the default network (``hwgen flow``'s: digits, 64-16-16-10, 1.4
-bits, seed 0), then for each design -- unrolled with ``--pipeline`` 0 and 2,
+bits, seed 0), then for each design -- unrolled with ``--pipeline`` 0, 1 and 2,
 folded (``choose_folding(model, --target-cycles)``) with ``--pipeline`` 0
 and 1 -- generates the RTL and runs ``hwgen timing`` on each target and
 placer seed. Targets (issue 4): >= 100 MHz on the iCE40 HX8K, >= 150 MHz on
@@ -13,7 +13,8 @@ the ECP5-25k. A design that does not fit a device is reported as such.
 Partial results go to stderr as they come. ``--mask-group`` trains with
 that grouping of bit counts (as ``hwgen train``), ``--fold`` sets layers'
 folding by hand (as ``hwgen rtl``): per-neuron counts folded with PE 4 give
-row enables and neurons in bit-count order, for instance.
+row enables and neurons in bit-count order, for instance. ``--hidden``
+trains other hidden widths (the unrolled demo does not fit the HX8K).
 """
 import argparse
 import json
@@ -32,7 +33,7 @@ from hwgen.rtl.folded import choose_folding
 from hwgen.timing import place_and_route
 from hwgen.train import train
 
-DESIGNS = [("unrolled", 0), ("unrolled", 2), ("folded", 0), ("folded", 1)]
+DESIGNS = [("unrolled", 0), ("unrolled", 1), ("unrolled", 2), ("folded", 0), ("folded", 1)]
 
 
 def main():
@@ -44,12 +45,15 @@ def main():
                     help="which designs (the unrolled ones take minutes per ECP5 run)")
     ap.add_argument("--mask-group", type=_mask_group, default=None, metavar="RxC|neuron|input")
     ap.add_argument("--fold", type=_fold_spec, action="append", default=[], metavar="LAYER=PExSIMD")
+    ap.add_argument("--hidden", nargs="+", type=int, default=[16, 16],
+                    help="hidden layer widths (the demo's by default; 8 8 fits the HX8K unrolled)")
     args = ap.parse_args()
     data = load_dataset("digits")
-    net, info = train(log=None, data=data, mask_group=args.mask_group)
+    net, info = train(log=None, data=data, mask_group=args.mask_group, hidden=args.hidden)
     model = export_model(net, info, data.input_bits)
     folding = choose_folding(model, args.target_cycles, {name: (pe, simd) for name, pe, simd in args.fold})
-    result = {"bench": "fmax", "machine": platform.machine(), "model": "digits 64-16-16-10, 1.4 bits",
+    sizes = "-".join(map(str, [model.input_features, *args.hidden, model.n_classes]))
+    result = {"bench": "fmax", "machine": platform.machine(), "model": f"digits {sizes}, 1.4 bits",
               "mask_group": args.mask_group, "folding": folding, "targets_mhz": {"ice40": 100, "ecp5": 150},
               "designs": []}
     with tempfile.TemporaryDirectory() as tmp:

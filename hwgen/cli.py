@@ -53,8 +53,8 @@ _nonneg_int, _positive_int = _int_at_least(0), _int_at_least(1)
 def _add_pipeline_arg(p):
     p.add_argument("--pipeline", type=_nonneg_int, default=0, metavar="K",
                    help="register every K adder levels inside each layer (folded: inside each lane), "
-                        "for Fmax, at the cost of latency and flip-flops; 0: layers are combinational "
-                        "between the per-layer registers (default: %(default)s)")
+                        "for Fmax, at the cost of latency, flip-flops and a few LUTs; 0: layers are "
+                        "combinational between the per-layer registers (default: %(default)s)")
 
 
 def _size(text):

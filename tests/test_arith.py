@@ -10,7 +10,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from hwgen.rtl.arith import Adders, Staged, _slots
+from hwgen.rtl.arith import Adders, Staged, _naf, _slots
 
 
 class Counter(wiring.Component):
@@ -104,6 +104,56 @@ def test_multibit_sum_exhaustive():
     sim.add_testbench(bench)
     sim.run()
     assert got == [sum(v) for v in vectors]
+
+
+def test_naf_digits_are_fewest_and_exact():
+    for w in range(-300, 301):
+        digits = _naf(w)
+        assert sum(sign << shift for sign, shift in digits) == w
+        shifts = [shift for _, shift in digits]
+        assert all(b - a >= 2 for a, b in zip(shifts, shifts[1:]))   # non-adjacent, so fewest digits
+    assert _naf(7) == [(-1, 0), (1, 3)] and _naf(-7) == [(1, 0), (-1, 3)] and _naf(0) == []
+
+
+@pytest.mark.parametrize("every", [0, 1, 2])
+def test_scaled_sum_is_exact_at_its_bounds_and_pipelined(every):
+    """``sum w_i * v_i`` over signed and unsigned values, positive, negative
+    and all-negative weights, without a multiplier: exact on every corner of
+    the bounds and on random values, a new vector every clock, the result
+    ``stage`` clocks later; its bounds hold every value."""
+    cases = [[(-5, 9, 37), (0, 16, -74), (-12, 3, 1)],
+             [(0, 7, -6), (0, 64, -255)],                  # negative weights, digits of both signs
+             [(0, 7, -4), (0, 64, -1), (-3, 3, -2)],       # every digit negative: one negation level
+             [(-31, 0, 128), (0, 1, 3)],
+             [(0, 31, 0)]]
+    rng = np.random.default_rng(every)
+    for case in cases:
+        m = Module()
+        xs = [Signal(range(lo, hi + 1), name=f"x{k}") for k, (lo, hi, _) in enumerate(case)]
+        value, lo, hi = Adders(m, "s", every).scaled_sum((Staged(x), w, l, h) for x, (l, h, w) in zip(xs, case))
+        out = Signal(range(min(lo, 0), max(hi, 1) + 1))
+        m.d.comb += out.eq(value.value)
+        corners = list(itertools.product(*[(l, h) for l, h, _ in case]))
+        assert lo <= min(sum(w * v for (_, _, w), v in zip(case, c)) for c in corners)
+        assert hi >= max(sum(w * v for (_, _, w), v in zip(case, c)) for c in corners)
+        vectors = corners + [tuple(int(rng.integers(l, h + 1)) for l, h, _ in case) for _ in range(30)]
+        got = []
+
+        async def bench(ctx):
+            for v in vectors + [vectors[0]] * value.stage:
+                for x, a in zip(xs, v):
+                    ctx.set(x, a)
+                if value.stage:
+                    await ctx.tick()
+                got.append(ctx.get(out))
+
+        sim = Simulator(m)
+        sim.add_clock(1e-6, if_exists=True)
+        sim.add_testbench(bench)
+        sim.run()
+        assert (value.stage > 0) == (every > 0 and len([d for _, _, w in case for d in _naf(w)]) > 1)
+        skip = max(value.stage - 1, 0)
+        assert got[skip:skip + len(vectors)] == [sum(w * a for (_, _, w), a in zip(case, v)) for v in vectors]
 
 
 def test_adders_keep_their_sums_in_the_verilog():

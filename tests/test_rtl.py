@@ -15,25 +15,33 @@ from hwgen.rtl.network import Network
 from conftest import edge_inputs, random_model, stream_through, tie_thresholds
 
 
-def run_layer(layer, inputs, datapath="planes"):
-    """Outputs of a combinational LinearLayer for int input rows."""
-    dut = LinearLayer(layer, datapath=datapath)
-    width = layer.input_bits
+def run_layer(layer, inputs, datapath="planes", pipeline=0):
+    """Outputs of a LinearLayer for int input rows; pipelined, a new row
+    every clock, each output read ``latency`` clocks after its row."""
+    dut = LinearLayer(layer, pipeline, datapath=datapath)
+    width, latency = layer.input_bits, dut.latency
     outputs = []
 
+    def read(ctx):
+        if layer.output == "scores":
+            outputs.append([ctx.get(dut.y[o]) for o in range(layer.out_features)])
+        else:
+            y = ctx.get(dut.y)
+            outputs.append([(y >> o) & 1 for o in range(layer.out_features)])
+
     async def bench(ctx):
-        for row in inputs:
+        for k, row in enumerate(list(inputs) + [inputs[0]] * latency):
             ctx.set(dut.x.as_value(), sum(int(v) << (j * width) for j, v in enumerate(row)))
-            if layer.output == "scores":
-                outputs.append([ctx.get(dut.y[o]) for o in range(layer.out_features)])
-            else:
-                y = ctx.get(dut.y)
-                outputs.append([(y >> o) & 1 for o in range(layer.out_features)])
+            if latency:
+                await ctx.tick()
+            if k + 1 >= latency:     # after k + 1 clocks: row k + 1 - latency
+                read(ctx)
 
     sim = Simulator(dut)
+    sim.add_clock(1e-6, if_exists=True)
     sim.add_testbench(bench)
     sim.run()
-    return np.array(outputs)
+    return np.array(outputs[:len(inputs)])
 
 
 def single_layer_model(layer, input_bits, frac_bits):
@@ -45,12 +53,15 @@ def single_layer_model(layer, input_bits, frac_bits):
 @given(seed=st.integers(0, 2 ** 32 - 1), fan_in=st.integers(1, 40), hidden=st.integers(1, 6),
        classes=st.integers(2, 5), input_bits=st.integers(1, 8), max_bits=st.integers(1, 3),
        depth=st.integers(2, 3), ties=st.booleans(), datapath=st.sampled_from(DATAPATHS),
-       prune=st.sampled_from([0.0, 0.1]))
-def test_layers_match_reference(seed, fan_in, hidden, classes, input_bits, max_bits, depth, ties, datapath, prune):
+       prune=st.sampled_from([0.0, 0.1]), pipeline=st.sampled_from([0, 1, 2]))
+def test_layers_match_reference(seed, fan_in, hidden, classes, input_bits, max_bits, depth, ties, datapath, prune,
+                                pipeline):
     """Every layer alone against the golden model, thresholds anywhere or
     (``ties``) exactly on values the inputs reach, where >= and > part; on
     either datapath (bit-planes or direct constant MAC); with no pruned
-    weights, pixel planes over every input share the layer's input sum."""
+    weights, pixel planes over every input share the layer's input sum;
+    combinational or pipelined (the scales' shift-add trees, the decision
+    as the sign of a difference), a new row every clock."""
     rng = np.random.default_rng(seed)
     sizes = [fan_in] + [hidden] * (depth - 1) + [classes]
     model = random_model(rng, sizes, input_bits=input_bits, max_bits=max_bits, prune=prune)
@@ -60,8 +71,8 @@ def test_layers_match_reference(seed, fan_in, hidden, classes, input_bits, max_b
     golden = reference.infer(model, x)
     inputs = [x] + golden.activations
     for k, layer in enumerate(model.layers[:-1]):
-        assert np.array_equal(run_layer(layer, inputs[k], datapath), golden.activations[k])
-    assert np.array_equal(run_layer(model.layers[-1], inputs[-1], datapath), golden.scores)
+        assert np.array_equal(run_layer(layer, inputs[k], datapath, pipeline), golden.activations[k])
+    assert np.array_equal(run_layer(model.layers[-1], inputs[-1], datapath, pipeline), golden.scores)
 
 
 @settings(max_examples=12, deadline=None)

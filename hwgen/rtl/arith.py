@@ -17,6 +17,10 @@ carry-chain adder of the narrowest width its value range needs:
   of ``S + (2^W - T) + r``, which costs carry cells only.
 * :meth:`Adders.sum` -- a balanced tree of kept two-operand adds over
   unsigned multi-bit values (the MAC's positive and negative halves).
+* :meth:`Adders.scaled_sum` -- ``sum w_i * v_i`` for constant ``w_i``: one
+  shifted copy of ``v_i`` per nonzero digit of ``w_i``'s non-adjacent form,
+  summed by a tree of kept two-operand adds and subtracts (a pipelined
+  neuron's weighted bit-planes).
 
 With ``family="xc7"``, popcounts are instead bit heaps of LUT6_2 / CARRY4
 primitives (:mod:`hwgen.rtl.xc7`), about half the LUTs, and
@@ -79,6 +83,20 @@ def _slots(size):
     return 1 + _slots(left) + _slots(size - 1 - left)
 
 
+def _naf(w):
+    """``w``'s non-adjacent form: ``[(sign, shift)]`` with ``w = sum sign *
+    2^shift``, the fewest nonzero signed digits (no two adjacent)."""
+    digits, sign, w, shift = [], 1 if w > 0 else -1, abs(w), 0
+    while w:
+        if w & 1:
+            d = 2 - (w & 3)        # +1, or -1 where a run of ones starts
+            digits.append((sign * d, shift))
+            w -= d
+        w >>= 1
+        shift += 1
+    return digits
+
+
 class Staged:
     """A value inside a pipelined datapath: ``stage`` registers passed, and
     ``depth`` adder levels since the last register."""
@@ -126,14 +144,14 @@ class Adders:
             value = self._delays[key][0]
         return value
 
-    def node(self, fn, items, hi=None):
+    def node(self, fn, items, hi=None, lo=0):
         """One adder level: ``fn(*values)`` of ``items`` (aligned to a common
-        stage). With ``hi``, the result is unsigned in ``0..hi`` and kept."""
+        stage). With ``hi``, the result is an integer in ``lo..hi`` and kept."""
         stage = max(i.stage for i in items)
         depth = max(i.depth for i in items if i.stage == stage) + 1
         value = fn(*(self.delay(i, stage) for i in items))
         if hi is not None:
-            sig = Signal(range(hi + 1), name=self._name(), attrs=KEEP)
+            sig = Signal(range(lo, hi + 1), name=self._name(), attrs=KEEP)
             self._m.d.comb += sig.eq(value)
             value = sig
         if self._every and depth >= self._every:
@@ -310,6 +328,39 @@ class Adders:
         return self.node(build, sources, hi)
 
     # -- multi-bit sums --------------------------------------------------------
+    def scaled_sum(self, items):
+        """``sum_i w_i * v_i`` for staged integers ``lo_i <= v_i <= hi_i`` and
+        integer constants ``w_i`` (``items``: ``(staged, w, lo, hi)``) as
+        ``(staged value, lo, hi)``: no multiplier, but one shifted copy of
+        ``v_i`` per nonzero digit of ``w_i``'s non-adjacent form, summed by a
+        balanced tree of kept two-operand adds and subtracts. Each level is
+        one carry chain, so pipelined at every level it runs as fast as an
+        accumulator; a one-level ``sum(w * v)`` is one ``$macc`` (fewer
+        LUTs, but all of its depth in one clock)."""
+        terms = [(v, sign, shift, int(lo), int(hi)) for v, w, lo, hi in items for sign, shift in _naf(int(w))]
+        if not terms:
+            return Staged(Const(0, unsigned(1))), 0, 0
+        while len(terms) > 1:
+            nxt = [self._scaled_pair(*terms[i:i + 2]) for i in range(0, len(terms) - 1, 2)]
+            terms = nxt + terms[len(terms) - len(terms) % 2:]
+        v, sign, shift, lo, hi = terms[0]
+        if sign < 0:
+            v, lo, hi = self.node(lambda x: -x, [v], -lo, -hi), -hi, -lo
+        return Staged(v.value << shift, v.stage, v.depth), lo << shift, hi << shift
+
+    def _scaled_pair(self, a, b):
+        """Two terms ``sign * (v << shift)`` (with ``v``'s bounds) as one."""
+        (va, sa, ka, la, ha), (vb, sb, kb, lb, hb) = sorted((a, b), key=lambda t: -t[1])
+        k = min(ka, kb)
+        la, ha, lb, hb = la << (ka - k), ha << (ka - k), lb << (kb - k), hb << (kb - k)
+        if sa == sb:    # both positive or both negative: add, keep the sign
+            lo, hi = la + lb, ha + hb
+            value = self.node(lambda x, y: (x << (ka - k)) + (y << (kb - k)), [va, vb], hi, lo)
+        else:           # a positive, b negative
+            lo, hi = la - hb, ha - lb
+            value = self.node(lambda x, y: (x << (ka - k)) - (y << (kb - k)), [va, vb], hi, lo)
+        return value, sa if sa == sb else 1, k, lo, hi
+
     def sum(self, values):
         """Sum of unsigned ``(staged value, hi)`` pairs (``0 <= value <= hi``)
         as ``(staged value, hi)``: a balanced tree of kept two-operand adds."""

@@ -12,7 +12,10 @@ adders: a weight with n bits contributes n terms, one per bit-plane it has.
   ``S`` the sum over those inputs: one kept tree shared by the planes.
 
 Then ``Y = sum_b alpha_b P_b``; constants are folded into the threshold (or
-added to the score) so the neuron needs only the variable part.
+added to the score) so the neuron needs only the variable part. Pipelined
+(``pipeline > 0``), that sum is a shift-add tree over the digits of each
+``alpha_b`` (:meth:`~hwgen.rtl.arith.Adders.scaled_sum`), one carry chain per
+adder level, and a threshold decision is the sign bit of one subtraction.
 
 ``datapath = "direct"`` builds the same ``Y`` as a direct constant MAC
 instead: the neuron's integer weights ``w_j = sum_b alpha_b s_bj`` are
@@ -131,13 +134,14 @@ class LinearLayer(wiring.Component):
         """``finish(var, const)`` as one staged adder level, where
         ``Y[o] = var + const`` and ``var`` is the sum over the bit-planes."""
         x = self.x
-        items, weights, const = [], [], 0
+        items, weights, bounds, const = [], [], [], 0
         for alpha, idx in self._terms(o):
             if self._layer.input == "binary":
                 # P_b = 2*pc - n, pc counting inputs equal to the plane's sign
                 count, n, complemented = adders.popcount((x[j][0], not s) for j, s in idx)
                 items.append(count)
                 weights.append(-2 * alpha if complemented else 2 * alpha)   # complemented: pc = n - count
+                bounds.append((0, n))
                 const += alpha * n if complemented else -alpha * n
             else:
                 top = (1 << self._layer.input_bits) - 1
@@ -147,17 +151,24 @@ class LinearLayer(wiring.Component):
                     total = self._sum_over(cover)
                     side, sign = _smaller_side(idx)
                     part, _ = adders.sum((Staged(x[j]), top) for j in side)
+                    rest = (len(cover) - len(side)) * top
                     if sign > 0:
                         items.append(adders.node(lambda p, t: 2 * p - t, [part, total]))
+                        bounds.append((-rest, len(side) * top))
                     else:
                         items.append(adders.node(lambda q, t: t - 2 * q, [part, total]))
+                        bounds.append((-len(side) * top, rest))
                 else:
-                    pos, _ = adders.sum((Staged(x[j]), top) for j, s in idx if s)
-                    neg, _ = adders.sum((Staged(x[j]), top) for j, s in idx if not s)
+                    pos, hi = adders.sum((Staged(x[j]), top) for j, s in idx if s)
+                    neg, lo = adders.sum((Staged(x[j]), top) for j, s in idx if not s)
                     items.append(adders.node(lambda p, q: p - q, [pos, neg]))
+                    bounds.append((-lo, hi))
                 weights.append(alpha)
         if not items:
             return Staged(finish(Const(0, 1), const))
+        if self._pipeline:   # every level one carry chain: as fast as the pipeline's registers allow
+            var, _, _ = adders.scaled_sum((v, w, lo, hi) for v, w, (lo, hi) in zip(items, weights, bounds))
+            return adders.node(lambda v: finish(v, const), [var])
         return adders.node(lambda *v: finish(tree_sum(w * a for w, a in zip(weights, v)), const), items)
 
     def _groups(self, o):
@@ -202,6 +213,11 @@ class LinearLayer(wiring.Component):
             out = adders.at_least(terms, (thr + alpha * n) // (2 * alpha) + 1)
             return Staged(~out.value, out.stage, out.depth)
         # Y = var + const; fire iff Y >= thr (dir +1) or Y <= thr (dir -1).
+        if self._pipeline:
+            # as the sign of thr - 1 - Y, or of Y - (thr + 1): the top bit of
+            # one carry chain, where a compare added two LUTs after its chain
+            return self._neuron(adders, o, lambda var, const: (thr - 1 - const - var)[-1] if up
+                                else (var - (thr + 1 - const))[-1])
         return self._neuron(adders, o, lambda var, const: var >= thr - const if up else var <= thr - const)
 
     def _sums_to_share(self):
