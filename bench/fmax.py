@@ -45,6 +45,8 @@ def main():
                     help="which designs (the unrolled ones take minutes per ECP5 run)")
     ap.add_argument("--mask-group", type=_mask_group, default=None, metavar="RxC|neuron|input")
     ap.add_argument("--fold", type=_fold_spec, action="append", default=[], metavar="LAYER=PExSIMD")
+    ap.add_argument("--timeout", type=float, default=900,
+                    help="seconds per nextpnr run before it counts as failed (default: %(default)s)")
     ap.add_argument("--hidden", nargs="+", type=int, default=[16, 16],
                     help="hidden layer widths (the demo's by default; 8 8 fits the HX8K unrolled)")
     args = ap.parse_args()
@@ -74,10 +76,10 @@ def main():
                     print(f"{arch} --pipeline {pipeline}: {target} seed {seed} ...", file=sys.stderr)
                     t0 = time.perf_counter()
                     try:
-                        res = place_and_route(rtl_dir, target, seed=seed)
+                        res = place_and_route(rtl_dir, target, seed=seed, timeout=args.timeout)
                         run = {"target": target, "seed": seed, "fmax_mhz": res["fmax_mhz"],
                                "logic_cells": res.get("logic_cells")}
-                    except HwgenError as exc:   # e.g. does not fit the device
+                    except HwgenError as exc:   # e.g. does not fit the device, or never routes
                         run = {"target": target, "seed": seed, "error": str(exc)}
                     run["seconds"] = round(time.perf_counter() - t0, 1)
                     row["runs"].append(run)

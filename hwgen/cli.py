@@ -334,8 +334,8 @@ def cmd_synth(args):
 
 def cmd_timing(args):
     from .timing import format_table, place_and_route
-    results = [place_and_route(args.rtl_dir, target, freq=args.freq, seed=args.seed, log=_log)
-               for target in args.target]
+    results = [place_and_route(args.rtl_dir, target, freq=args.freq, seed=args.seed, log=_log,
+                               timeout=args.timeout) for target in args.target]
     print(format_table(results))
     out = Path(args.json or Path(args.rtl_dir) / "timing" / "timing.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -488,6 +488,9 @@ def build_parser():
                    + " (default: ice40)")
     p.add_argument("--freq", type=float, help="clock constraint in MHz (default: per target, above)")
     p.add_argument("--seed", type=int, default=1, help="placer seed (default: %(default)s)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="stop nextpnr after this long, with an error (default: no limit; on a nearly full "
+                        "device its router may never finish)")
     p.add_argument("--json", help="where to write the JSON report (default: RTLDIR/timing/timing.json)")
     p.set_defaults(func=cmd_timing)
 

