@@ -226,7 +226,7 @@ class FoldedLayer(wiring.Component):
         return self._lane_stages() + self._multiply_stages()
 
     def _alpha_width(self):
-        return max(int(self._layer.alpha.max(initial=0)).bit_length(), 1)
+        return _alpha_width(self._layer)
 
     def _multiply_stages(self):
         """Registers in the multiply by alpha: with ``pipeline = 1``, one per
@@ -510,6 +510,11 @@ class FoldedLayer(wiring.Component):
         return m
 
 
+def _alpha_width(layer):
+    """Bits of the alpha ROM's field per lane: the largest scale's."""
+    return max(int(layer.alpha.max(initial=0)).bit_length(), 1)
+
+
 def _pack_bits(bits):
     """uint8 ``[PE, SIMD]`` -> int, lane ``p*SIMD + s`` at bit ``p*SIMD + s``."""
     return sum(int(v) << k for k, v in enumerate(np.asarray(bits).reshape(-1)))
@@ -571,7 +576,7 @@ def lut_features(layer, pe, simd):
         part_w = (2 * simd).bit_length()
     else:
         part_w = (simd * ((1 << bits) - 1)).bit_length() + 1
-    a_w = max(int(layer.alpha.max(initial=0)).bit_length(), 1)
+    a_w = _alpha_width(layer)
     lo, hi = layer.bounds()
     acc_w = max(width_for(int(l), int(h))[0] for l, h in zip(lo, hi)) + 1
     rom_bits = cycles * pe * (simd * (2 if mask else 1) + row_enables)
