@@ -203,6 +203,13 @@ def _add_model_args(p, sweep=False):
                         "(for clothes, not digits) (default: %(default)s)")
     p.add_argument("--dropout", type=float, default=DEFAULTS["dropout"],
                    help="dropout on the dense layers' inputs during training (default: %(default)s)")
+    p.add_argument("--logit-scale", action=argparse.BooleanOptionalAction, default=DEFAULTS["logit_scale"],
+                   help="learn a positive factor on the class scores (a softmax temperature; export drops "
+                        "it, since it changes no argmax) (mlp and cnn; default: on)")
+    p.add_argument("--distill", type=float, default=DEFAULTS["distill"], metavar="WEIGHT",
+                   help="knowledge distillation: first train the float twin of the network (ReLU, "
+                        "dropout 0.3; as many epochs), then mix its softened scores (temperature 4) into "
+                        "the loss with this weight, 0..1 (mlp and cnn; default: %(default)s = off)")
     p.add_argument("--act-bits", type=int, default=DEFAULTS["act_bits"],
                    help="hidden activation bits: 1 = sign, K = K-bit residual binarization (RTL: 1 only) "
                         "(default: %(default)s)")
@@ -223,7 +230,7 @@ def _add_model_args(p, sweep=False):
 
 def _train_kwargs(args, sweep=False):
     keys = ["dataset", "model", "conv", "hidden", "dim", "depth", "heads", "act_bits", "augment", "dropout",
-            "epochs", "batch_size", "lr", "recompute_every", "freeze_after", "mask_group", "threads"]
+            "logit_scale", "distill", "epochs", "batch_size", "lr", "recompute_every", "freeze_after", "mask_group", "threads"]
     if not sweep:
         keys += ["bits", "seed", "quantizer", "selection", "scale"]
     return {k: getattr(args, k) for k in keys}

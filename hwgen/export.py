@@ -15,7 +15,9 @@
   input scale: 1 for pixels and +-1 activations, ``2^(K-1)`` when the layer
   reads K-bit residual activations as odd integers. K-bit activations give
   ``2^K - 1`` thresholds per neuron (see :func:`_fold_batchnorm`).
-* The output layer's bias becomes ``round(2^F * s * bias / r)``.
+* The output layer's bias becomes ``round(2^F * s * bias / r)``. The learned
+  logit scale of training (a positive factor on the scores,
+  :class:`hwgen.nn.LogitScale`) is dropped: it changes no argmax.
 
 All float arithmetic here is float64 and happens once; after export nothing
 is float.

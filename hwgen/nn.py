@@ -14,8 +14,8 @@ from torch import nn
 from .quant import SCALES, SELECTIONS, _Pullback, get_quantizer, hbb, random_bits
 
 __all__ = ["HBBLinear", "HBBConv2d", "SignActivation", "ResidualActivation", "HBBMLP", "HBBCNN",
-           "BinaryLinear", "HBBTransformer", "set_progress", "finish_training", "hbb_modules",
-           "parse_conv_spec"]
+           "BinaryLinear", "HBBTransformer", "LogitScale", "float_teacher", "set_progress", "finish_training",
+           "hbb_modules", "parse_conv_spec"]
 
 
 class _HBBWeight:
@@ -215,27 +215,45 @@ def parse_conv_spec(spec):
     return out
 
 
+class LogitScale(nn.Module):
+    """Multiplies the class scores by a learned positive factor ``exp(s)``
+    (``s`` starts at 0). With binarized weights the scores' magnitude is
+    tied to the latent weights through the scales ``mu_b``; this factor
+    lets the softmax temperature be learned on its own. A positive factor
+    changes no argmax, so export drops it: the integer scores are those of
+    the layer before it."""
+
+    def __init__(self):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return x * torch.exp(self.log_scale)
+
+
 class HBBMLP(nn.Module):
     """HBBLinear -> BatchNorm -> sign, repeated, then an HBBLinear with bias
-    producing the class scores.
+    producing the class scores (times a :class:`LogitScale` if
+    ``logit_scale``).
 
     The first layer sees unsigned integer pixels as floats (no normalisation:
     the BatchNorm after it absorbs the scale, and the hardware sees the same
     integers). ``dropout`` (training only) acts on the hidden activations.
     """
 
-    def __init__(self, in_features, hidden, n_classes, act_bits=1, dropout=0.0, **hbb_kw):
+    def __init__(self, in_features, hidden, n_classes, act_bits=1, dropout=0.0, logit_scale=False, **hbb_kw):
         super().__init__()
         self.drop = nn.Dropout(dropout)
         self.features = nn.ModuleList()
         self.hidden = _dense_blocks(in_features, hidden, hbb_kw)
         self.out = HBBLinear(([in_features] + list(hidden))[-1], n_classes, bias=True, **hbb_kw)
         self.act = ResidualActivation(act_bits)
+        self.scores = LogitScale() if logit_scale else nn.Identity()
 
     def forward(self, x):
         for block in self.hidden:
             x = self.drop(self.act(block["bn"](block["linear"](x))))
-        return self.out(x)
+        return self.scores(self.out(x))
 
 
 def _dense_blocks(fan_in, hidden, hbb_kw):
@@ -254,7 +272,8 @@ class HBBCNN(nn.Module):
     hardware. ``dropout`` (training only) acts on the inputs of the dense
     layers."""
 
-    def __init__(self, image_shape, conv, hidden, n_classes, act_bits=1, dropout=0.0, **hbb_kw):
+    def __init__(self, image_shape, conv, hidden, n_classes, act_bits=1, dropout=0.0, logit_scale=False,
+                 **hbb_kw):
         super().__init__()
         self.drop = nn.Dropout(dropout)
         c, h, w = image_shape
@@ -273,6 +292,7 @@ class HBBCNN(nn.Module):
         self.hidden = _dense_blocks(c * h * w, hidden, hbb_kw)
         self.out = HBBLinear(([c * h * w] + list(hidden))[-1], n_classes, bias=True, **hbb_kw)
         self.act = ResidualActivation(act_bits)
+        self.scores = LogitScale() if logit_scale else nn.Identity()
 
     def forward(self, x):
         x = x.reshape(x.shape[0], *self.image_shape)
@@ -283,7 +303,43 @@ class HBBCNN(nn.Module):
         x = self.drop(x.flatten(1))
         for block in self.hidden:
             x = self.drop(self.act(block["bn"](block["linear"](x))))
-        return self.out(x)
+        return self.scores(self.out(x))
+
+
+#: Dropout on a float teacher's dense inputs (see :func:`float_teacher`).
+TEACHER_DROPOUT = 0.3
+
+
+def float_teacher(image_shape, conv, hidden, n_classes):
+    """The full-precision twin of an :class:`HBBMLP` (``conv`` None) or
+    :class:`HBBCNN`, used as the teacher for knowledge distillation: the same
+    layers with float weights, ReLU instead of sign, dropout
+    :data:`TEACHER_DROPOUT` on the dense layers' inputs (not on the pixels,
+    for an MLP). It reads the same
+    unsigned pixels (the BatchNorm after the first layer absorbs their
+    scale)."""
+    c, h, w = image_shape
+    layers = []
+    if conv:
+        layers.append(nn.Unflatten(1, (c, h, w)))
+        for item in conv:
+            if item == "p":
+                layers.append(nn.MaxPool2d(2))
+                h, w = h // 2, w // 2
+                continue
+            layers += [nn.Conv2d(c, item, 3, bias=False), nn.BatchNorm2d(item), nn.ReLU()]
+            c, h, w = item, h - 2, w - 2
+        layers.append(nn.Flatten())
+    fan_in = c * h * w
+    for fan_out in hidden:
+        if layers:    # not on the pixels
+            layers.append(nn.Dropout(TEACHER_DROPOUT))
+        layers += [nn.Linear(fan_in, fan_out, bias=False), nn.BatchNorm1d(fan_out), nn.ReLU()]
+        fan_in = fan_out
+    if layers:
+        layers.append(nn.Dropout(TEACHER_DROPOUT))
+    layers.append(nn.Linear(fan_in, n_classes))
+    return nn.Sequential(*layers)
 
 
 class BinaryLinear(nn.Module):

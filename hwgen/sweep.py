@@ -28,7 +28,7 @@ import numpy as np
 
 from .errors import HwgenError
 from .quant import parse_bits
-from .train import DEFAULTS
+from .train import DEFAULTS, LEGACY
 
 __all__ = ["grid", "hardware_key", "run_sweep", "summarize", "write_markdown", "plot", "plot_area"]
 
@@ -165,11 +165,17 @@ def run_sweep(*, out, base, points, data_dir=None, log=sys.stderr, progress=True
         from tqdm import tqdm
         bar = tqdm(total=len(todo), desc="sweep", unit="run", file=log, dynamic_ncols=True)
     epoch_log = _BarLog(bar, log) if bar is not None else None
+    teachers = {}
     for point, path in todo:
         t0 = time.perf_counter()
+        teacher = None
+        if base.get("distill", 0) > 0:
+            if point["seed"] not in teachers:
+                teachers[point["seed"]] = _teacher(runs_dir, base, point["seed"], data, log, epoch_log, bar)
+            teacher = teachers[point["seed"]]
         if bar is not None:
             bar.write(f"{path.stem}:", file=log)
-        model, info = train(**{**base, **point}, data=data, log=epoch_log)
+        model, info = train(**{**base, **point}, data=data, log=epoch_log, teacher=teacher)
         save_checkpoint(model, info, runs_dir / f"{path.stem}.pt")  # before anything else can fail
         integer = export_model(model, info, data.input_bits)
         artifact.save(integer, runs_dir / f"{path.stem}.hwgen")
@@ -194,12 +200,36 @@ def run_sweep(*, out, base, points, data_dir=None, log=sys.stderr, progress=True
     return results
 
 
+def _teacher(runs_dir, base, seed, data, log, epoch_log, bar):
+    """The float teacher of ``seed`` for distillation: trained once per seed
+    and kept as ``runs/teacher_s<seed>.pt``, so every grid point (and a
+    resumed sweep) distils from the same one."""
+    from .train import TEACHER_KEYS, load_teacher, save_checkpoint, train_teacher
+    path = runs_dir / f"teacher_s{seed}.pt"
+    want = {**{k: base[k] for k in TEACHER_KEYS if k in base}, "seed": seed}
+    if path.is_file():
+        teacher, info = load_teacher(path)
+        for k, v in want.items():
+            if info.get(k) != v:
+                raise HwgenError(f"{path} was trained with {k} = {info.get(k)!r}, not {v!r}: "
+                                 f"sweep into another -o directory")
+        return teacher
+    if bar is not None:
+        bar.write(f"{path.stem} (float, for --distill):", file=log)
+    elif log is not None:
+        print(f"  {path.stem} (float, for --distill):", file=log, flush=True)
+    teacher, info = train_teacher(**want, threads=base.get("threads", 0), data=data, log=epoch_log or log)
+    save_checkpoint(teacher, info, path)
+    return teacher
+
+
 def _base_differences(run, base):
     """The base settings (dataset, model, schedule...) ``run`` was not
     trained with, as ``[(name, run's value, base's value)]``."""
     unused = {"threads", *(() if base["model"] == "cnn" else ("conv",)),
-              *(("hidden", "act_bits", "dropout") if base["model"] == "transformer" else ("dim", "depth", "heads"))}
-    config = {**DEFAULTS, **run.get("config", {})}  # runs recorded before an option existed
+              *(("hidden", "act_bits", "dropout", "logit_scale", "distill") if base["model"] == "transformer"
+                else ("dim", "depth", "heads"))}
+    config = {**DEFAULTS, **LEGACY, **run.get("config", {})}  # runs recorded before an option existed
     return [(k, config.get(k), v) for k, v in base.items() if k not in unused and config.get(k) != v]
 
 

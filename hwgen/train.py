@@ -9,16 +9,26 @@ import torch
 
 from .data import load_dataset
 from .errors import HwgenError
-from .nn import HBBCNN, HBBMLP, HBBTransformer, finish_training, parse_conv_spec, set_progress
+from .nn import HBBCNN, HBBMLP, HBBTransformer, finish_training, float_teacher, parse_conv_spec, set_progress
 from .quant import QUANTIZERS, SCALES, SELECTIONS, parse_bits
 
-__all__ = ["DEFAULTS", "train", "save_checkpoint", "load_checkpoint", "evaluate", "build_model",
-           "default_threads"]
+__all__ = ["DEFAULTS", "LEGACY", "DISTILL_TEMPERATURE", "train", "train_teacher", "save_checkpoint",
+           "load_checkpoint", "load_teacher", "evaluate", "build_model", "default_threads"]
 
 DEFAULTS = dict(dataset="digits", model="mlp", conv="c16,c16,p,c32,c32,p", dim=32, depth=2, heads=4,
-                bits="1.4", act_bits=1, hidden=[16, 16], augment="none", dropout=0.0,
-                epochs=40, batch_size=64, lr=0.01, seed=0, quantizer="bnn", selection="middle-out",
-                scale="tensor", recompute_every=1, freeze_after=1.0, mask_group=None, threads=0)
+                bits="1.4", act_bits=1, hidden=[16, 16], augment="none", dropout=0.0, logit_scale=True,
+                distill=0.0, epochs=40, batch_size=64, lr=0.01, seed=0, quantizer="bnn",
+                selection="middle-out", scale="tensor", recompute_every=1, freeze_after=1.0, mask_group=None,
+                threads=0)
+
+#: What a checkpoint or sweep run recorded before an option existed was
+#: trained with, where that differs from today's default.
+LEGACY = dict(logit_scale=False)
+
+#: Softmax temperature of knowledge distillation (Hinton et al.): the
+#: student matches the teacher's ``softmax(z / T)``; the loss is scaled by
+#: ``T^2`` so that its gradients keep their size.
+DISTILL_TEMPERATURE = 4.0
 
 MODELS = ("mlp", "cnn", "transformer")
 AUGMENTS = ("none", "shift", "shift+flip")
@@ -90,6 +100,10 @@ def _check_config(cfg):
         raise HwgenError(f"act_bits must be within 1..4, not {cfg['act_bits']}")
     if cfg["epochs"] < 1 or cfg["batch_size"] < 1:
         raise HwgenError("epochs and batch size must be at least 1")
+    if not 0.0 <= cfg["distill"] <= 1.0:
+        raise HwgenError(f"distill is the weight of the distillation loss, within 0..1, not {cfg['distill']}")
+    if cfg["distill"] > 0 and cfg["model"] == "transformer":
+        raise HwgenError("distillation (--distill) has a float teacher for the mlp and cnn models only")
 
 
 def build_model(cfg):
@@ -100,7 +114,8 @@ def build_model(cfg):
               freeze_after=cfg.get("freeze_after", 1.0), group=cfg.get("mask_group"))
     try:
         shape, classes = cfg["input"]["shape"], cfg["input"]["classes"]
-        net = dict(act_bits=cfg.get("act_bits", 1), dropout=cfg.get("dropout", 0.0))
+        net = dict(act_bits=cfg.get("act_bits", 1), dropout=cfg.get("dropout", 0.0),
+                   logit_scale=cfg.get("logit_scale", LEGACY["logit_scale"]))
         if cfg.get("model", "mlp") == "cnn":
             return HBBCNN(shape, parse_conv_spec(cfg["conv"]), cfg["hidden"], classes, **net, **kw)
         if cfg.get("model") == "transformer":
@@ -114,26 +129,21 @@ def describe_input(data):
     return {"shape": list(data.image_shape), "bits": data.input_bits, "classes": data.n_classes}
 
 
-def train(*, log=sys.stderr, data=None, data_dir=None, **overrides):
-    """Train an :class:`HBBMLP` or :class:`HBBCNN`; returns ``(model, info)``.
-
-    Keyword arguments are those of :data:`DEFAULTS`; ``threads=0`` means all
-    cores. ``data`` may pass an already loaded :class:`~hwgen.data.Dataset`,
-    ``data_dir`` where to find it.
-    """
+def _config(overrides):
     unknown = set(overrides) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"unknown training options: {sorted(unknown)}")
     cfg = {**DEFAULTS, **overrides}
     cfg["hidden"] = list(cfg["hidden"])
     _check_config(cfg)
-    mix = parse_bits(cfg["bits"])
-    threads = int(cfg["threads"]) or default_threads()
-    torch.set_num_threads(threads)
-    torch.manual_seed(cfg["seed"])
-    data = data or load_dataset(cfg["dataset"], data_dir)
-    cfg["input"] = describe_input(data)
-    model = build_model(cfg)
+    torch.set_num_threads(int(cfg["threads"]) or default_threads())
+    return cfg
+
+
+def _fit(model, data, cfg, log, label="", teacher=None):
+    """Adam with a cosine schedule over ``cfg``'s epochs, one pass over a
+    seeded permutation per epoch; cross-entropy, mixed with the
+    distillation loss towards ``teacher``'s scores if one is given."""
     x = torch.as_tensor(data.x_train, dtype=torch.float32)
     y = torch.as_tensor(data.y_train)
     epochs, batch_size = cfg["epochs"], cfg["batch_size"]
@@ -143,6 +153,7 @@ def train(*, log=sys.stderr, data=None, data_dir=None, **overrides):
     steps_per_epoch = (len(x) + batch_size - 1) // batch_size
     total_steps = epochs * steps_per_epoch
     every = max(1, epochs // 4) if len(x) < 5000 else 1
+    weight, temp = cfg["distill"], DISTILL_TEMPERATURE
     t0 = time.perf_counter()
     for epoch in range(epochs):
         model.train()
@@ -152,7 +163,14 @@ def train(*, log=sys.stderr, data=None, data_dir=None, **overrides):
             set_progress(model, (epoch * steps_per_epoch + k) / total_steps)
             idx = perm[i:i + batch_size]
             xb = augment_batch(x[idx], data.image_shape, cfg["augment"], gen)
-            loss = torch.nn.functional.cross_entropy(model(xb), y[idx])
+            scores = model(xb)
+            loss = torch.nn.functional.cross_entropy(scores, y[idx])
+            if teacher is not None:
+                with torch.no_grad():
+                    target = torch.log_softmax(teacher(xb) / temp, dim=1)
+                kl = torch.nn.functional.kl_div(torch.log_softmax(scores / temp, dim=1), target,
+                                                log_target=True, reduction="batchmean")
+                loss = (1 - weight) * loss + weight * temp * temp * kl
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -160,8 +178,60 @@ def train(*, log=sys.stderr, data=None, data_dir=None, **overrides):
         sched.step()
         if log is not None and ((epoch + 1) % every == 0 or epoch + 1 == epochs):
             acc = evaluate(model, data.x_test, data.y_test)
-            print(f"  epoch {epoch + 1:3d}/{epochs}  loss {total / len(x):.4f}  test acc {acc:.4f}"
+            print(f"  {label}epoch {epoch + 1:3d}/{epochs}  loss {total / len(x):.4f}  test acc {acc:.4f}"
                   f"  ({time.perf_counter() - t0:.1f} s)", file=log, flush=True)
+
+
+def train_teacher(*, log=sys.stderr, data=None, data_dir=None, **overrides):
+    """Train the full-precision teacher that ``--distill`` distils from: the
+    float twin of the configured MLP or CNN (:func:`hwgen.nn.float_teacher`),
+    with the same data, schedule and seed. Returns ``(teacher, info)``."""
+    cfg = _config(overrides)
+    if cfg["model"] == "transformer":
+        raise HwgenError("distillation (--distill) has a float teacher for the mlp and cnn models only")
+    data = data or load_dataset(cfg["dataset"], data_dir)
+    cfg["input"] = describe_input(data)
+    torch.manual_seed(cfg["seed"])
+    teacher = _build_teacher(cfg)
+    _fit(teacher, data, {**cfg, "distill": 0.0}, log, label="teacher ")
+    teacher.eval()
+    info = {k: cfg[k] for k in TEACHER_KEYS}
+    info.update(teacher=True, input=cfg["input"], float_accuracy=evaluate(teacher, data.x_test, data.y_test))
+    return teacher, info
+
+
+#: The settings a teacher depends on (and is cached under, by ``hwgen sweep``).
+TEACHER_KEYS = ("dataset", "model", "conv", "hidden", "augment", "epochs", "batch_size", "lr", "seed")
+
+
+def _build_teacher(cfg):
+    conv = parse_conv_spec(cfg["conv"]) if cfg["model"] == "cnn" else None
+    return float_teacher(cfg["input"]["shape"], conv, cfg["hidden"], cfg["input"]["classes"])
+
+
+def train(*, log=sys.stderr, data=None, data_dir=None, teacher=None, **overrides):
+    """Train an :class:`HBBMLP`, :class:`HBBCNN` or :class:`HBBTransformer`;
+    returns ``(model, info)``.
+
+    Keyword arguments are those of :data:`DEFAULTS`; ``threads=0`` means all
+    cores. ``data`` may pass an already loaded :class:`~hwgen.data.Dataset`,
+    ``data_dir`` where to find it. With ``distill > 0`` the loss mixes in
+    the distillation loss towards ``teacher`` (a module giving class
+    scores); without one, :func:`train_teacher` trains it first.
+    """
+    cfg = _config(overrides)
+    mix = parse_bits(cfg["bits"])
+    data = data or load_dataset(cfg["dataset"], data_dir)
+    cfg["input"] = describe_input(data)
+    teacher_info = None
+    if cfg["distill"] > 0 and teacher is None:
+        if log is not None:
+            print(f"  training the float teacher ({cfg['epochs']} epochs) ...", file=log, flush=True)
+        teacher, teacher_info = train_teacher(**{k: cfg[k] for k in TEACHER_KEYS}, threads=cfg["threads"],
+                                              data=data, log=log)
+    torch.manual_seed(cfg["seed"])
+    model = build_model(cfg)
+    _fit(model, data, cfg, log, teacher=teacher if cfg["distill"] > 0 else None)
     finish_training(model)
     info = {k: cfg[k] for k in [*DEFAULTS, "input"] if k != "threads"}
     if cfg["model"] != "cnn":
@@ -170,10 +240,13 @@ def train(*, log=sys.stderr, data=None, data_dir=None, **overrides):
         for k in ("dim", "depth", "heads"):
             info.pop(k)
     else:
-        for k in ("hidden", "act_bits", "dropout"):
+        for k in ("hidden", "act_bits", "dropout", "logit_scale", "distill"):
             info.pop(k)
     info.update(bits=str(cfg["bits"]), mix={str(b): p for b, p in mix.items()},
                 float_accuracy=evaluate(model, data.x_test, data.y_test))
+    if cfg["distill"] > 0 and teacher is not None:
+        info["teacher_accuracy"] = (teacher_info["float_accuracy"] if teacher_info
+                                    else evaluate(teacher, data.x_test, data.y_test))
     return model, info
 
 
@@ -183,13 +256,18 @@ def save_checkpoint(model, info, path):
     torch.save({"state_dict": model.state_dict(), "config": json.dumps(info, sort_keys=True)}, path)
 
 
-def load_checkpoint(path):
+def load_checkpoint(path, teacher=False):
+    """``(model, info)`` of a checkpoint written by :func:`save_checkpoint`
+    (a float teacher with ``teacher=True``)."""
     try:
         blob = torch.load(path, weights_only=True)
         info = json.loads(blob["config"])
+        if bool(info.get("teacher")) != teacher:
+            kind = "a float teacher" if info.get("teacher") else "an HBB network"
+            raise HwgenError(f"checkpoint {path} holds {kind}, not {'a teacher' if teacher else 'an HBB network'}")
         if "input" not in info:  # checkpoints of hwgen <= 0.1
             info["input"] = describe_input(load_dataset(info["dataset"]))
-        model = build_model(info)
+        model = _build_teacher(info) if teacher else build_model(info)
         model.load_state_dict(blob["state_dict"])
     except HwgenError:
         raise
@@ -201,3 +279,8 @@ def load_checkpoint(path):
                          f"({exc.__class__.__name__}: {first})") from None
     model.eval()
     return model, info
+
+
+def load_teacher(path):
+    """``(teacher, info)`` saved by ``save_checkpoint(*train_teacher(...), path)``."""
+    return load_checkpoint(path, teacher=True)
