@@ -342,6 +342,7 @@ def write_markdown(meta, rows):
              f"(integer = the exported integer model run by the golden reference, i.e. what the "
              f"hardware computes). Mean ± standard deviation over seeds"
              + (" (areas: mean over seeds; interval: clocks per inference)." if keys else "."), "",
+             *_settings_lines(meta),
              "| avg bits | mix | quantizer | selection | scales | float acc (%) | integer acc (%) | seeds |"
              + "".join(f" {key} {metric} |" + (f" {key} interval |" if folded else "") for key, metric, folded in keys),
              "|---:|---|---|---|---|---:|---:|---:|" + "---:|" * sum(2 if folded else 1 for _, _, folded in keys)]
@@ -358,6 +359,25 @@ def write_markdown(meta, rows):
     if comp:
         lines += ["", "## Comparisons", ""] + [f"- {c}" for c in comp]
     return "\n".join(lines) + "\n"
+
+
+def _settings_lines(meta):
+    """The training settings that differ from hwgen's defaults, so that a
+    table says what it was trained with."""
+    base = meta.get("base", {})
+    diff = [(k, v) for k, v in base.items() if k in DEFAULTS and k not in ("dataset", "model", "epochs")
+            and v != DEFAULTS[k] and not (k == "conv" and base.get("model") != "cnn")]
+    if not diff:
+        return []
+
+    def option(k, v):
+        name = k.replace("_", "-")
+        if isinstance(v, bool):
+            return name if v else f"no-{name}"
+        if isinstance(v, (list, tuple)):
+            v = ("x" if k == "mask_group" else ",").join(map(str, v))
+        return f"{name} {v}"
+    return ["Settings besides the defaults: " + ", ".join(f"`--{option(k, v)}`" for k, v in diff) + ".", ""]
 
 
 def _hardware_keys(rows):

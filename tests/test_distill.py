@@ -141,6 +141,9 @@ def test_sweep_distils_every_point_from_one_cached_teacher(tmp_path):
     runs = json.loads((out / "sweep.json").read_text())["runs"]
     assert len(runs) == 2 and len({run["config"]["teacher_accuracy"] for run in runs}) == 1
     assert (out / "runs" / "teacher_s0.pt").is_file()
+    md = (out / "sweep.md").read_text()
+    assert "Settings besides the defaults: `--hidden 8`, `--distill 0.9`, `--threads 1`" not in md
+    assert "Settings besides the defaults: `--hidden 8`, `--distill 0.9`." in md
     # a new grid point reuses the cached teacher
     r = hwgen(*args[:-2], "--bits", "1", "1.4", "2", "-o", out)
     assert r.returncode == 0, r.stderr
