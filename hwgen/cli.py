@@ -230,7 +230,8 @@ def _add_model_args(p, sweep=False):
 
 def _train_kwargs(args, sweep=False):
     keys = ["dataset", "model", "conv", "hidden", "dim", "depth", "heads", "act_bits", "augment", "dropout",
-            "logit_scale", "distill", "epochs", "batch_size", "lr", "recompute_every", "freeze_after", "mask_group", "threads"]
+            "logit_scale", "distill", "epochs", "batch_size", "lr", "recompute_every", "freeze_after",
+            "mask_group", "threads"]
     if not sweep:
         keys += ["bits", "seed", "quantizer", "selection", "scale"]
     return {k: getattr(args, k) for k in keys}

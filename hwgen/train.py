@@ -154,6 +154,8 @@ def _fit(model, data, cfg, log, label="", teacher=None):
     total_steps = epochs * steps_per_epoch
     every = max(1, epochs // 4) if len(x) < 5000 else 1
     weight, temp = cfg["distill"], DISTILL_TEMPERATURE
+    if teacher is not None:
+        teacher.eval()
     t0 = time.perf_counter()
     for epoch in range(epochs):
         model.train()
