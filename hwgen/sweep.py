@@ -173,8 +173,7 @@ def run_sweep(*, out, base, points, data_dir=None, log=sys.stderr, progress=True
             if point["seed"] not in teachers:
                 teachers[point["seed"]] = _teacher(runs_dir, base, point["seed"], data, log, epoch_log, bar)
             teacher = teachers[point["seed"]]
-        if bar is not None:
-            bar.write(f"{path.stem}:", file=log)
+        _say(bar, log, f"{path.stem}:")
         model, info = train(**{**base, **point}, data=data, log=epoch_log, teacher=teacher)
         save_checkpoint(model, info, runs_dir / f"{path.stem}.pt")  # before anything else can fail
         integer = export_model(model, info, data.input_bits)
@@ -200,6 +199,14 @@ def run_sweep(*, out, base, points, data_dir=None, log=sys.stderr, progress=True
     return results
 
 
+def _say(bar, log, text, always=False):
+    """A line above the progress bar; without a bar, on ``log`` if ``always``."""
+    if bar is not None:
+        bar.write(text, file=log)
+    elif always and log is not None:
+        print(f"  {text}", file=log, flush=True)
+
+
 def _teacher(runs_dir, base, seed, data, log, epoch_log, bar):
     """The float teacher of ``seed`` for distillation: trained once per seed
     and kept as ``runs/teacher_s<seed>.pt``, so every grid point (and a
@@ -214,10 +221,7 @@ def _teacher(runs_dir, base, seed, data, log, epoch_log, bar):
                 raise HwgenError(f"{path} was trained with {k} = {info.get(k)!r}, not {v!r}: "
                                  f"sweep into another -o directory")
         return teacher
-    if bar is not None:
-        bar.write(f"{path.stem} (float, for --distill):", file=log)
-    elif log is not None:
-        print(f"  {path.stem} (float, for --distill):", file=log, flush=True)
+    _say(bar, log, f"{path.stem} (float, for --distill):", always=True)
     teacher, info = train_teacher(**want, threads=base.get("threads", 0), data=data, log=epoch_log or log)
     save_checkpoint(teacher, info, path)
     return teacher

@@ -184,6 +184,15 @@ def _fit(model, data, cfg, log, label="", teacher=None):
                   f"  ({time.perf_counter() - t0:.1f} s)", file=log, flush=True)
 
 
+#: The settings a teacher depends on (and is cached under, by ``hwgen sweep``).
+TEACHER_KEYS = ("dataset", "model", "conv", "hidden", "augment", "epochs", "batch_size", "lr", "seed")
+
+
+def _build_teacher(cfg):
+    conv = parse_conv_spec(cfg["conv"]) if cfg["model"] == "cnn" else None
+    return float_teacher(cfg["input"]["shape"], conv, cfg["hidden"], cfg["input"]["classes"])
+
+
 def train_teacher(*, log=sys.stderr, data=None, data_dir=None, **overrides):
     """Train the full-precision teacher that ``--distill`` distils from: the
     float twin of the configured MLP or CNN (:func:`hwgen.nn.float_teacher`),
@@ -200,15 +209,6 @@ def train_teacher(*, log=sys.stderr, data=None, data_dir=None, **overrides):
     info = {k: cfg[k] for k in TEACHER_KEYS}
     info.update(teacher=True, input=cfg["input"], float_accuracy=evaluate(teacher, data.x_test, data.y_test))
     return teacher, info
-
-
-#: The settings a teacher depends on (and is cached under, by ``hwgen sweep``).
-TEACHER_KEYS = ("dataset", "model", "conv", "hidden", "augment", "epochs", "batch_size", "lr", "seed")
-
-
-def _build_teacher(cfg):
-    conv = parse_conv_spec(cfg["conv"]) if cfg["model"] == "cnn" else None
-    return float_teacher(cfg["input"]["shape"], conv, cfg["hidden"], cfg["input"]["classes"])
 
 
 def train(*, log=sys.stderr, data=None, data_dir=None, teacher=None, **overrides):
