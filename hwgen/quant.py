@@ -10,6 +10,7 @@ Conventions (also in docs/format.md and docs/training.md):
   ``[out, c, kh, kw]`` is flattened); scales are per tensor or per output
   channel (row).
 """
+import functools
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -72,12 +73,18 @@ def parse_bits(spec):
 
 def mix_counts(mix, n):
     """Exact integer counts per bit width for ``n`` weights (largest remainder)."""
+    return dict(_mix_counts(tuple(sorted(mix.items())), n))
+
+
+@functools.lru_cache(maxsize=1024)
+def _mix_counts(mix_items, n):  # every training step asks again: cached
+    mix = dict(mix_items)
     raw = {b: mix.get(b, 0.0) * n for b in range(MAX_BITS + 1)}
     counts = {b: int(math.floor(v)) for b, v in raw.items()}
     rest = n - sum(counts.values())
     for b in sorted(raw, key=lambda b: (-(raw[b] - counts[b]), b))[:rest]:
         counts[b] += 1
-    return counts
+    return tuple(counts.items())
 
 
 # --------------------------------------------------------------------------
@@ -169,7 +176,7 @@ class Quantizer:
         if self.backward == "identity":
             return None
         if self.backward == "clip":
-            return (u.abs() <= 1).to(u.dtype)
+            return torch.le(u.abs(), 1, out=torch.empty_like(u))  # 1[|u| <= 1], straight into floats
         if self.backward == "signswish":
             return sign_swish_grad(u, self.param(t))
         return prox_sign_grad(u, self.param(t))
@@ -203,34 +210,55 @@ def get_quantizer(name):
 # Selection + residual binarization, fused
 # --------------------------------------------------------------------------
 
-def _smallest_k(key, k, hint=None):
-    """Mask of the ``k`` smallest entries of 1-D ``key``; ties go to the lower
-    index (the same set a stable sort would pick), without sorting.
+def _count(mask):
+    """Number of ones in a 0/1 float mask (exact: a float32 sum of 0/1 is
+    exact below 2**24 entries)."""
+    total = mask.sum() if mask.numel() < 2 ** 24 else mask.sum(dtype=torch.float64)
+    return int(total)
+
+
+def _less(key, value):
+    """0/1 float mask of ``key < value`` (a comparison into a float tensor is
+    several times faster than one into bool on CPU)."""
+    return torch.lt(key, value, out=torch.empty_like(key))
+
+
+#: Below this many keys the warm-started bracket does not pay (bench/train_step.py).
+_BRACKET_MIN = 1 << 14
+
+
+def _rest_after_smallest(key, k, hint=None):
+    """0/1 float mask of the entries of 1-D ``key`` that are *not* among its
+    ``k`` smallest; ties go to the lower index (the ``k`` a stable sort would
+    put first stop), without sorting.
 
     ``hint`` (a dict kept by the caller between calls) warm-starts the search:
     the k-th value moves little from one training step to the next, so it is
-    first looked for inside a narrow bracket around the last one moved by the
-    last drift; the result is exact either way. A missed bracket costs a full
-    selection, a wide one only a slightly bigger partial one, so the width
-    shrinks slowly and has a floor.
+    first looked for inside a narrow bracket ``[lo, hi)`` around the last one
+    moved by the last drift (two counting passes tell whether it is there),
+    and the keys inside the bracket are gathered from a list of candidates
+    kept between calls (see :func:`_bracket`). The result is exact either
+    way. A missed bracket costs a full selection, a wide one only a slightly
+    bigger partial one, so the width shrinks slowly and has a floor.
     """
     n = key.numel()
     if k <= 0:
-        return torch.zeros(n, dtype=torch.bool, device=key.device)
+        return torch.ones_like(key)
     if k >= n:
-        return torch.ones(n, dtype=torch.bool, device=key.device)
+        return torch.zeros_like(key)
+    if n < _BRACKET_MIN:  # one selection over a small tensor costs less than the bracket's extra passes
+        hint = None
     thr = None
     if hint is not None and "thr" in hint:
         centre, half = hint["thr"] + hint["drift"], hint["thr"] * hint["width"]
         lo, hi = centre - half, centre + half
-        below = key < lo
-        c_lo = int(torch.count_nonzero(below))
-        if c_lo < k:
-            band = key[(key < hi) & ~below]
-            if c_lo + band.numel() >= k:
-                thr = torch.kthvalue(band, k - c_lo).values
-                # exactly k entries <= thr unless a tie straddles it (ties are in the band)
-                unique = int(torch.count_nonzero(band <= thr)) == k - c_lo
+        c_lo = _count(_less(key, lo))
+        c_hi = _count(_less(key, hi)) if c_lo < k else c_lo
+        if c_lo < k <= c_hi:      # the k-th smallest is in [lo, hi)
+            band = _bracket(key, lo, hi, c_hi - c_lo, hint)
+            thr = torch.kthvalue(band, k - c_lo).values
+            # exactly k entries <= thr unless a tie straddles it (ties are in the band)
+            unique = int(torch.count_nonzero(band <= thr)) == k - c_lo
         hint["width"] = hint["width"] * 0.9 if thr is not None else hint["width"] * 3
         hint["width"] = min(max(hint["width"], 0.01), 1.0)
     if thr is None:
@@ -240,12 +268,44 @@ def _smallest_k(key, k, hint=None):
         hint["drift"] = float(thr) - hint["thr"] if "thr" in hint else 0.0
         hint["thr"] = float(thr)
         hint.setdefault("width", 0.05)
-    le = key <= thr
-    if unique or unique is None and int(torch.count_nonzero(le)) == k:  # no tie straddles the k-th value
-        return le
+    rest = torch.gt(key, thr, out=torch.empty_like(key))
+    if unique or unique is None and n - _count(rest) == k:  # no tie straddles the k-th value
+        return rest
     less = key < thr
     eq = key == thr
-    return less | (eq & (torch.cumsum(eq, 0) <= k - int(torch.count_nonzero(less))))
+    stop = less | (eq & (torch.cumsum(eq, 0) <= k - int(torch.count_nonzero(less))))
+    return (~stop).to(key.dtype)
+
+
+#: The candidates of :func:`_bracket` are the keys within this many bracket
+#: half-widths of the bracket's centre when they were collected.
+_SPREAD = 6
+
+
+def _bracket(key, lo, hi, size, hint):
+    """The ``size`` keys in ``[lo, hi)``, in no particular order.
+
+    Extracting them from the whole of ``key`` is a boolean mask and a
+    compaction, the dearest passes of a training step's selection. So the
+    indices of the keys in a wider window (``_SPREAD`` times) are kept in
+    ``hint`` and the bracket's keys gathered from those alone; since the
+    candidates found in ``[lo, hi)`` are a subset of its keys, they are all
+    of them exactly when their number is ``size``. Otherwise (keys moved in
+    from outside the window, or the bracket left it) the candidates are
+    collected again.
+    """
+    cand = hint.get("cand")
+    if cand is not None and hint["wlo"] <= lo and hi <= hint["whi"]:
+        v = key[cand]
+        band = v[(v >= lo) & (v < hi)]
+        if band.numel() == size:
+            return band
+    centre, half = (lo + hi) / 2, (hi - lo) / 2 * _SPREAD
+    wlo, whi = centre - half, centre + half
+    cand = torch.gt(_less(key, whi), _less(key, wlo)).nonzero().squeeze(1)   # wlo <= key < whi
+    hint.update(cand=cand, wlo=wlo, whi=whi)
+    v = key[cand]
+    return v[(v >= lo) & (v < hi)]
 
 
 def _view2d(w):
@@ -338,25 +398,25 @@ def hbb(w, *, nbits=None, mix=None, selection="middle-out", scale="tensor", quan
         size = 1 if group is None else group[0] * group[1]
         counts = {b: c * size for b, c in mix_counts(mix, flat_n // size).items()}
 
-        def smallest(key, k, hint=None):
-            """Mask (shaped like ``r``) of the ``k`` smallest keys, or of the
-            ``k / size`` blocks with the smallest mean key."""
+        def rest(key, k, hint=None):
+            """0/1 mask (shaped like ``r``) of all but the ``k`` smallest
+            keys, or all but the ``k / size`` blocks with the smallest mean key."""
             if group is None:
-                return _smallest_k(key.reshape(-1), k, hint).reshape(r.shape)
-            return _expand(_smallest_k(_group_mean(key, group), k // size, hint), group, r.shape)
+                return _rest_after_smallest(key.reshape(-1), k, hint).reshape(r.shape)
+            return _expand(_rest_after_smallest(_group_mean(key, group), k // size, hint), group, r.shape)
         top = max(b for b in range(MAX_BITS + 1) if counts[b])
-        out_bits = torch.zeros(r.shape, dtype=torch.int8, device=r.device)
-        active = None if counts[0] == 0 else ~smallest(a, counts[0])
+        m = None if counts[0] == 0 else rest(a, counts[0])
+        full_steps, bit_sum = 0, None  # a weight's bit count = the number of steps it was active in
     else:
         out_bits = nbits.reshape(r.shape).to(torch.int8)
         top = int(out_bits.max()) if flat_n else 0
-        active = None if top == 0 or bool((out_bits >= 1).all()) else out_bits >= 1
+        m = None if top == 0 or bool((out_bits >= 1).all()) else (out_bits >= 1).to(r.dtype)
+    # m: the 0/1 float mask of the entries active at step b (None: all of them)
     w_hat = None
     keep = None            # prod (1 - B'(u_b)) so far (chain rule presets)
     first_jac = None
     mus, planes = [], []
     for b in range(1, top + 1):
-        m = None if active is None else active.to(r.dtype)
         # mu_b: mean |R_b| over the active entries (m None = all active)
         if m is None:
             mu = a.mean(dim=1, keepdim=True) if per_channel else a.mean()
@@ -370,7 +430,9 @@ def hbb(w, *, nbits=None, mix=None, selection="middle-out", scale="tensor", quan
         if m is None:
             plane = _sign(r) if fwd_sign else q.plane(u, t)
         elif fwd_sign:  # +-1 where active, +-0 elsewhere, in one pass
-            plane = torch.copysign(m, r + 0.0)
+            # a residual R_b (b >= 2) is a difference, never -0.0 where
+            # active: sign(0) = +1 needs the + 0.0 only on the weights
+            plane = torch.copysign(m, r + 0.0 if b == 1 or nbits is not None else r)
         else:
             plane = q.plane(u, t) * m
         if chain:
@@ -388,8 +450,10 @@ def hbb(w, *, nbits=None, mix=None, selection="middle-out", scale="tensor", quan
             if b < top:
                 r.addcmul_(plane, mu, value=-1)
         if nbits is None:
-            # a weight's bit count = the number of steps it was active in
-            out_bits = out_bits.add_(1) if active is None else out_bits.add_(active)
+            if m is None:
+                full_steps += 1
+            else:
+                bit_sum = m if bit_sum is None else bit_sum + m
             if b < top:
                 a_next = r.abs()
                 if selection == "magnitude":
@@ -398,15 +462,19 @@ def hbb(w, *, nbits=None, mix=None, selection="middle-out", scale="tensor", quan
                     key = a_next if fwd_sign else (a - mu).abs()
                 if m is not None:
                     key = key + (1 - m) * 1e30  # inactive entries never stop here
-                stop = smallest(key, counts[b], hints.setdefault(b, {}))
-                active = ~stop if active is None else active & ~stop
+                cont = rest(key, counts[b], hints.setdefault(b, {}))
+                m = cont if m is None else m * cont
                 a = a_next
-        else:
-            active = out_bits >= b + 1
-            if b < top:
-                a = r.abs()
+        elif b < top:
+            m = (out_bits > b).to(r.dtype)
+            a = r.abs()
         mus.append(mu)
         planes.append(plane.reshape(w.shape))
+    if nbits is None:
+        if bit_sum is None:
+            out_bits = torch.full(r.shape, full_steps, dtype=torch.int8, device=r.device)
+        else:
+            out_bits = bit_sum.to(torch.int8).add_(full_steps)
     if w_hat is None:
         w_hat = torch.zeros_like(r)
     jac = None

@@ -320,18 +320,40 @@ def test_exact_fractions_for_conv_kernels_and_channel_scales(scale, rule):
 
 def test_warm_started_selection_stays_exact_over_training_steps():
     """The bracket search (hints kept between calls) returns exactly the
-    sorting definition at every step, whether the bracket hits or misses."""
-    from hwgen.quant import hbb
+    sorting definition at every step, whether the bracket hits or misses,
+    whether its keys come from the kept candidates or are collected anew,
+    and with ties straddling the k-th value."""
+    from hwgen import quant
     g = torch.Generator().manual_seed(12)
-    w = torch.randn(40, 60, generator=g, dtype=torch.float64)
+    w = torch.randn(128, 160, generator=g, dtype=torch.float64)
+    assert w.numel() >= quant._BRACKET_MIN          # small tensors skip the bracket
     hints = {}
     mix = {1: 0.6, 2: 0.3, 3: 0.1}
-    for step in range(25):
-        scale = 1e-3 if step % 5 else 0.5          # small steps, and now and then a big jump
-        w = w + scale * torch.randn(40, 60, generator=g, dtype=torch.float64)
-        got = hbb(w, mix=mix, hints=hints).nbits
+    paths = set()
+    for step in range(30):
+        scale = 1e-4 if step % 6 else 0.5          # small steps, and now and then a big jump
+        w = w + scale * torch.randn(128, 160, generator=g, dtype=torch.float64)
+        if step == 20:                             # many exact ties around the k-th value
+            w = torch.round(w * 8) / 8
+        width, cand = hints.get(1, {}).get("width"), hints.get(1, {}).get("cand")
+        got = quant.hbb(w, mix=mix, hints=hints).nbits
         assert torch.equal(got, _select_by_sorting(w, mix)), step
-    assert hints[1]["thr"] > 0 and 1e-3 <= hints[1]["width"] <= 1.0
+        if width is not None:
+            paths.add("hit" if hints[1]["width"] <= width else "miss")
+        if cand is not None:
+            paths.add("candidates kept" if hints[1]["cand"] is cand else "candidates collected")
+    assert paths == {"hit", "miss", "candidates kept", "candidates collected"}
+    assert hints[1]["thr"] > 0 and 0.01 <= hints[1]["width"] <= 1.0
+
+
+def test_small_tensors_select_exactly_without_the_bracket():
+    from hwgen import quant
+    w = torch.randn(30, 40, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    hints = {}
+    for _ in range(3):
+        assert torch.equal(quant.hbb(w, mix={1: 0.6, 2: 0.4}, hints=hints).nbits,
+                           _select_by_sorting(w, {1: 0.6, 2: 0.4}))
+    assert hints.get(1, {}) == {}
 
 
 @pytest.mark.parametrize("rule", ["middle-out", "magnitude"])
