@@ -1,7 +1,7 @@
 """Time per training step: HBB 1.4 bits (Middle-Out masks recomputed every
 step) vs homogeneous 1-bit binarization of the same model. Prints JSON.
 
-    python bench/train_step.py [--hidden 512,512] [--batch 256] [--steps 60] [--threads 0]
+    python bench/train_step.py [--hidden 512,512] [--batch 256] [--steps 60] [--rounds 10] [--threads 0]
 
 Target (issue 3): overhead ratio <= 1.3. Inputs are random integers of the
 Fashion-MNIST shape (784 pixels, 0..255), so no dataset is needed.
@@ -46,22 +46,25 @@ def main():
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=10,
+                    help="the two configurations alternate this many times (machine load drifts)")
     ap.add_argument("--threads", type=int, default=0, help="0 = all cores (the training default)")
     ap.add_argument("--quantizer", default="bnn")
     args = ap.parse_args()
     threads = args.threads or default_threads()
     torch.set_num_threads(threads)
     hidden = [int(h) for h in args.hidden.split(",")]
+    per_round = max(args.steps // args.rounds, 1)
     result = {"bench": "train_step", "model": f"784-{args.hidden.replace(',', '-')}-10",
-              "batch": args.batch, "steps": args.steps, "threads": threads, "quantizer": args.quantizer,
+              "batch": args.batch, "steps": per_round * args.rounds, "rounds": args.rounds, "threads": threads,
+              "quantizer": args.quantizer,
               "torch": torch.__version__, "machine": platform.machine()}
     # interleave the two configurations so machine load affects both alike
     runs = {"homogeneous_1bit": [], "hbb_1.4_middle_out_every_step": []}
-    for _ in range(3):
-        runs["homogeneous_1bit"] += time_steps("1", args.quantizer, hidden, args.batch, args.steps // 3,
-                                               args.warmup)
+    for _ in range(args.rounds):
+        runs["homogeneous_1bit"] += time_steps("1", args.quantizer, hidden, args.batch, per_round, args.warmup)
         runs["hbb_1.4_middle_out_every_step"] += time_steps("1.4", args.quantizer, hidden, args.batch,
-                                                            args.steps // 3, args.warmup)
+                                                            per_round, args.warmup)
     for name, ts in runs.items():
         result[name] = {"median_ms": round(1000 * statistics.median(ts), 3),
                         "mean_ms": round(1000 * statistics.fmean(ts), 3)}
