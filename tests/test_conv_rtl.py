@@ -127,7 +127,7 @@ def test_fifo_lets_a_folded_conv_layer_keep_pace():
     slowest = max(stage.interval for _, stage in dut.stages)
     assert dut.interval == slowest == 144
     coupled = [stage.control() for name, stage in dut.stages if name != "conv1_fifo"]
-    out, _ = handshake.simulate(coupled + [handshake.Pipe(dut.argmax.latency + 1)], 4)
+    out, _ = handshake.simulate(coupled + [dut.argmax_control()], 4)
     assert out[3] - out[2] > slowest
     x = edge_inputs(rng, 4, model.input_features, 3)
     got = stream_through(dut, x, 3)

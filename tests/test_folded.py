@@ -102,6 +102,31 @@ def test_folded_latency_and_interval_are_what_the_network_says(pipeline):
     assert [g[1] for g in got] == reference.infer(model, x).pred.tolist()
 
 
+@pytest.mark.parametrize("folding, held", [([(2, 8), (5, 2)], True), ([(8, 12), (10, 8)], True),
+                                            ([(8, 24), (10, 8)], False)])
+def test_argmax_works_on_the_held_scores_only_where_that_costs_no_throughput(folding, held):
+    """A network slower than the argmax tree's depth lets the tree work on
+    the last layer's held output instead of delaying the scores alongside
+    it; a faster one (interval 4 < 4 levels + 1) keeps the delay line. Either
+    way the first result comes at ``latency``, then one every ``interval``,
+    and every label and score is exact, with a sink that refuses half the
+    cycles too."""
+    rng = np.random.default_rng(3)
+    model = random_model(rng, [24, 8, 10], input_bits=2)
+    x = edge_inputs(rng, 6, 24, 3)
+    dut = StreamNetwork(model, folding, 1)
+    assert dut.argmax_held == held
+    assert dut.interval == max(layer.schedule.cycles for layer in dut.layers) + 1
+    golden = reference.infer(model, x)
+    got = stream_through(dut, x, 10)
+    cycles = [c for c, _, _ in got]
+    assert cycles[0] == dut.latency
+    assert np.diff(cycles).tolist() == [dut.interval] * (len(x) - 1)
+    stalled = stream_through(dut, x, 10, ready=lambda: rng.random() < 0.5)
+    for run in (got, stalled):
+        assert [g[1] for g in run] == golden.pred.tolist() and [g[2] for g in run] == golden.scores.tolist()
+
+
 def set_bits(layer, nbits):
     """Give ``layer`` the bit counts ``nbits`` (up to 3), its planes and
     thresholds following."""

@@ -19,8 +19,8 @@ the first output exactly ``latency`` cycles after the input, then one every
 ``interval``.
 """
 
-__all__ = ["Deserializer", "Fifo", "Folded", "FoldedConv", "Pipe", "folded", "folded_conv", "kept_windows",
-           "map_interval", "simulate"]
+__all__ = ["Deserializer", "Fifo", "Folded", "FoldedConv", "Hold", "Pipe", "folded", "folded_conv",
+           "kept_windows", "map_interval", "simulate"]
 
 
 class Pipe:
@@ -45,6 +45,31 @@ class Pipe:
             if i_valid:
                 self.k = (self.k + 1) % len(self.marks)
             self.regs = [mark] + self.regs[:-1]
+
+
+class Hold:
+    """A stage that works ``depth`` clocks on an input its upstream holds
+    (valid, not yet taken), then takes it and fills its output register in
+    one clock (``i.ready`` = ``depth`` clocks seen and the output empty or
+    taken): :class:`hwgen.rtl.network.StreamNetwork`'s held argmax."""
+
+    def __init__(self, depth):
+        self.depth, self.count, self.ov = depth, 0, False
+
+    def valid(self, i_valid=True):
+        return self.ov
+
+    def ready(self, o_ready):
+        return self.count == self.depth and (not self.ov or o_ready)
+
+    def step(self, i_valid, o_ready):
+        take = i_valid and self.ready(o_ready)
+        if o_ready:
+            self.ov = False
+        if take:
+            self.ov, self.count = True, 0
+        elif i_valid and self.count < self.depth:
+            self.count += 1
 
 
 class Deserializer:

@@ -114,7 +114,16 @@ class StreamNetwork(wiring.Component):
     gathers the last conv layer's map for the dense layers. A folded conv
     layer after a conv layer gets a :class:`Fifo` (:meth:`_add_fifos`).
     ``pipeline = k > 0`` registers the adder trees every k levels. Ports as
-    :class:`Network`, but for the pixel input. The stream out of layer k is
+    :class:`Network`, but for the pixel input.
+
+    The argmax tree has a register after every level. Where the network
+    streams no faster than one inference per ``argmax.latency + 1`` clocks
+    (:attr:`argmax_held`, decided by the handshake model), it works on the
+    last layer's output while that layer holds it, and takes it when the
+    index is ready: no copy of the scores travels alongside the tree, which
+    on 10 classes saves ``latency`` × 10 score registers (640 flip-flops on
+    the digits MLP). Otherwise the scores are delayed with the tree, one
+    inference per clock. The stream out of layer k is
     visible as ``stage{k}`` / ``stage{k}_valid`` (the probes ``hwgen sim``
     reads after a mismatch; a conv layer's is its pixel stream).
     """
@@ -143,22 +152,33 @@ class StreamNetwork(wiring.Component):
         self.input_layout, self.output_layout = _layouts(model, score_shape)
         # registered after every compare level: the argmax was the critical path
         self.argmax = Argmax(score_shape, model.n_classes, pipeline=1)
+        self.argmax_held = False
         self._add_fifos()
+        # hold the scores upstream where that costs no throughput
+        self.argmax_held = self._simulate(held=True)[1] <= self._simulate(held=False)[1]
         super().__init__({
             "i": In(stream.Signature(self.input_layout)),
             "o": Out(stream.Signature(self.output_layout)),
         })
 
-    def _simulate(self, fifos=None):
+    def argmax_control(self, held=None):
+        """The argmax stage's handshakes (:mod:`hwgen.rtl.handshake`): held
+        (:attr:`argmax_held` unless ``held`` says) or delayed alongside."""
+        held = self.argmax_held if held is None else held
+        return handshake.Hold(self.argmax.latency) if held else handshake.Pipe(self.argmax.latency + 1)
+
+    def _simulate(self, fifos=None, held=None):
         """``(latency, interval)`` from the stages' handshake models
         (:mod:`hwgen.rtl.handshake`), with FIFOs of ``fifos[j]`` entries
-        before stage j: four images offered back to back."""
+        before stage j (:meth:`_add_fifos` asks so before it puts them into
+        :attr:`stages`), the argmax as :meth:`argmax_control`: four images
+        offered back to back."""
         models = []
         for j, (_, stage) in enumerate(self.stages):
             if (fifos or {}).get(j):
                 models.append(handshake.Fifo(fifos[j]))
             models.append(stage.control())
-        out, _ = handshake.simulate(models + [handshake.Pipe(self.argmax.latency + 1)], 4)
+        out, _ = handshake.simulate(models + [self.argmax_control(held)], 4)
         return out[0], out[3] - out[2]
 
     def _timing(self):
@@ -221,6 +241,29 @@ class StreamNetwork(wiring.Component):
                 probe_valid = Signal(name=f"stage{k}_valid")
                 m.d.comb += [probe.eq(stage.o.payload), probe_valid.eq(stage.o.valid)]
                 k += 1
-        m.d.comb += upstream.ready.eq(~self.o.valid | self.o.ready)
-        _argmax_stage(m, self.argmax, upstream.ready, upstream.payload, upstream.valid, self.o)
+        if self.argmax_held:
+            _held_argmax_stage(m, self.argmax, upstream, self.o)
+        else:
+            m.d.comb += upstream.ready.eq(~self.o.valid | self.o.ready)
+            _argmax_stage(m, self.argmax, upstream.ready, upstream.payload, upstream.valid, self.o)
         return m
+
+
+def _held_argmax_stage(m, argmax, upstream, o):
+    """The argmax on ``upstream``'s payload while ``upstream`` holds it
+    (valid and not taken, so it cannot change): after ``argmax.latency``
+    such clocks the index is the payload's, and the payload, its index and
+    valid go to the output register as the transfer is made
+    (:class:`hwgen.rtl.handshake.Hold`)."""
+    m.submodules.argmax = argmax
+    m.d.comb += argmax.scores.eq(upstream.payload)
+    seen = Signal(range(argmax.latency + 1))     # clocks the held payload has been in the tree
+    ready = Signal()
+    m.d.comb += [ready.eq((seen == argmax.latency) & (~o.valid | o.ready)), upstream.ready.eq(ready)]
+    with m.If(o.ready):
+        m.d.sync += o.valid.eq(0)
+    with m.If(upstream.valid & ready):
+        m.d.sync += [o.payload.scores.eq(upstream.payload), o.payload.label.eq(argmax.index), o.valid.eq(1),
+                     seen.eq(0)]
+    with m.Elif(upstream.valid & (seen != argmax.latency)):
+        m.d.sync += seen.eq(seen + 1)
