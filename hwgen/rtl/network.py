@@ -121,9 +121,9 @@ class StreamNetwork(wiring.Component):
     (:attr:`argmax_held`, decided by the handshake model), it works on the
     last layer's output while that layer holds it, and takes it when the
     index is ready: no copy of the scores travels alongside the tree, which
-    on 10 classes saves ``latency`` × 10 score registers (640 flip-flops on
-    the digits MLP). Otherwise the scores are delayed with the tree, one
-    inference per clock. The stream out of layer k is
+    saves ``latency`` registers of all the scores (641 flip-flops for the
+    digits MLP's ten 16-bit scores). Otherwise the scores are delayed with
+    the tree, one inference per clock. The stream out of layer k is
     visible as ``stage{k}`` / ``stage{k}_valid`` (the probes ``hwgen sim``
     reads after a mismatch; a conv layer's is its pixel stream).
     """
