@@ -92,8 +92,9 @@ def test_folded_latency_and_interval_are_what_the_network_says(pipeline):
     model = random_model(rng, [24, 8, 10], input_bits=2)
     x = edge_inputs(rng, 5, 24, 3)
     dut = StreamNetwork(model, [(2, 8), (5, 2)], pipeline)
-    unpipelined = sum(layer.schedule.cycles + 5 for layer in dut.layers) + dut.argmax.latency + 1
-    assert (dut.latency > unpipelined) == (pipeline > 0)
+    unpipelined = StreamNetwork(model, [(2, 8), (5, 2)], 0)
+    unpipelined._MustUse__silence = True
+    assert (dut.latency > unpipelined.latency) == (pipeline > 0)
     got = stream_through(dut, x, 10)
     cycles = [c for c, _, _ in got]
     assert cycles[0] == dut.latency
@@ -102,21 +103,94 @@ def test_folded_latency_and_interval_are_what_the_network_says(pipeline):
     assert [g[1] for g in got] == reference.infer(model, x).pred.tolist()
 
 
-@pytest.mark.parametrize("folding, held", [([(2, 8), (5, 2)], True), ([(8, 12), (10, 8)], True),
-                                            ([(8, 24), (10, 8)], False)])
-def test_argmax_works_on_the_held_scores_only_where_that_costs_no_throughput(folding, held):
-    """A network slower than the argmax tree's depth lets the tree work on
-    the last layer's held output instead of delaying the scores alongside
-    it; a faster one (interval 4 < 4 levels + 1) keeps the delay line. Either
-    way the first result comes at ``latency``, then one every ``interval``,
-    and every label and score is exact, with a sink that refuses half the
-    cycles too."""
+@pytest.mark.parametrize("folding, kind", [([(2, 8), (5, 2)], "scan"), ([(8, 12), (10, 8)], "held"),
+                                            ([(8, 24), (10, 8)], "delayed")])
+def test_argmax_works_on_the_held_scores_only_where_that_costs_no_throughput(folding, kind):
+    """A network slower than the scan scans the last layer's held output
+    with one comparator (interval 37 >= 2 clocks for each of 10 scores + 2,
+    the comparison registered as the layers are); one slower than the
+    argmax tree's depth lets the tree work on it (interval 7 >= 4
+    levels + 1); a faster one (interval 4) delays the scores alongside the
+    tree. Either way the first result comes at ``latency``, then one every
+    ``interval``, and every label and score is exact, with a sink that
+    refuses half the cycles too."""
     rng = np.random.default_rng(3)
     model = random_model(rng, [24, 8, 10], input_bits=2)
     x = edge_inputs(rng, 6, 24, 3)
     dut = StreamNetwork(model, folding, 1)
-    assert dut.argmax_held == held
+    assert dut.argmax_kind == kind and dut.argmax_held == (kind != "delayed")
     assert dut.interval == max(layer.schedule.cycles for layer in dut.layers) + 1
+    golden = reference.infer(model, x)
+    got = stream_through(dut, x, 10)
+    cycles = [c for c, _, _ in got]
+    assert cycles[0] == dut.latency
+    assert np.diff(cycles).tolist() == [dut.interval] * (len(x) - 1)
+    stalled = stream_through(dut, x, 10, ready=lambda: rng.random() < 0.5)
+    for run in (got, stalled):
+        assert [g[1] for g in run] == golden.pred.tolist() and [g[2] for g in run] == golden.scores.tolist()
+
+
+@pytest.mark.parametrize("clocks", [1, 2])
+def test_argmax_scan_takes_the_first_of_the_largest_scores(clocks):
+    """One score per ``clocks`` steps, the running maximum replaced only by a
+    larger score: after ``clocks * n + 1`` steps the index is numpy's argmax
+    (the lowest index among equal maxima), over ties, negative scores and
+    the extremes of the score's range; a clock without ``step`` changes
+    nothing."""
+    from amaranth.hdl import signed
+    from amaranth.sim import Simulator
+    from hwgen.rtl.argmax import ArgmaxScan
+    rng = np.random.default_rng(5)
+    n, lo, hi = 10, -32, 31
+    cases = [[0] * n, [hi] * n, [lo] * n, [lo] * (n - 1) + [hi], [hi] + [lo] * (n - 1), [3, 7, 7, 1, 7, 0, 2, 7, 5, 6]]
+    cases += [rng.integers(lo, hi + 1, n).tolist() for _ in range(20)] + [rng.integers(-2, 2, n).tolist() for _ in range(20)]
+    dut = ArgmaxScan(signed(6), n, clocks)
+    got = []
+
+    async def bench(ctx):
+        for scores in cases:
+            ctx.set(dut.scores.as_value(), sum((v & 63) << (6 * j) for j, v in enumerate(scores)))
+            for k in range(dut.latency):    # the last step selects nothing
+                ctx.set(dut.k, k)
+                ctx.set(dut.step, 1)
+                await ctx.tick()
+            ctx.set(dut.step, 0)
+            ctx.set(dut.scores.as_value(), 0)
+            await ctx.tick()
+            got.append(ctx.get(dut.index))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert dut.latency == clocks * n + 1
+    assert got == [int(np.argmax(c)) for c in cases]
+
+
+@pytest.mark.parametrize("folding, held", [([(8, 24), (10, 8)], [True, False]), ([(8, 24), (1, 1)], [True, True]),
+                                           ([(2, 8), (5, 2)], [True, True])])
+def test_folded_layers_read_the_held_input_only_where_that_costs_no_throughput(folding, held):
+    """A folded dense layer without an input register reads its upstream's
+    payload while it is offered and takes it with its last word. That ties
+    the upstream's output register up for the whole schedule: fc1 behind an
+    equally fast fc0 (3 words each) would alternate 4 and 5 clocks per
+    inference, so it keeps its register; a layer behind a faster one, and
+    the first layer (the stream's payload may not change until it is
+    taken), do without. Each held input starts a clock sooner; the
+    interval is that of the layers with registers, as simulated, and every
+    result is exact with a sink that refuses half the cycles."""
+    rng = np.random.default_rng(3)
+    model = random_model(rng, [24, 8, 10], input_bits=2)
+    x = edge_inputs(rng, 6, 24, 3)
+    dut = StreamNetwork(model, folding, 1)
+    assert [layer.held_input for layer in dut.layers] == held
+    registered = StreamNetwork(model, folding, 1)
+    registered._MustUse__silence = True
+    for layer in registered.layers:
+        layer.held_input = False
+    registered._timing_cache = None
+    assert dut.interval == registered.interval
+    assert dut.latency == registered.latency - sum(held)
     golden = reference.infer(model, x)
     got = stream_through(dut, x, 10)
     cycles = [c for c, _, _ in got]

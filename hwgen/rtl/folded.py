@@ -32,7 +32,12 @@ level (one two-operand adder per clock, ``ceil(log2 A)`` clocks for A-bit
 scales) before the accumulator.
 A layer accepts its next input one cycle after it has issued the last word
 of the current one, so a layer takes ``cycles + 1`` clocks per inference,
-and a network of layers streams at the rate of its slowest layer.
+and a network of layers streams at the rate of its slowest layer. With
+``held_input`` the layer has no input register: it reads the payload its
+upstream holds (a stream's payload may not change until it is taken),
+issues words from the first clock the input is offered and takes it as its
+last word reads its input group, still ``cycles + 1`` clocks apart when the
+next input is offered at once.
 """
 from dataclasses import dataclass
 
@@ -193,11 +198,12 @@ class FoldedLayer(wiring.Component):
         out_features)`` for the scores layer.
     """
 
-    def __init__(self, layer, pe, simd, pipeline=0, family="generic"):
+    def __init__(self, layer, pe, simd, pipeline=0, family="generic", held_input=False):
         if layer.op not in ("dense", "conv2d") or (layer.input == "binary" and layer.input_bits != 1):
             raise HwgenError(f"layer {layer.name}: the folded architecture takes dense and conv layers "
                              f"over unsigned or 1-bit binary inputs")
         self._layer, self._pipeline, self._stages, self.family = layer, int(pipeline), None, family
+        self.held_input = bool(held_input)
         self.schedule = schedule(layer, pe, simd)
         if layer.output == "scores":
             y_shape = data.ArrayLayout(score_shape(layer), layer.out_features)
@@ -217,8 +223,10 @@ class FoldedLayer(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from an accepted input to its valid output (no stalls)."""
-        return self.schedule.cycles + 5 + self._registers()
+        """Cycles from an input offered to the idle layer to its valid
+        output (no stalls); a held input starts one clock sooner (there is
+        no input register to load)."""
+        return self.schedule.cycles + 5 - self.held_input + self._registers()
 
     def _registers(self):
         """Registers a word passes beyond the unpipelined layer's: the lanes'
@@ -312,7 +320,7 @@ class FoldedLayer(wiring.Component):
 
     def control(self):
         """The layer's handshakes, cycle for cycle (:mod:`hwgen.rtl.handshake`)."""
-        return handshake.folded(self.schedule, self._registers())
+        return handshake.folded(self.schedule, self._registers(), self.held_input)
 
     def _word_layout(self):
         sch = self.schedule
@@ -392,22 +400,38 @@ class FoldedLayer(wiring.Component):
         run = Signal()          # the whole layer advances (only a full output stops it)
         busy = Signal()
         addr = Signal(range(max(len(init), 2)))
-        x = Signal(self.i.payload.shape())
-        m.d.comb += self.i.ready.eq(run & ~busy)
-        with m.If(run):
-            with m.If(self.i.valid & ~busy):
-                m.d.sync += [x.eq(self.i.payload), busy.eq(1), addr.eq(0)]
-            with m.Elif(busy):
-                m.d.sync += addr.eq(addr + 1)
-                with m.If(addr == len(init) - 1):
-                    m.d.sync += busy.eq(0)
-
-        # issue -> S1: the schedule word
         rd = weights.read_port()
         v1 = Signal()
         m.d.comb += [rd.addr.eq(addr), rd.en.eq(run)]
-        with m.If(run):
-            m.d.sync += v1.eq(busy)
+        if self.held_input:
+            # No input register: the upstream holds its payload until the
+            # transfer (valid and not ready: it may not change), so the
+            # words are issued from the first clock the input is offered,
+            # and the transfer is made as the last word reads its input
+            # group (S1). addr rests at 0 between inputs.
+            last1 = Signal()     # the word at S1 is the schedule's last
+            issue = Signal()
+            m.d.comb += [issue.eq(busy | (self.i.valid & ~last1)), self.i.ready.eq(run & last1)]
+            with m.If(run):
+                m.d.sync += [v1.eq(issue), last1.eq(issue & (addr == len(init) - 1))]
+                with m.If(issue):
+                    m.d.sync += [addr.eq(addr + 1), busy.eq(1)]
+                    with m.If(addr == len(init) - 1):
+                        m.d.sync += [addr.eq(0), busy.eq(0)]
+            x = self.i.payload
+        else:
+            x = Signal(self.i.payload.shape())
+            m.d.comb += self.i.ready.eq(run & ~busy)
+            with m.If(run):
+                m.d.sync += v1.eq(busy)
+                with m.If(self.i.valid & ~busy):
+                    m.d.sync += [x.eq(self.i.payload), busy.eq(1), addr.eq(0)]
+                with m.Elif(busy):
+                    m.d.sync += addr.eq(addr + 1)
+                    with m.If(addr == len(init) - 1):
+                        m.d.sync += busy.eq(0)
+
+        # issue -> S1: the schedule word
         w1 = rd.data
 
         # S1: the input group and the partial sums (kept adder trees, their
@@ -480,19 +504,23 @@ class FoldedLayer(wiring.Component):
         v4, fold4, finishing = Signal(), Signal(fold_w), Signal()
         with m.If(run):
             m.d.sync += [v4.eq(v3), fold4.eq(fold3), finishing.eq(finishing3)]
+        with m.Elif(self.o.ready):      # stopped: the waiting result goes out (S4)
+            m.d.sync += [v4.eq(0), finishing.eq(0)]
 
         # S4: collect the fold's outputs; the last fold completes the output word
         lane_w = len(outs[0])
         result = Signal(layer.out_features * lane_w)
         # A full output register stops the layer when the last fold's result
         # arrives (finishing): run = ~(finishing & o.valid). o.ready is left
-        # out, so no combinational path runs from a layer's downstream to its
-        # every register (it costs a clock only when the register is taken
-        # just then), and run comes straight from a register holding next
-        # clock's value of that product: run drives every register's enable.
-        # A kept copy of the register computes it, away from that fanout.
+        # out of run, so no combinational path runs from a layer's downstream
+        # to its every register, and run comes straight from a register
+        # holding next clock's value of that product: run drives every
+        # register's enable. A kept copy of the register computes it, away
+        # from that fanout. o.ready reaches only the output register and S4:
+        # the waiting result goes out in the clock the held one is taken,
+        # and the layer runs on from the next.
         stop, stop_copy = Signal(), Signal(attrs=KEEP)
-        finishing_next = Mux(stop_copy, finishing, finishing3)
+        finishing_next = Mux(stop_copy, finishing & ~self.o.ready, finishing3)
         valid_next = Mux(~stop_copy & finishing, 1, self.o.valid & ~self.o.ready)
         m.d.sync += [stop.eq(finishing_next & valid_next), stop_copy.eq(finishing_next & valid_next)]
         m.d.comb += run.eq(~stop)
@@ -503,10 +531,10 @@ class FoldedLayer(wiring.Component):
                 for f in range(sch.folds):
                     with m.Case(f):
                         m.d.sync += result[f * pe * lane_w:(f + 1) * pe * lane_w].eq(Cat(*outs))
-            with m.If(finishing):    # the neurons wired back in place
-                slots = [result[k * lane_w:(k + 1) * lane_w] for k in range((sch.folds - 1) * pe)] + outs
-                place = np.argsort(order)
-                m.d.sync += [self.o.payload.eq(Cat(*(slots[k] for k in place))), self.o.valid.eq(1)]
+        with m.If(v4 & finishing & (run | self.o.ready)):    # the neurons wired back in place
+            slots = [result[k * lane_w:(k + 1) * lane_w] for k in range((sch.folds - 1) * pe)] + outs
+            place = np.argsort(order)
+            m.d.sync += [self.o.payload.eq(Cat(*(slots[k] for k in place))), self.o.valid.eq(1)]
         return m
 
 

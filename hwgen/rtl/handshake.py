@@ -49,25 +49,23 @@ class Pipe:
 
 class Hold:
     """A stage that works ``depth`` clocks on an input its upstream holds
-    (valid, not yet taken), then takes it and fills its output register in
-    one clock (``i.ready`` = ``depth`` clocks seen and the output empty or
-    taken): :class:`hwgen.rtl.network.StreamNetwork`'s held argmax."""
+    (valid, not yet taken), then offers it with its result, taking it from
+    upstream as it is taken downstream (``o.valid`` = ``i.valid`` and
+    ``depth`` clocks seen; ``i.ready`` = ``depth`` clocks seen and
+    ``o.ready``): :class:`hwgen.rtl.network.StreamNetwork`'s held argmax."""
 
     def __init__(self, depth):
-        self.depth, self.count, self.ov = depth, 0, False
+        self.depth, self.count = depth, 0
 
     def valid(self, i_valid=True):
-        return self.ov
+        return i_valid and self.count == self.depth
 
     def ready(self, o_ready):
-        return self.count == self.depth and (not self.ov or o_ready)
+        return self.count == self.depth and o_ready
 
     def step(self, i_valid, o_ready):
-        take = i_valid and self.ready(o_ready)
-        if o_ready:
-            self.ov = False
-        if take:
-            self.ov, self.count = True, 0
+        if i_valid and self.ready(o_ready):
+            self.count = 0
         elif i_valid and self.count < self.depth:
             self.count += 1
 
@@ -124,10 +122,11 @@ class Folded:
     (``(fold, last)`` per ROM word), ``folds`` folds and ``depth`` adder-tree
     registers per lane: issue, the ROM word (S1), the trees, S2 (alpha,
     accumulate), S3 (compare), S4 (collect); the whole layer stops only when
-    the last fold's result meets a full output register."""
+    the last fold's result meets a full output register, which it fills as
+    that register is taken."""
 
-    def __init__(self, words, folds, depth):
-        self.words, self.folds = list(words), folds
+    def __init__(self, words, folds, depth, held_input=False):
+        self.words, self.folds, self.held_input = list(words), folds, held_input
         self.busy, self.addr = False, 0
         self.pipe = [None] * (depth + 2)     # the word index at S1, in the trees, at S2
         self.v3 = self.v4 = None             # the fold whose last word is at S3 / S4
@@ -139,7 +138,12 @@ class Folded:
     def valid(self, i_valid=True):
         return self.ov
 
+    def _last1(self):
+        return self.pipe[0] == len(self.words) - 1
+
     def ready(self, o_ready):
+        if self.held_input:
+            return self._run(o_ready) and self._last1()
         return self._run(o_ready) and not self.busy
 
     def step(self, i_valid, o_ready):
@@ -147,12 +151,21 @@ class Folded:
         if o_ready:
             self.ov = False
         if not run:
+            if o_ready:     # the waiting result goes out as the held one is taken
+                self.ov, self.v4 = True, None
             return
         if self.v4 == self.folds - 1:
             self.ov = True
         s2 = self.pipe[-1]
         self.v4 = self.v3
         self.v3 = self.words[s2][0] if s2 is not None and self.words[s2][1] else None
+        if self.held_input:     # words issued while the input is offered; addr rests at 0
+            issue = self.busy or (i_valid and not self._last1())
+            self.pipe = [self.addr if issue else None] + self.pipe[:-1]
+            if issue:
+                self.busy = self.addr != len(self.words) - 1
+                self.addr = self.addr + 1 if self.busy else 0
+            return
         self.pipe = [self.addr if self.busy else None] + self.pipe[:-1]
         if i_valid and not self.busy:
             self.busy, self.addr = True, 0
@@ -200,12 +213,13 @@ class FoldedConv:
             self.pending = False
 
 
-def folded(schedule, depth):
+def folded(schedule, depth, held_input=False):
     """The :class:`Folded` model of a :class:`hwgen.rtl.folded.Schedule`
-    whose lanes have ``depth`` adder-tree registers."""
+    whose lanes have ``depth`` adder-tree registers (``held_input``: see
+    :class:`hwgen.rtl.folded.FoldedLayer`)."""
     entries = schedule.entries
     words = [(f, k + 1 == len(entries) or entries[k + 1][0] != f) for k, (f, *_) in enumerate(entries)]
-    return Folded(words, schedule.folds, depth)
+    return Folded(words, schedule.folds, depth, held_input)
 
 
 def kept_windows(layer):

@@ -5,7 +5,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..errors import HwgenError
 from . import handshake
-from .argmax import Argmax
+from .argmax import Argmax, ArgmaxScan
 from .arith import delayed
 from .conv import ConvLayer, Deserializer, Fifo, UnrolledStage, pixel_layout
 from .folded import FoldedLayer
@@ -119,11 +119,14 @@ class StreamNetwork(wiring.Component):
     The argmax tree has a register after every level. Where the network
     streams no faster than one inference per ``argmax.latency + 1`` clocks
     (:attr:`argmax_held`, decided by the handshake model), it works on the
-    last layer's output while that layer holds it, and takes it when the
-    index is ready: no copy of the scores travels alongside the tree, which
-    saves ``latency`` registers of all the scores (641 flip-flops for the
-    digits MLP's ten 16-bit scores). Otherwise the scores are delayed with
-    the tree, one inference per clock. The stream out of layer k is
+    last layer's output while that layer holds it, and the network's output
+    is that held register with the index once the index is ready: no copy
+    of the scores travels alongside the tree or sits in an output register,
+    which saves ``latency + 1`` registers of all the scores (805
+    flip-flops for the digits MLP's ten 16-bit scores). Otherwise the
+    scores are delayed with the tree, one inference per clock. Folded dense
+    layers read their upstream's held output too where that costs no
+    throughput (:meth:`_hold_inputs`). The stream out of layer k is
     visible as ``stage{k}`` / ``stage{k}_valid`` (the probes ``hwgen sim``
     reads after a mismatch; a conv layer's is its pixel stream).
     """
@@ -151,42 +154,83 @@ class StreamNetwork(wiring.Component):
         score_shape = self.layers[-1].o.payload.shape().elem_shape
         self.input_layout, self.output_layout = _layouts(model, score_shape)
         # registered after every compare level: the argmax was the critical path
-        self.argmax = Argmax(score_shape, model.n_classes, pipeline=1)
-        self.argmax_held = False
+        self._argmax_tree = Argmax(score_shape, model.n_classes, pipeline=1)
+        # or a scan of the held scores, its comparison registered where the
+        # layers are pipelined for Fmax
+        self._argmax_scan = ArgmaxScan(score_shape, model.n_classes, clocks=2 if pipeline else 1)
+        self.argmax, self.argmax_kind = self._argmax_tree, "delayed"
         self._add_fifos()
-        # hold the scores upstream where that costs no throughput
-        held, delayed_alongside = self._simulate(held=True), self._simulate(held=False)
-        self.argmax_held = held[1] <= delayed_alongside[1]
-        self._timing_cache = held if self.argmax_held else delayed_alongside
+        self._hold_inputs()
+        # hold the scores upstream, and scan them, where that costs no throughput
+        timings = {kind: self._simulate(argmax=kind) for kind in self.ARGMAX_KINDS}
+        self.argmax_kind = next(kind for kind in self.ARGMAX_KINDS if timings[kind][1] <= timings["delayed"][1])
+        self._timing_cache = timings[self.argmax_kind]
+        if self.argmax_kind == "scan":
+            self.argmax = self._argmax_scan
+        unused = self._argmax_tree if self.argmax_kind == "scan" else self._argmax_scan
+        unused._MustUse__silence = True          # not built
         super().__init__({
             "i": In(stream.Signature(self.input_layout)),
             "o": Out(stream.Signature(self.output_layout)),
         })
 
-    def argmax_control(self, held=None):
-        """The argmax stage's handshakes (:mod:`hwgen.rtl.handshake`): held
-        (:attr:`argmax_held` unless ``held`` says) or delayed alongside."""
-        held = self.argmax_held if held is None else held
-        return handshake.Hold(self.argmax.latency) if held else handshake.Pipe(self.argmax.latency + 1)
+    #: the argmax stages, cheapest first: a scan of the held scores (one
+    #: score a clock, or two where the layers are pipelined), the tree on
+    #: the held scores, the tree with the scores delayed alongside it
+    ARGMAX_KINDS = ("scan", "held", "delayed")
 
-    def _simulate(self, fifos=None, held=None):
+    @property
+    def argmax_held(self):
+        """Whether the argmax works on the last layer's held output."""
+        return self.argmax_kind != "delayed"
+
+    def argmax_control(self, kind=None):
+        """The argmax stage's handshakes (:mod:`hwgen.rtl.handshake`), of
+        :attr:`argmax_kind` unless ``kind`` (one of :attr:`ARGMAX_KINDS`)
+        says."""
+        kind = kind or self.argmax_kind
+        if kind == "scan":
+            return handshake.Hold(self._argmax_scan.latency)
+        tree = self._argmax_tree.latency
+        return handshake.Hold(tree) if kind == "held" else handshake.Pipe(tree + 1)
+
+    def _simulate(self, fifos=None, argmax=None):
         """``(latency, interval)`` from the stages' handshake models
         (:mod:`hwgen.rtl.handshake`), with FIFOs of ``fifos[j]`` entries
         before stage j (:meth:`_add_fifos` asks so before it puts them into
-        :attr:`stages`), the argmax as :meth:`argmax_control`: four images
-        offered back to back."""
+        :attr:`stages`), the argmax as :meth:`argmax_control`: six images
+        offered back to back, the interval the longest gap between the
+        last four outputs (stages that wait on each other can alternate
+        between two gaps)."""
         models = []
         for j, (_, stage) in enumerate(self.stages):
             if (fifos or {}).get(j):
                 models.append(handshake.Fifo(fifos[j]))
             models.append(stage.control())
-        out, _ = handshake.simulate(models + [self.argmax_control(held)], 4)
-        return out[0], out[3] - out[2]
+        out, _ = handshake.simulate(models + [self.argmax_control(argmax)], 6)
+        return out[0], max(b - a for a, b in zip(out[2:], out[3:]))
 
     def _timing(self):
         if self._timing_cache is None:
             self._timing_cache = self._simulate()
         return self._timing_cache
+
+    def _hold_inputs(self):
+        """Each folded dense layer works on its upstream's held payload
+        (:attr:`FoldedLayer.held_input`: no input register) where that
+        makes neither the interval nor the latency grow, by the handshake
+        model, deciding from the first layer to the last. The upstream then
+        stays busy until the layer's last word, which costs a clock per
+        inference where the layer is the slowest behind a folded layer."""
+        latency, interval = self._simulate()
+        for _, stage in self.stages:
+            if isinstance(stage, FoldedLayer):
+                stage.held_input = True
+                lat, iv = self._simulate()
+                if iv > interval or lat > latency:
+                    stage.held_input = False
+                else:
+                    latency = lat
 
     def _add_fifos(self):
         """A folded conv layer takes pixels in bursts (quickly between the
@@ -244,28 +288,30 @@ class StreamNetwork(wiring.Component):
                 m.d.comb += [probe.eq(stage.o.payload), probe_valid.eq(stage.o.valid)]
                 k += 1
         if self.argmax_held:
-            _held_argmax_stage(m, self.argmax, upstream, self.o)
+            _held_argmax_stage(m, self.argmax, upstream, self.o, self.argmax_kind == "scan")
         else:
             m.d.comb += upstream.ready.eq(~self.o.valid | self.o.ready)
             _argmax_stage(m, self.argmax, upstream.ready, upstream.payload, upstream.valid, self.o)
         return m
 
 
-def _held_argmax_stage(m, argmax, upstream, o):
+def _held_argmax_stage(m, argmax, upstream, o, scan):
     """The argmax on ``upstream``'s payload while ``upstream`` holds it
     (valid and not taken, so it cannot change): after ``argmax.latency``
-    such clocks the index is the payload's, and the payload, its index and
-    valid go to the output register as the transfer is made
-    (:class:`hwgen.rtl.handshake.Hold`)."""
+    such clocks (the tree's levels, or the scan's steps, one per score:
+    ``scan``) the index is the payload's, and the output is the held
+    payload with that index, taken from ``upstream`` as it is taken from
+    ``o`` (:class:`hwgen.rtl.handshake.Hold`). No register copies the
+    scores: the last layer's output register is the network's."""
     m.submodules.argmax = argmax
-    m.d.comb += argmax.scores.eq(upstream.payload)
-    seen = Signal(range(argmax.latency + 1))     # clocks the held payload has been in the tree
-    ready = Signal()
-    m.d.comb += [ready.eq((seen == argmax.latency) & (~o.valid | o.ready)), upstream.ready.eq(ready)]
-    with m.If(o.ready):
-        m.d.sync += o.valid.eq(0)
-    with m.If(upstream.valid & ready):
-        m.d.sync += [o.payload.scores.eq(upstream.payload), o.payload.label.eq(argmax.index), o.valid.eq(1),
-                     seen.eq(0)]
-    with m.Elif(upstream.valid & (seen != argmax.latency)):
+    seen = Signal(range(argmax.latency + 1))     # clocks the held payload has been in the argmax
+    done = Signal()
+    m.d.comb += [argmax.scores.eq(upstream.payload), done.eq(seen == argmax.latency),
+                 o.payload.scores.eq(upstream.payload), o.payload.label.eq(argmax.index),
+                 o.valid.eq(upstream.valid & done), upstream.ready.eq(o.ready & done)]
+    if scan:
+        m.d.comb += [argmax.k.eq(seen), argmax.step.eq(upstream.valid & ~done)]
+    with m.If(upstream.valid & done & o.ready):
+        m.d.sync += seen.eq(0)
+    with m.Elif(upstream.valid & ~done):
         m.d.sync += seen.eq(seen + 1)
