@@ -103,6 +103,20 @@ def test_folded_latency_and_interval_are_what_the_network_says(pipeline):
     assert [g[1] for g in got] == reference.infer(model, x).pred.tolist()
 
 
+def assert_streams_exactly(dut, model, x, rng):
+    """The first result at ``dut.latency``, then one every ``dut.interval``,
+    and every label and score the reference's, with a sink that refuses
+    half the cycles too."""
+    golden = reference.infer(model, x)
+    got = stream_through(dut, x, 10)
+    cycles = [c for c, _, _ in got]
+    assert cycles[0] == dut.latency
+    assert np.diff(cycles).tolist() == [dut.interval] * (len(x) - 1)
+    stalled = stream_through(dut, x, 10, ready=lambda: rng.random() < 0.5)
+    for run in (got, stalled):
+        assert [g[1] for g in run] == golden.pred.tolist() and [g[2] for g in run] == golden.scores.tolist()
+
+
 @pytest.mark.parametrize("folding, kind", [([(2, 8), (5, 2)], "scan"), ([(8, 12), (10, 8)], "held"),
                                             ([(8, 24), (10, 8)], "delayed")])
 def test_argmax_works_on_the_held_scores_only_where_that_costs_no_throughput(folding, kind):
@@ -120,14 +134,7 @@ def test_argmax_works_on_the_held_scores_only_where_that_costs_no_throughput(fol
     dut = StreamNetwork(model, folding, 1)
     assert dut.argmax_kind == kind and dut.argmax_held == (kind != "delayed")
     assert dut.interval == max(layer.schedule.cycles for layer in dut.layers) + 1
-    golden = reference.infer(model, x)
-    got = stream_through(dut, x, 10)
-    cycles = [c for c, _, _ in got]
-    assert cycles[0] == dut.latency
-    assert np.diff(cycles).tolist() == [dut.interval] * (len(x) - 1)
-    stalled = stream_through(dut, x, 10, ready=lambda: rng.random() < 0.5)
-    for run in (got, stalled):
-        assert [g[1] for g in run] == golden.pred.tolist() and [g[2] for g in run] == golden.scores.tolist()
+    assert_streams_exactly(dut, model, x, rng)
 
 
 @pytest.mark.parametrize("clocks", [1, 2])
@@ -191,14 +198,7 @@ def test_folded_layers_read_the_held_input_only_where_that_costs_no_throughput(f
     registered._timing_cache = None
     assert dut.interval == registered.interval
     assert dut.latency == registered.latency - sum(held)
-    golden = reference.infer(model, x)
-    got = stream_through(dut, x, 10)
-    cycles = [c for c, _, _ in got]
-    assert cycles[0] == dut.latency
-    assert np.diff(cycles).tolist() == [dut.interval] * (len(x) - 1)
-    stalled = stream_through(dut, x, 10, ready=lambda: rng.random() < 0.5)
-    for run in (got, stalled):
-        assert [g[1] for g in run] == golden.pred.tolist() and [g[2] for g in run] == golden.scores.tolist()
+    assert_streams_exactly(dut, model, x, rng)
 
 
 def set_bits(layer, nbits):
