@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ArtifactError
-from .quant import MAX_BITS
 
-__all__ = ["FORMAT", "VERSION", "Layer", "Model", "save", "load", "dumps", "loads"]
+__all__ = ["FORMAT", "VERSION", "MAX_BITS", "Layer", "Artifact", "Model", "save", "load", "dumps", "loads"]
+
+#: The largest bit count of one weight (bitwidths are 0..MAX_BITS; 0 = pruned).
+MAX_BITS = 3
 
 FORMAT = "hwgen-model"
 VERSION = 2
@@ -141,7 +143,16 @@ class Layer:
 
 
 @dataclass
-class Model:
+class Artifact:
+    """An integer network: the layers in order, what the first one reads
+    (``input_features`` unsigned integers of ``input_bits`` bits, flattened
+    C-major for an image) and how many class scores the last one gives.
+    ``scale_frac_bits`` is the fixed-point position of the scales ``alpha``.
+    ``meta`` is free JSON (how it was trained or where it came from).
+
+    :func:`hwgen.load` reads one from disk, :meth:`save` writes it, and
+    :meth:`predict` runs the integer golden model. Nothing here imports
+    torch."""
     layers: list
     input_features: int
     input_bits: int
@@ -149,15 +160,34 @@ class Model:
     n_classes: int
     meta: dict = field(default_factory=dict)
 
+    def save(self, path):
+        """Validate and write the artifact to ``path`` (byte-identical for
+        the same model)."""
+        save(self, path)
+
+    def predict(self, x):
+        """int64 class scores ``[N, n_classes]`` of the integer golden model
+        for the integer inputs ``x`` (``[N, input_features]``, each within
+        ``0 .. 2**input_bits - 1``). The predicted class is the argmax, ties
+        to the lowest index (``scores.argmax(1)``)."""
+        from .reference import infer
+        return infer(self, x).scores
+
     def bit_histogram(self):
+        """``{"b": count}`` of the weights with ``b`` bits, over all layers."""
         counts = np.zeros(MAX_BITS + 1, dtype=np.int64)
         for layer in self.layers:
             counts += np.bincount(layer.nbits.reshape(-1), minlength=MAX_BITS + 1)
         return {str(b): int(n) for b, n in enumerate(counts) if n}
 
     def avg_weight_bits(self):
+        """The average bit count per weight (pruned weights count as 0)."""
         hist = self.bit_histogram()
         return sum(int(b) * n for b, n in hist.items()) / sum(hist.values())
+
+
+#: The name of :class:`Artifact` before 0.2 (kept for existing code).
+Model = Artifact
 
 
 def dumps(model):
@@ -195,11 +225,14 @@ def dumps(model):
 
 
 def save(model, path):
+    """Write ``model`` (an :class:`Artifact`) to ``path``."""
     with open(path, "wb") as f:
         f.write(dumps(model))
 
 
 def load(path):
+    """Read and validate the artifact at ``path``; an :class:`ArtifactError`
+    names the first problem."""
     try:
         with open(path, "rb") as f:
             blob = f.read()
@@ -275,7 +308,7 @@ def loads(blob):
             _need(_get(entry, key, int, where) == getattr(layer, key),
                   f"{where}.{key} = {entry[key]} disagrees with the array shapes")
         layers.append(layer)
-    model = Model(layers=layers,
+    model = Artifact(layers=layers,
                   input_features=_get(manifest, "input_features", int, "manifest"),
                   input_bits=_get(manifest, "input_bits", int, "manifest"),
                   scale_frac_bits=_get(manifest, "scale_frac_bits", int, "manifest"),

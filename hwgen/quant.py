@@ -17,13 +17,13 @@ from typing import NamedTuple
 
 import torch
 
+from .artifact import MAX_BITS
 from .errors import HwgenError
 
 __all__ = ["MAX_BITS", "parse_bits", "mix_counts", "select_bits", "random_bits", "residual_binarize",
            "hbb", "hbb_quantize", "Quantizer", "QUANTIZERS", "get_quantizer", "SELECTIONS", "SCALES",
            "NAMED_GROUPS", "sign_swish", "sign_swish_grad", "prox_sign", "prox_sign_grad"]
 
-MAX_BITS = 3
 
 #: Bit-selection rules: which weights of a tensor get more bits.
 SELECTIONS = ("middle-out", "magnitude", "random")

@@ -74,16 +74,14 @@ def tie_thresholds(model, x, rng):
     """Move every threshold onto the pre-activation ``Y`` that one of the rows
     of ``x`` actually reaches, so ``Y == threshold`` (where >= and > part)
     happens in the test. Dense layers with 1-bit outputs; returns ``model``."""
-    import torch
-
     from hwgen import reference
-    a = torch.from_numpy(np.asarray(x, dtype=np.int64))
+    a = np.asarray(x, dtype=np.int64)
     for layer in model.layers[:-1]:
-        y = reference._accumulate(layer, a).numpy()                    # [N, O]
+        y = reference._accumulate(layer, a)                            # [N, O]
         layer.threshold = y[rng.integers(0, len(y), size=layer.out_features),
                             np.arange(layer.out_features)].astype(np.int64)
         up = layer.direction.reshape(1, -1) > 0
-        a = torch.from_numpy(np.where(up, y >= layer.threshold, y <= layer.threshold) * 2 - 1)
+        a = np.where(up, y >= layer.threshold, y <= layer.threshold).astype(np.int64) * 2 - 1
     artifact._validate(model)
     return model
 
