@@ -35,7 +35,7 @@ import numpy as np
 
 from hwgen import reference, rtl
 from hwgen.data import load_dataset
-from hwgen.export import export_model
+from hwgen.exporter import export_model
 from hwgen.quant import NAMED_GROUPS
 from hwgen.rtl.folded import choose_folding
 from hwgen.synth import synthesize

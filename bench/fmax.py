@@ -28,7 +28,7 @@ from hwgen import rtl
 from hwgen.cli import _fold_spec, _mask_group
 from hwgen.data import load_dataset
 from hwgen.errors import HwgenError
-from hwgen.export import export_model
+from hwgen.exporter import export_model
 from hwgen.rtl.folded import choose_folding
 from hwgen.timing import place_and_route
 from hwgen.train import train

@@ -22,7 +22,7 @@ from scipy.optimize import nnls
 
 from hwgen import rtl
 from hwgen.data import load_dataset
-from hwgen.export import export_model
+from hwgen.exporter import export_model
 from hwgen.rtl.folded import LUT4_PER_FEATURE, estimate_luts, lut_features
 from hwgen.synth import layer_areas, synthesize
 from hwgen.train import train

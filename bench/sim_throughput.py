@@ -29,7 +29,7 @@ import numpy as np
 
 from hwgen import rtl
 from hwgen.data import load_dataset
-from hwgen.export import export_model
+from hwgen.exporter import export_model
 from hwgen.rtl.folded import choose_folding
 from hwgen.sim import simulate
 from hwgen.train import train

@@ -1,5 +1,53 @@
 """hwgen: hardware co-design for heterogeneous-bitwidth binarized neural networks.
 
 Data flows one way: train -> export -> artifact -> reference / rtl -> synth / sim -> report.
+
+The public API (docs/api.md)::
+
+    import hwgen
+    art = hwgen.export(model, input_bits=5)          # any nn.Module chain of hwgen parts (torch)
+    art.save("model.hwgen"); art = hwgen.load("model.hwgen")
+    scores = art.predict(x)                          # int64 golden model, no torch
+    manifest = hwgen.generate_rtl(art, "rtl/", hwgen.Design(pipeline=1))
+    hwgen.synthesize("rtl/", ["ice40"]); hwgen.simulate(art, "rtl/", x, labels=y)
+
+``import hwgen``, loading an artifact and the whole artifact -> RTL -> synth
+-> sim -> equiv path never import torch; the training-side names
+(``hwgen.export``, ``hwgen.HBBLinear``, ...) import it when first used.
 """
+import importlib
+
+from .artifact import Artifact, Layer, load
+from .design import Design
+from .errors import ArtifactError, HwgenError
+from .manifest import Manifest
+
 __version__ = "0.1.0"
+
+#: name -> module of the names that load on first use (the torch side, and
+#: the tool wrappers whose imports are slow)
+_LAZY = {
+    "generate_rtl": "api", "synthesize": "api", "place_and_route": "api", "simulate": "api",
+    "SimResult": "api", "prove": "api",
+    "export": "exporter",
+    "HBBLinear": "nn", "HBBConv2d": "nn", "SignActivation": "nn", "ResidualActivation": "nn",
+    "LogitScale": "nn", "HBBMLP": "nn", "HBBCNN": "nn", "finish_training": "nn", "set_progress": "nn",
+    "QUANTIZERS": "quant", "get_quantizer": "quant", "Quantizer": "quant",
+    "load_dataset": "data", "DATASETS": "data",
+}
+
+__all__ = ["__version__", "Artifact", "Layer", "load", "Design", "Manifest", "HwgenError", "ArtifactError",
+           *_LAZY]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hwgen' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

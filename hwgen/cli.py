@@ -133,6 +133,21 @@ def _datapaths(args, model, folding):
     return choose_datapaths(model, args.area_target, args.pipeline, folding, log=_log, family=_family(args))
 
 
+def _design(args, model):
+    """``(design, folding record, datapath record)``: the resolved
+    :class:`~hwgen.design.Design` the arguments ask for, every layer's folding
+    and datapath named (``--lut-budget`` and ``--datapath auto`` measure
+    first)."""
+    from .design import Design
+    folding, fold_choice = _folding(args, model)
+    datapaths, choice = _datapaths(args, model, folding)
+    names = [layer.name for layer in model.layers]
+    design = Design(arch="unrolled" if folding is None else "folded", pipeline=args.pipeline,
+                    family=_family(args), datapaths=dict(zip(names, datapaths)),
+                    folding={} if folding is None else dict(zip(names, folding)))
+    return design, fold_choice, choice
+
+
 def _family(args):
     """``--family`` (``hwgen rtl`` and ``flow``), checked against the measuring target."""
     family = getattr(args, "family", "generic")
@@ -248,7 +263,7 @@ def cmd_train(args):
 
 def _export(model, info, path, frac_bits):
     from . import artifact
-    from .export import export_model
+    from .exporter import export_model
     integer = export_model(model, info, info["input"]["bits"], frac_bits)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     artifact.save(integer, path)
@@ -260,7 +275,7 @@ def cmd_export(args):
     model, info = load_checkpoint(args.checkpoint)
     if info.get("model") == "transformer":
         from . import artifact
-        from .export import export_projections
+        from .exporter import export_projections
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
         projections = export_projections(model, info, info["input"]["bits"], args.frac_bits)
@@ -279,14 +294,13 @@ def _sha256(path):
 
 
 def cmd_rtl(args):
-    from . import artifact, rtl
+    from . import artifact
+    from .api import generate_rtl
     model = artifact.load(args.artifact)
-    folding, fold_choice = _folding(args, model)
-    datapaths, choice = _datapaths(args, model, folding)
+    design, fold_choice, choice = _design(args, model)
     _log(f"generating {args.arch} RTL for {args.artifact} (Amaranth) ...")
-    manifest = rtl.generate(model, args.output, _sha256(args.artifact), pipeline=args.pipeline,
-                            folding=folding, datapaths=datapaths, datapath_choice=choice,
-                            folding_choice=fold_choice, family=_family(args))
+    manifest = generate_rtl(model, args.output, design, datapath_choice=choice, folding_choice=fold_choice,
+                            artifact_sha256=_sha256(args.artifact)).data
     for entry in manifest["layers"]:
         if entry.get("op") == "conv2d":
             _log(f"  {entry['name']}: {'x'.join(map(str, entry['kernel']))} conv over "

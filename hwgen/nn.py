@@ -391,7 +391,7 @@ class HBBTransformer(nn.Module):
     binarized projection followed by BMT's extra LayerNorm, then mean
     pooling and an HBB classifier head. Every :class:`HBBLinear` in it uses
     the same quantizers and exports like any other (see
-    :func:`hwgen.export.export_linear`)."""
+    :func:`hwgen.exporter.export_linear`)."""
 
     def __init__(self, image_shape, dim, depth, heads, n_classes, **hbb_kw):
         super().__init__()

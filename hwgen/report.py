@@ -34,7 +34,7 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
              family="generic"):
     from . import artifact, reference, rtl
     from .data import load_dataset
-    from .export import export_model
+    from .exporter import export_model
     from .budget import pick_folding
     from .sim import simulate
     from .synth import synthesize

@@ -61,7 +61,7 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
     neuron that differ.
 
     Returns a dict with ``simulator``, ``vectors``, ``mismatches``,
-    ``first_mismatches``, ``labels`` (what the RTL output, in order),
+    ``mismatched`` (the indices of those vectors), ``first_mismatches``, ``labels`` (what the RTL output, in order),
     ``cycles``, ``stalled`` (the outputs stopped coming within the cycle
     budget; the missing ones count as mismatches with label ``None``),
     ``inferences_per_s``, ``build_s``, ``run_s`` and, after a mismatch,
@@ -121,16 +121,18 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
     # a design that stalls leaves unwritten (x) outputs: they count as mismatches
     stalled = bool(result.get("timed_out"))
     got = _read_outputs(work / "outputs.hex", len(x))
-    labels, mismatches, first = [], 0, []
+    labels, mismatched, first = [], [], []
     for k, word in enumerate(got):
         label, scores = _decode(word, rtl)
         labels.append(label)
         if label != golden.pred[k] or scores != golden.scores[k].tolist():
-            mismatches += 1
+            mismatched.append(k)
             if len(first) < 10:
                 first.append({"vector": k, "expected_label": int(golden.pred[k]), "got_label": label,
                               "expected_scores": golden.scores[k].tolist(), "got_scores": scores})
-    out = {"simulator": simulator, "vectors": len(x), "mismatches": mismatches, "first_mismatches": first,
+    mismatches = len(mismatched)
+    out = {"simulator": simulator, "vectors": len(x), "mismatches": mismatches, "mismatched": mismatched,
+           "first_mismatches": first,
            "labels": labels, "cycles": result["cycles"], "stalled": stalled,
            "inferences_per_s": len(x) / max(result["wall_s"], 1e-9), "build_s": t1 - t0, "run_s": t2 - t1}
     if mismatches and diagnose:

@@ -106,7 +106,7 @@ def _run_hardware(runs_dir, results, hardware, log):
     (``[(target, fold, pipeline, datapath)]``), from its artifact ``runs/<key>.hwgen``
     (or, for runs recorded before artifacts were kept, its checkpoint)."""
     from . import artifact
-    from .export import export_model
+    from .exporter import export_model
     from .train import load_checkpoint
     todo = [(r, spec) for r in results for spec in hardware
             if hardware_key(*spec) not in r.get("hardware", {})]
@@ -132,7 +132,7 @@ def run_sweep(*, out, base, points, data_dir=None, log=sys.stderr, progress=True
     results."""
     from . import artifact, reference
     from .data import load_dataset
-    from .export import export_model
+    from .exporter import export_model
     from .train import save_checkpoint, train
 
     out = Path(out)

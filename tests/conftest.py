@@ -124,7 +124,7 @@ def stream_through(dut, x, n_classes, ready=lambda: 1, max_cycles=100_000):
 def cnn_run():
     """A small digits CNN (conv c8 -> conv c8 -> 2x2 pool -> 32 -> 10), 1.4 bits, exported."""
     from hwgen.data import load_dataset
-    from hwgen.export import export_model
+    from hwgen.exporter import export_model
     from hwgen.train import train
     tm, info = train(log=None, model="cnn", conv="c8,c8,p", hidden=[32], epochs=12, threads=1,
                      scale="channel")
@@ -137,7 +137,7 @@ def digits_run(tmp_path_factory):
     """The demo network, trained once: checkpoint, artifact and RTL on disk."""
     from hwgen import rtl
     from hwgen.data import load_dataset
-    from hwgen.export import export_model
+    from hwgen.exporter import export_model
     from hwgen.train import save_checkpoint, train
 
     root = tmp_path_factory.mktemp("digits")

@@ -20,7 +20,7 @@ def digits():
 
 def test_logit_scale_is_learned_and_export_drops_it(digits):
     from hwgen import artifact, reference
-    from hwgen.export import export_model
+    from hwgen.exporter import export_model
     from hwgen.nn import LogitScale
     from hwgen.train import train
     model, info = train(data=digits, **TINY)

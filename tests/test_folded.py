@@ -413,7 +413,7 @@ def test_trained_with_a_mask_group_the_folded_layers_cost_their_average_bits():
     weight bits / SIMD cycles and no mask ROM, and the network stays
     bit-exact."""
     from hwgen.data import load_dataset
-    from hwgen.export import export_model
+    from hwgen.exporter import export_model
     from hwgen.train import train
     data = load_dataset("digits")
     net, info = train(log=None, data=data, epochs=3, mask_group=[1, 8])

@@ -66,7 +66,7 @@ def test_golden_matches_fake_quant_per_sample(digits_run):
 
 @pytest.mark.parametrize("quantizer,selection", [("bnn+", "magnitude"), ("bnn++", "middle-out")])
 def test_golden_matches_fake_quant_per_channel(quantizer, selection):
-    from hwgen.export import export_model
+    from hwgen.exporter import export_model
     from hwgen.train import train
     tm, info = train(log=None, epochs=6, hidden=[16], scale="channel", quantizer=quantizer,
                      selection=selection, bits="1:0.5,2:0.3,3:0.2", threads=1)
@@ -105,7 +105,7 @@ def test_residual_activations_export_exactly():
     """2-bit residual activations: thresholds count levels, the next layer
     reads odd integers; golden activations agree with the float model's
     (followed along the golden path) except within rounding of a level."""
-    from hwgen.export import export_model
+    from hwgen.exporter import export_model
     from hwgen.train import train
     from hwgen.data import load_dataset
     tm, info = train(log=None, epochs=8, hidden=[24, 16], act_bits=2, threads=1)
@@ -128,7 +128,7 @@ def test_residual_activations_export_exactly():
 
 def test_rtl_refuses_multibit_activations(tmp_path):
     from hwgen import rtl
-    from hwgen.export import export_model
+    from hwgen.exporter import export_model
     from hwgen.train import train
     tm, info = train(log=None, epochs=1, hidden=[8], act_bits=2, threads=1)
     with pytest.raises(HwgenError, match="2-bit activations"):

@@ -194,7 +194,7 @@ def test_trained_per_neuron_bits_give_each_neuron_only_its_own_planes():
     (a one-bit neuron has no second plane to pay for), and the network stays
     bit-exact."""
     from hwgen.data import load_dataset
-    from hwgen.export import export_model
+    from hwgen.exporter import export_model
     from hwgen.train import train
     data = load_dataset("digits")
     net, info = train(log=None, data=data, epochs=3, mask_group="neuron")

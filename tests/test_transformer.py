@@ -37,7 +37,7 @@ def test_every_binarized_projection_has_a_layernorm(transformer_run):
 
 @torch.no_grad()
 def test_projections_export_and_match_golden(transformer_run):
-    from hwgen.export import export_projections
+    from hwgen.exporter import export_projections
     tm, info = transformer_run
     ints = export_projections(tm, info, input_bits=5)
     rng = np.random.default_rng(0)
@@ -73,7 +73,7 @@ def test_a_projection_runs_bit_exact_in_rtl(tmp_path, transformer_run):
     datapath as any layer: Amaranth RTL, Verilator, compared with the golden
     scores on random 5-bit input vectors."""
     from hwgen import rtl
-    from hwgen.export import export_projections
+    from hwgen.exporter import export_projections
     from hwgen.sim import simulate
     tm, info = transformer_run
     model = export_projections(tm, info, input_bits=5)["blocks_0_attn_q_linear"]

@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+from ..design import Design
 from ..errors import HwgenError
 from ..paths import project_dir
 from .arith import FAMILIES
@@ -82,6 +83,10 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
         sim_sources = [f"{family}_cells_sim.v"]
         shutil.copyfile(project_dir("rtl_templates") / sim_sources[0], outdir / sim_sources[0])
     out = top.output_layout
+    design = Design(arch="unrolled" if folding is None else "folded", pipeline=int(pipeline), family=family,
+                    datapaths={layer.name: kind for layer, kind in zip(model.layers, datapaths)},
+                    folding={} if folding is None else
+                    {layer.name: fold for layer, fold in zip(model.layers, folding)})
     manifest = {
         "top": TOP, "sources": [f"{TOP}.v"], "input_features": model.input_features,
         "input_bits": model.input_bits, "n_classes": model.n_classes,
@@ -101,6 +106,7 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
         "datapath_choice": datapath_choice,
         "folding_choice": folding_choice,
         "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "design": design.to_dict(),
     }
     (outdir / "rtl.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest

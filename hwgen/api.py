@@ -1,0 +1,146 @@
+"""The library's verbs on the integer side: artifact -> RTL -> synthesis,
+place and route, simulation, proof.
+
+Each is what one ``hwgen`` command does, without the printing. None of them
+imports torch: whoever only receives an artifact needs none. (The torch side,
+:func:`hwgen.export` and the layers, is in :mod:`hwgen.exporter` and
+:mod:`hwgen.nn`.)
+"""
+import hashlib
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from . import artifact as _artifact
+from .artifact import Artifact
+from .design import DEFAULT_TARGET_CYCLES, Design
+from .errors import HwgenError
+from .manifest import Manifest
+
+__all__ = ["generate_rtl", "resolve_folding", "synthesize", "place_and_route", "simulate", "SimResult", "prove"]
+
+
+def resolve_folding(artifact: Artifact, design: Design):
+    """``None`` (unrolled) or one ``(pe, simd)`` (or ``None``: a conv layer
+    on constants) per layer of ``artifact``, as ``design`` asks."""
+    if design.arch == "unrolled":
+        return None
+    from .rtl.folded import choose_folding, schedule
+    names = [layer.name for layer in artifact.layers]
+    unknown = sorted(set(design.folding) - set(names))
+    if unknown:
+        raise HwgenError(f"the design folds {', '.join(unknown)}, which the artifact does not have "
+                         f"(layers: {', '.join(names)})")
+    if set(design.folding) == set(names):
+        folding = []
+        for layer in artifact.layers:
+            fold = design.folding[layer.name]
+            if fold is None and layer.op != "conv2d":
+                raise HwgenError(f"the design leaves dense layer {layer.name} unfolded (None): only a conv "
+                                 f"layer runs on constants in a folded network")
+            if fold is not None:
+                schedule(layer, *fold)    # one clear error where PE or SIMD does not divide the layer
+            folding.append(fold)
+        return folding
+    constant = sorted(k for k, v in design.folding.items() if v is None)
+    if constant:
+        raise HwgenError(f"the design leaves {', '.join(constant)} on constants (None) but does not fold every "
+                         f"layer: name them all, or give (pe, simd)")
+    return choose_folding(artifact, design.target_cycles or DEFAULT_TARGET_CYCLES, design.folding)
+
+
+def generate_rtl(artifact: Artifact, out_dir, design: Design = None, *, datapath_choice=None,
+                 folding_choice=None, artifact_sha256=None) -> Manifest:
+    """Write the RTL of ``artifact`` as ``design`` (default: unrolled,
+    bit-planes, no pipelining) into ``out_dir``: ``hwgen_top.v``,
+    ``hwgen_top.il`` and ``rtl.json``. The same artifact and design always
+    give byte-identical files. ``datapath_choice`` / ``folding_choice``:
+    records of how an exploration chose the design, kept in ``rtl.json``;
+    ``artifact_sha256``: the artifact file's hash (default: that of the
+    bytes :meth:`Artifact.save` writes)."""
+    from . import rtl
+    design = Design() if design is None else design
+    if not isinstance(design, Design):
+        raise HwgenError(f"design must be a hwgen.Design, not a {type(design).__name__}")
+    folding = resolve_folding(artifact, design)
+    sha = artifact_sha256 or hashlib.sha256(_artifact.dumps(artifact)).hexdigest()
+    data = rtl.generate(artifact, out_dir, sha, pipeline=design.pipeline, folding=folding,
+                        datapaths=design.datapath_list(artifact), datapath_choice=datapath_choice,
+                        folding_choice=folding_choice, family=design.family)
+    return Manifest.from_dict(data, out_dir)
+
+
+def synthesize(rtl_dir, targets: Iterable[str] = ("generic",), *, log=None) -> dict:
+    """``{target: report}``: Yosys synthesis of the RTL in ``rtl_dir`` for
+    each target (``generic``, ``ice40``, ``ecp5``, ``xc7``, ``asic``). A report
+    holds ``total`` (cell counts and the target's area figures), ``per_module``
+    and the netlist's path; docs/flow.md describes them."""
+    from .synth import synthesize as _synthesize
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    return {target: _synthesize(rtl_dir, target, log=log) for target in targets}
+
+
+def place_and_route(rtl_dir, targets: Iterable[str] = ("ice40",), *, freq=None, seed=1, timeout=None,
+                    log=None) -> dict:
+    """``{target: result}``: nextpnr place and route (``ice40``: HX8K,
+    ``ecp5``: 25k) of the RTL in ``rtl_dir``, with the Fmax it reached and
+    the utilization."""
+    from .timing import place_and_route as _pnr
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    return {target: _pnr(rtl_dir, target, freq=freq, seed=seed, log=log, timeout=timeout) for target in targets}
+
+
+@dataclass
+class SimResult:
+    """What :func:`simulate` found. ``mismatches`` counts the vectors on
+    which any simulator's RTL output (label or scores) differs from the
+    integer golden model; ``runs`` holds each simulator's full record;
+    ``labels`` the RTL's labels (first simulator) and ``accuracy`` their
+    agreement with the labels given, if any."""
+    vectors: int
+    mismatches: int
+    labels: list
+    accuracy: float = None
+    runs: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True where every simulator agreed with the golden model on every vector."""
+        return self.mismatches == 0
+
+
+def simulate(artifact: Artifact, rtl_dir, inputs, labels=None, simulators: Sequence[str] = ("verilator",), *,
+             backpressure=0.0, log=None) -> SimResult:
+    """Stream ``inputs`` (int ``[N, input_features]``) through the RTL in
+    ``rtl_dir`` in each of ``simulators`` (``verilator``, ``icarus``; cocotb)
+    and compare every output with ``artifact``'s integer golden model."""
+    from .sim import simulate as _simulate
+    simulators = [simulators] if isinstance(simulators, str) else list(simulators)
+    if not simulators:
+        raise HwgenError("simulate needs at least one simulator")
+    runs = {s: _simulate(artifact, rtl_dir, inputs, simulator=s, backpressure=backpressure, log=log)
+            for s in simulators}
+    bad = np.zeros(len(runs[simulators[0]]["labels"]), bool)
+    for run in runs.values():
+        bad[run["mismatched"]] = True
+    out_labels = runs[simulators[0]]["labels"]
+    accuracy = None
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (len(out_labels),):
+            raise HwgenError(f"labels have shape {labels.shape}, expected ({len(out_labels)},)")
+        accuracy = float(np.mean([got == want for got, want in zip(out_labels, labels.tolist())]))
+    return SimResult(vectors=len(out_labels), mismatches=int(bad.sum()), labels=out_labels, accuracy=accuracy,
+                     runs=runs)
+
+
+def prove(artifact: Artifact, rtl_dir, *, max_fan_in=None, timeout_s=300, log=None) -> list:
+    """Yosys SAT proofs that each layer of the RTL in ``rtl_dir`` with a
+    fan-in of at most ``max_fan_in`` equals ``artifact``'s layer for every
+    input vector: one record per layer, ``result`` ``proven``,
+    ``counterexample`` (with the input), ``timeout`` or ``skipped`` (with the
+    reason)."""
+    from .equiv import DEFAULT_MAX_FAN_IN, check_rtl
+    return check_rtl(artifact, rtl_dir, max_fan_in=DEFAULT_MAX_FAN_IN if max_fan_in is None else max_fan_in,
+                     timeout_s=timeout_s, log=log)
