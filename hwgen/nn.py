@@ -105,16 +105,22 @@ class HBBLinear(_HBBWeight, nn.Linear):
 
 
 class HBBConv2d(_HBBWeight, nn.Conv2d):
-    """Drop-in for :class:`torch.nn.Conv2d` with HBB weights (stride 1, no
-    padding, no dilation or groups: what the integer format describes)."""
+    """Drop-in for :class:`torch.nn.Conv2d` with HBB weights. The integer
+    format describes stride 1, no padding, no dilation and one group (the
+    defaults); :func:`hwgen.export` refuses a layer with other settings."""
 
     def __init__(self, in_channels, out_channels, kernel_size, bias=False, *, mix, quantizer="bnn",
-                 selection="middle-out", scale="tensor", recompute_every=1, freeze_after=1.0, group=None):
-        nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, bias=bias)
+                 selection="middle-out", scale="tensor", recompute_every=1, freeze_after=1.0, group=None,
+                 stride=1, padding=0, dilation=1):
+        nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, bias=bias, stride=stride,
+                           padding=padding, dilation=dilation)
         self._init_hbb(mix, quantizer, selection, scale, recompute_every, freeze_after, group)
 
     def forward(self, x):
-        return nn.functional.conv2d(x, self.quantized_weight(), self.bias)
+        if self.padding_mode != "zeros":
+            raise ValueError(f"HBBConv2d supports padding_mode 'zeros' only, not {self.padding_mode!r}")
+        return nn.functional.conv2d(x, self.quantized_weight(), self.bias, self.stride, self.padding,
+                                    self.dilation, self.groups)
 
     def extra_repr(self):
         return f"{nn.Conv2d.extra_repr(self)}, {self.hbb_repr()}"

@@ -10,7 +10,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import HwgenError
 
-__all__ = ["Result", "infer", "check_inputs"]
+__all__ = ["Result", "infer", "check_inputs", "layer_output"]
 
 
 @dataclass
@@ -84,27 +84,39 @@ def infer(model, x):
 def _infer(model, weights, a):
     acts = []
     for layer, w in zip(model.layers, weights):
-        n = a.shape[0]
-        if layer.op == "conv2d":
-            _, h, wd = layer.conv_shape
-            y = _accumulate(layer, _windows(layer, a).reshape(n * h * wd, layer.in_features), w)
-            y = y.reshape(n, h * wd, layer.out_features)            # [N, H'*W', O]
-        else:
-            y = _accumulate(layer, a, w)
+        a = layer_output(layer, a, w)
         if layer.output == "scores":
-            return y + layer.bias, acts
-        # activation value: 2c - (2^K - 1), c = thresholds met (K = 1: +-1)
-        thr = layer.threshold.reshape(layer.out_features, -1)           # [O, 2^K - 1]
-        up = layer.direction.astype(np.int64).reshape(-1, 1) > 0
-        y = y[..., None]
-        c = np.where(up, y >= thr, y <= thr).sum(-1, dtype=np.int64)
-        a = 2 * c - (2 ** layer.output_bits - 1)
-        if layer.op == "conv2d":
-            o, h, wd = layer.conv_shape
-            a = a.transpose(0, 2, 1).reshape(n, o, h, wd)
-            if layer.pool > 1:  # max-pool; on +-1 bits it is an OR
-                p = layer.pool
-                a = a[:, :, :h // p * p, :wd // p * p].reshape(n, o, h // p, p, wd // p, p).max(5).max(3)
-            a = a.reshape(n, layer.out_size)
+            return a, acts
         acts.append(_level_codes(a, layer.output_bits))
     raise AssertionError("the last layer produces scores")  # _validate guarantees it
+
+
+def layer_output(layer, a, weights=None):
+    """One layer on int64 inputs ``a`` (``[N, in_size]``: pixels, or
+    activation values ``2c - (2^K - 1)``): int64 ``[N, out_size]``, the
+    activation values of a threshold layer (a conv layer's maps flattened
+    C-major after its pool) or the scores of the last layer."""
+    a = np.asarray(a, dtype=np.int64)
+    n = a.shape[0]
+    if layer.op == "conv2d":
+        _, h, wd = layer.conv_shape
+        y = _accumulate(layer, _windows(layer, a).reshape(n * h * wd, layer.in_features), weights)
+        y = y.reshape(n, h * wd, layer.out_features)            # [N, H'*W', O]
+    else:
+        y = _accumulate(layer, a, weights)
+    if layer.output == "scores":
+        return y + layer.bias
+    # activation value: 2c - (2^K - 1), c = thresholds met (K = 1: +-1)
+    thr = layer.threshold.reshape(layer.out_features, -1)           # [O, 2^K - 1]
+    up = layer.direction.astype(np.int64).reshape(-1, 1) > 0
+    y = y[..., None]
+    c = np.where(up, y >= thr, y <= thr).sum(-1, dtype=np.int64)
+    out = 2 * c - (2 ** layer.output_bits - 1)
+    if layer.op == "conv2d":
+        o, h, wd = layer.conv_shape
+        out = out.transpose(0, 2, 1).reshape(n, o, h, wd)
+        if layer.pool > 1:  # max-pool; on +-1 bits it is an OR
+            p = layer.pool
+            out = out[:, :, :h // p * p, :wd // p * p].reshape(n, o, h // p, p, wd // p, p).max(5).max(3)
+        out = out.reshape(n, layer.out_size)
+    return out
