@@ -13,13 +13,14 @@ logic the others share (a whole bit-plane, or a folded layer's cycles).
 """
 import copy
 import hashlib
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from . import rtl
 from .errors import HwgenError
+from .manifest import Manifest
+from .measure import measure
 from .synth import AREA_METRIC, layer_areas, synthesize
 
 __all__ = ["by_class", "format_by_class"]
@@ -39,35 +40,29 @@ def by_class(model, rtl_dir, target="ice40", artifact_path=None, log=None):
     if names != [layer.name for layer in model.layers]:
         raise HwgenError(f"{rtl_dir} has layers {', '.join(names)}, the model "
                          f"{', '.join(l.name for l in model.layers)}: give --by-class the model the RTL came from")
-    folding = ([(e["pe"], e["simd"]) if "pe" in e else None for e in manifest["layers"]]
-               if manifest.get("arch") == "folded" else None)
-    datapaths = [e.get("datapath", "planes") for e in manifest["layers"]]
+    design = Manifest.from_dict(manifest, rtl_dir).design
     metric = AREA_METRIC[target]
     full = synthesize(rtl_dir, target, log=log)
     areas = layer_areas(full["per_module"], names, metric)
     classes = sorted({int(b) for layer in model.layers for b in np.unique(layer.nbits) if b > 0})
     out = {"target": target, "metric": metric, "total": full["total"][metric],
            "layers": {name: {"area": areas[name], "classes": {}} for name in names}}
-    with tempfile.TemporaryDirectory(prefix="hwgen-by-class-") as tmp:
-        for b in classes:
-            variant = copy.deepcopy(model)
-            for layer in variant.layers:
-                gone = layer.nbits == b
-                layer.nbits = np.where(gone, 0, layer.nbits).astype(layer.nbits.dtype)
-                layer.planes = np.where(gone[None], 0, layer.planes).astype(layer.planes.dtype)
-            if log:
-                log(f"  without the {b}-bit weights ...")
-            rtl.generate(variant, Path(tmp) / f"without{b}", pipeline=manifest.get("pipeline", 0),
-                         folding=folding, datapaths=datapaths, family=manifest.get("family", "generic"))
-            without = layer_areas(synthesize(Path(tmp) / f"without{b}", target, log=log)["per_module"],
-                                  names, metric)
-            for layer in model.layers:
-                n = int((layer.nbits == b).sum())
-                if n:
-                    marginal = areas[layer.name] - without[layer.name]
-                    out["layers"][layer.name]["classes"][b] = {
-                        "weights": n, "weight_bits": n * b, "marginal": round(marginal, 2),
-                        "per_weight_bit": round(marginal / (n * b), 3)}
+    for b in classes:
+        variant = copy.deepcopy(model)
+        for layer in variant.layers:
+            gone = layer.nbits == b
+            layer.nbits = np.where(gone, 0, layer.nbits).astype(layer.nbits.dtype)
+            layer.planes = np.where(gone[None], 0, layer.planes).astype(layer.planes.dtype)
+        if log:
+            log(f"  without the {b}-bit weights ...")
+        without = measure(variant, design, target, log=log).per_layer
+        for layer in model.layers:
+            n = int((layer.nbits == b).sum())
+            if n:
+                marginal = areas[layer.name] - without[layer.name]
+                out["layers"][layer.name]["classes"][b] = {
+                    "weights": n, "weight_bits": n * b, "marginal": round(marginal, 2),
+                    "per_weight_bit": round(marginal / (n * b), 3)}
     return out
 
 

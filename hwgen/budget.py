@@ -19,17 +19,15 @@ corrected design is still over, the search bisects between it and the last
 design that fitted, up to :data:`MAX_SYNTHESES` syntheses in all). Yosys
 results are cached by content hash.
 """
-import tempfile
-from pathlib import Path
-
 import numpy as np
 
-from . import rtl
+from .design import Design
 from .errors import HwgenError
+from .measure import measure
 from .rtl.folded import candidates, choose_folding, conv_windows
-from .synth import AREA_METRIC, layer_areas, synthesize
+from .synth import AREA_METRIC
 
-__all__ = ["fold_to_budget", "pick_folding"]
+__all__ = ["choose_design", "fold_to_budget", "pick_folding"]
 
 #: rounds of (greedy moves, synthesis) at most: each round costs one synthesis
 MAX_ROUNDS = 6
@@ -39,12 +37,9 @@ MAX_SYNTHESES = 10
 
 def _measure(model, folding, target, pipeline, datapaths, log, family="generic"):
     """``(total, {layer name: area})`` of the synthesized design."""
-    metric = AREA_METRIC[target]
-    with tempfile.TemporaryDirectory(prefix="hwgen-budget-") as tmp:
-        rtl.generate(model, Path(tmp) / "rtl", pipeline=pipeline, folding=folding, datapaths=datapaths,
-                     family=family)
-        res = synthesize(Path(tmp) / "rtl", target, log=log)
-    return res["total"][metric], layer_areas(res["per_module"], [layer.name for layer in model.layers], metric)
+    m = measure(model, Design.of(model, folding=folding, datapaths=datapaths, pipeline=pipeline, family=family),
+                target, log=log)
+    return m.area, m.per_layer
 
 
 def fold_to_budget(model, lut_budget, target="ice40", overrides=None, pipeline=0, datapaths=None, log=None,
@@ -200,3 +195,27 @@ def pick_folding(model, fold, target="ice40", pipeline=0, datapaths=None, log=No
         return fold_to_budget(model, fold["lut_budget"], target, fold.get("overrides"), pipeline, datapaths, log,
                               family)
     return choose_folding(model, fold.get("target_cycles", 64), fold.get("overrides")), None
+
+
+def choose_design(model, fold=None, datapath="planes", target="ice40", pipeline=0, family="generic", log=None,
+                  stage=None):
+    """``(design, folding record, datapath record)``: the folding that the
+    options ``fold`` ask for (:func:`pick_folding`; None: unrolled), then
+    every layer's datapath (``planes``, ``direct``, or ``auto``: the smaller
+    by ``target``'s measured area, :func:`hwgen.datapath.choose_datapaths`),
+    as one resolved :class:`~hwgen.design.Design`. ``stage(name, fn)``
+    runs the measured steps (``folding`` under a LUT budget, ``datapath``
+    for auto) where a caller times them."""
+    run = stage or (lambda name, fn: fn())
+    if fold and fold.get("lut_budget"):
+        folding, fold_choice = run("folding", lambda: pick_folding(model, fold, target, pipeline, log=log,
+                                                                   family=family))
+    else:
+        folding, fold_choice = pick_folding(model, fold)
+    datapaths, choice = [datapath] * len(model.layers), None
+    if datapath == "auto":
+        from .datapath import choose_datapaths
+        datapaths, choice = run("datapath", lambda: choose_datapaths(model, target, pipeline, folding, log=log,
+                                                                     family=family))
+    return Design.of(model, folding=folding, datapaths=datapaths, pipeline=pipeline, family=family), \
+        fold_choice, choice

@@ -113,45 +113,25 @@ def _add_arch_args(p):
                         "generic cells, asic um2); a greedy search, measured by Yosys")
 
 
-def _folding(args, model):
-    """``(folding, record)`` for generate(), from --arch, --target-cycles,
-    --lut-budget and --fold."""
-    from .budget import pick_folding
-    fold = _fold_args(args)
-    if fold and fold.get("lut_budget"):
-        _log(f"searching the fastest folding within {fold['lut_budget']} {args.area_target} LUTs ...")
-    return pick_folding(model, fold, args.area_target, args.pipeline, log=_log, family=_family(args))
-
-
-def _datapaths(args, model, folding):
-    """``(datapaths, record)`` for generate(): ``--datapath`` for every layer,
-    or with ``auto`` the smaller of the two by measured area."""
-    if args.datapath != "auto":
-        return [args.datapath] * len(model.layers), None
-    from .datapath import choose_datapaths
-    _log(f"choosing each layer's datapath by {args.area_target} area ...")
-    return choose_datapaths(model, args.area_target, args.pipeline, folding, log=_log, family=_family(args))
-
-
 def _design(args, model):
     """``(design, folding record, datapath record)``: the resolved
     :class:`~hwgen.design.Design` the arguments ask for, every layer's folding
     and datapath named (``--lut-budget`` and ``--datapath auto`` measure
     first)."""
-    from .design import Design
-    folding, fold_choice = _folding(args, model)
-    datapaths, choice = _datapaths(args, model, folding)
-    names = [layer.name for layer in model.layers]
-    design = Design(arch="unrolled" if folding is None else "folded", pipeline=args.pipeline,
-                    family=_family(args), datapaths=dict(zip(names, datapaths)),
-                    folding={} if folding is None else dict(zip(names, folding)))
-    return design, fold_choice, choice
+    from .budget import choose_design
+    fold = _fold_args(args)
+    if fold and fold.get("lut_budget"):
+        _log(f"searching the fastest folding within {fold['lut_budget']} {args.area_target} LUTs ...")
+    if args.datapath == "auto":
+        _log(f"choosing each layer's datapath by {args.area_target} area ...")
+    return choose_design(model, fold, args.datapath, args.area_target, args.pipeline, _family(args), log=_log)
 
 
 def _family(args):
     """``--family`` (``hwgen rtl`` and ``flow``), checked against the measuring target."""
+    from .targets import REGISTRY
     family = getattr(args, "family", "generic")
-    if family != "generic" and args.area_target != family and (args.datapath == "auto" or args.lut_budget):
+    if family not in REGISTRY[args.area_target].families and (args.datapath == "auto" or args.lut_budget):
         raise HwgenError(f"--family {family} RTL synthesizes for the {family} target only: add "
                          f"--area-target {family} to measure it")
     return family

@@ -11,11 +11,9 @@ with every layer on each datapath (layers are separate modules, so one run
 measures all of them), and each layer takes the smaller. Folded layers are
 bit-plane hardware and keep it. Yosys results are cached by content hash.
 """
-import tempfile
-from pathlib import Path
-
-from . import rtl
-from .synth import AREA_METRIC, layer_areas, synthesize
+from .design import Design
+from .measure import measure
+from .synth import AREA_METRIC
 
 __all__ = ["choose_datapaths"]
 
@@ -26,17 +24,14 @@ def choose_datapaths(model, target="ice40", pipeline=0, folding=None, log=None, 
     "direct": area}}}`` for the layers that had a choice."""
     metric = AREA_METRIC[target]
     areas = {}
-    with tempfile.TemporaryDirectory(prefix="hwgen-datapath-") as tmp:
-        for kind in ("planes", "direct"):
-            if log:
-                log(f"  measuring the {kind} datapath of every layer ({target}) ...")
-            manifest = rtl.generate(model, Path(tmp) / kind, pipeline=pipeline, folding=folding,
-                                    datapaths=[kind] * len(model.layers), family=family)
-            per_layer = layer_areas(synthesize(Path(tmp) / kind, target, log=log)["per_module"],
-                                    [entry["name"] for entry in manifest["layers"]], metric)
-            for entry in manifest["layers"]:
-                if "pe" not in entry:    # folded layers have no choice
-                    areas.setdefault(entry["name"], {})[kind] = per_layer[entry["name"]]
+    for kind in ("planes", "direct"):
+        if log:
+            log(f"  measuring the {kind} datapath of every layer ({target}) ...")
+        m = measure(model, Design.of(model, folding=folding, datapaths=[kind] * len(model.layers),
+                                     pipeline=pipeline, family=family), target, log=log)
+        for entry in m.manifest.layers:
+            if "pe" not in entry:    # folded layers have no choice
+                areas.setdefault(entry["name"], {})[kind] = m.per_layer[entry["name"]]
     datapaths = ["direct" if layer.name in areas and areas[layer.name]["direct"] < areas[layer.name]["planes"]
                  else "planes" for layer in model.layers]
     if log:

