@@ -11,7 +11,7 @@ float rounding): sign planes, frozen bit counts.
 import torch
 from torch import nn
 
-from .quant import SCALES, SELECTIONS, _Pullback, get_quantizer, hbb, random_bits
+from .quant import SCALES, SELECTIONS, get_quantizer, hbb, pullback, random_bits
 
 __all__ = ["HBBLinear", "HBBConv2d", "SignActivation", "ResidualActivation", "HBBMLP", "HBBCNN",
            "BinaryLinear", "HBBTransformer", "LogitScale", "float_teacher", "set_progress", "finish_training",
@@ -70,7 +70,7 @@ class _HBBWeight:
             if select:
                 self.update_bits()
             res = hbb(self.weight, nbits=self.nbits, scale=self.scale, quantizer=q, t=t)
-        return _Pullback.apply(self.weight, res.w_hat, res.jac)
+        return pullback(self.weight, res.w_hat, res.jac)
 
     def binarized(self):
         """``(mus, planes)`` of the frozen sign binarization: ``mus[b-1]`` a

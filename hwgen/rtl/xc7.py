@@ -7,7 +7,7 @@ carry-chain ternary adders until each column holds at most three bits, then
 one last chain adds them up. Measured against the kept adder trees of
 :mod:`hwgen.rtl.arith` (1.12-1.24 xc7 LUT per input bit), this takes
 0.61 / 0.53 / 0.51 LUT per bit at 64 / 256 / 1024 inputs (docs/results.md,
-"LUTs per weight bit"; the prototype is ``bench/xc7_heap``).
+"LUTs per weight bit"; the standalone prototype, bench/xc7_heap, is in the git history up to 664390c).
 
 * **A chain** over columns ``lo .. lo+k-1`` takes up to three heap bits per
   column. Column ``j`` is one ``LUT6_2`` with ``I5 = 1``: ``O6 = a ^ b ^ c
