@@ -20,6 +20,7 @@ import importlib
 from .artifact import Artifact, Layer, load
 from .design import Design
 from .errors import ArtifactError, HwgenError
+from .flowconfig import FlowConfig
 from .manifest import Manifest
 
 __version__ = "0.1.0"
@@ -28,7 +29,7 @@ __version__ = "0.1.0"
 #: the tool wrappers whose imports are slow)
 _LAZY = {
     "generate_rtl": "api", "synthesize": "api", "place_and_route": "api", "simulate": "api",
-    "SimResult": "api", "prove": "api",
+    "SimResult": "api", "prove": "api", "run_flow": "report",
     "export": "exporter",
     "HBBLinear": "nn", "HBBConv2d": "nn", "SignActivation": "nn", "ResidualActivation": "nn",
     "LogitScale": "nn", "HBBMLP": "nn", "HBBCNN": "nn", "finish_training": "nn", "set_progress": "nn",
@@ -36,7 +37,8 @@ _LAZY = {
     "load_dataset": "data", "DATASETS": "data",
 }
 
-__all__ = ["__version__", "Artifact", "Layer", "load", "Design", "Manifest", "HwgenError", "ArtifactError",
+__all__ = ["__version__", "Artifact", "Layer", "load", "Design", "Manifest", "FlowConfig", "HwgenError",
+           "ArtifactError",
            *_LAZY]
 
 

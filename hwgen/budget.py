@@ -201,8 +201,9 @@ def choose_design(model, fold=None, datapath="planes", target="ice40", pipeline=
                   stage=None):
     """``(design, folding record, datapath record)``: the folding that the
     options ``fold`` ask for (:func:`pick_folding`; None: unrolled), then
-    every layer's datapath (``planes``, ``direct``, or ``auto``: the smaller
-    by ``target``'s measured area, :func:`hwgen.datapath.choose_datapaths`),
+    every layer's datapath (``planes``, ``direct``, one of them per layer,
+    or ``auto``: the smaller by ``target``'s measured area,
+    :func:`hwgen.datapath.choose_datapaths`),
     as one resolved :class:`~hwgen.design.Design`. ``stage(name, fn)``
     runs the measured steps (``folding`` under a LUT budget, ``datapath``
     for auto) where a caller times them."""
@@ -212,7 +213,8 @@ def choose_design(model, fold=None, datapath="planes", target="ice40", pipeline=
                                                                    family=family))
     else:
         folding, fold_choice = pick_folding(model, fold)
-    datapaths, choice = [datapath] * len(model.layers), None
+    datapaths = [datapath] * len(model.layers) if isinstance(datapath, str) else list(datapath)
+    choice = None
     if datapath == "auto":
         from .datapath import choose_datapaths
         datapaths, choice = run("datapath", lambda: choose_datapaths(model, target, pipeline, folding, log=log,

@@ -415,12 +415,42 @@ def cmd_equiv(args):
         raise HwgenError("--strict: not every layer was proven (skipped or timed out)")
 
 
+def _flow_config(args):
+    """The :class:`~hwgen.flowconfig.FlowConfig` of ``hwgen flow``'s arguments."""
+    from .design import Design
+    from .flowconfig import FlowConfig
+    fold = _fold_args(args)
+    design = Design(arch=args.arch, pipeline=args.pipeline, family=_family(args),
+                    datapaths="planes" if args.datapath == "auto" else args.datapath,
+                    folding=fold["overrides"] if fold else {}, target_cycles=fold["target_cycles"] if fold else None)
+    return FlowConfig(train=_train_kwargs(args), data_dir=args.data_dir, frac_bits=args.frac_bits, design=design,
+                      datapath="auto" if args.datapath == "auto" else None,
+                      lut_budget=fold.get("lut_budget") if fold else None, area_target=args.area_target,
+                      targets=tuple(args.target), simulator=args.simulator)
+
+
+def _flags_beside_config(args):
+    """The options given besides ``--config``, which gives them all."""
+    defaults = vars(build_parser().parse_args(["flow", "-o", args.output]))
+    skip = {"output", "config", "func", "command", "target"}
+    given = [k for k, v in defaults.items() if k not in skip and getattr(args, k) != v]
+    if args.target not in (None, ["generic", "ice40"]):
+        given.append("target")
+    return ["--" + k.replace("_", "-") for k in given]
+
+
 def cmd_flow(args):
+    from .flowconfig import FlowConfig
     from .report import run_flow
-    run_flow(out=Path(args.output), train_kwargs=_train_kwargs(args), frac_bits=args.frac_bits,
-             targets=args.target, simulator=args.simulator, data_dir=args.data_dir, log=_log,
-             pipeline=args.pipeline, fold=_fold_args(args), datapath=args.datapath,
-             area_target=args.area_target, family=_family(args))
+    if args.config:
+        extra = _flags_beside_config(args)
+        if extra:
+            raise HwgenError(f"--config gives every setting of the flow; drop {' '.join(extra)} (or edit "
+                             f"{args.config})")
+        config = FlowConfig.read(args.config)
+    else:
+        config = _flow_config(args)
+    run_flow(config, Path(args.output), log=_log)
 
 
 def cmd_sweep(args):
@@ -532,6 +562,9 @@ def build_parser():
     p.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
     _add_arch_args(p)
     _add_family_arg(p)
+    p.add_argument("--config", metavar="FLOW.json",
+                   help="run the flow this file describes instead of the options above (a FlowConfig, "
+                        "docs/api.md; every report.json holds the one it ran, under 'config')")
     p.set_defaults(func=cmd_flow)
 
     p = sub.add_parser("sweep", help="train a grid of bit mixes x quantizers x selection rules; "

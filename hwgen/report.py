@@ -29,9 +29,13 @@ class _Stages:
         return result
 
 
-def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), simulator="verilator",
-             data_dir=None, log=print, pipeline=0, fold=None, datapath="planes", area_target="ice40",
-             family="generic"):
+def run_flow(config, out, *, log=print):
+    """Run every stage of the flow that ``config`` (a
+    :class:`~hwgen.flowconfig.FlowConfig`) describes into the directory
+    ``out``: train, export, golden reference, RTL, synthesis, simulation,
+    then ``report.json`` (which embeds the config, with every training
+    option resolved) and ``report.md``. Returns the report; raises
+    :class:`HwgenError` on any mismatch."""
     from . import artifact, reference
     from .api import generate_rtl
     from .budget import choose_design
@@ -39,9 +43,15 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
     from .exporter import export_model
     from .sim import simulate
     from .synth import synthesize
-    from .train import save_checkpoint, train
+    from .train import DEFAULTS, save_checkpoint, train
 
-    model_kind, act_bits = train_kwargs.get("model", "mlp"), train_kwargs.get("act_bits", 1)
+    unknown = sorted(set(config.train) - set(DEFAULTS))
+    if unknown:
+        raise HwgenError(f"the flow config's train has no option {', '.join(map(repr, unknown))} "
+                         f"(options: {', '.join(DEFAULTS)})")
+    config = config.with_train(**{**DEFAULTS, **config.train})
+    train_kwargs, family, targets = config.train, config.design.family, config.targets
+    model_kind, act_bits = train_kwargs["model"], train_kwargs["act_bits"]
     if model_kind not in ("mlp", "cnn") or act_bits != 1:
         raise HwgenError(f"hwgen flow ends in RTL, which this hwgen generates for --model mlp or cnn with "
                          f"--act-bits 1 only (asked: --model {model_kind} --act-bits {act_bits}); "
@@ -53,13 +63,13 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stages = _Stages(log)
-    data = load_dataset(train_kwargs["dataset"], data_dir)
+    data = load_dataset(train_kwargs["dataset"], config.data_dir)
 
     model, info = stages.run("train", lambda: train(data=data, **train_kwargs))
     save_checkpoint(model, info, out / "model.pt")
 
     def _export():
-        integer = export_model(model, info, data.input_bits, frac_bits)
+        integer = export_model(model, info, data.input_bits, config.frac_bits)
         artifact.save(integer, out / "model.hwgen")
         return artifact.load(out / "model.hwgen")  # what follows sees only the artifact
     integer = stages.run("export", _export)
@@ -69,14 +79,15 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
     log(f"  float accuracy {info['float_accuracy']:.4f}, integer accuracy {int_acc:.4f}")
 
     sha = hashlib.sha256((out / "model.hwgen").read_bytes()).hexdigest()
-    design, fold_choice, choice = choose_design(integer, fold, datapath, area_target, pipeline, family, log=log,
-                                                stage=stages.run)
+    datapath = "auto" if config.datapath == "auto" else config.design.datapath_list(integer)
+    design, fold_choice, choice = choose_design(integer, config.fold, datapath, config.area_target,
+                                                config.design.pipeline, family, log=log, stage=stages.run)
     manifest = stages.run("rtl", lambda: generate_rtl(integer, out / "rtl", design, datapath_choice=choice,
                                                       folding_choice=fold_choice, artifact_sha256=sha).data)
     area = {}
     for target in targets:
         area[target] = stages.run(f"synth_{target}", lambda t=target: synthesize(out / "rtl", t, log=log))
-    sim = stages.run("sim", lambda: simulate(integer, out / "rtl", data.x_test, simulator=simulator,
+    sim = stages.run("sim", lambda: simulate(integer, out / "rtl", data.x_test, simulator=config.simulator,
                                              log=log))
     rtl_acc = round(float((np.asarray(sim["labels"]) == data.y_test).mean()), 6)
     report = {
@@ -101,6 +112,7 @@ def run_flow(*, out, train_kwargs, frac_bits=8, targets=("generic", "ice40"), si
                       "rtlil": "rtl/hwgen_top.il"},
         "training": {k: v for k, v in info.items() if k not in ("float_accuracy", "input")},
         "timing_s": stages.timing,
+        "config": config.to_dict(),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     (out / "report.md").write_text(write_markdown(report))

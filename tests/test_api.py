@@ -158,3 +158,20 @@ def test_simulate_reports_a_wrong_constant(tmp_path):
     res = hwgen.simulate(bad, tmp_path, x)
     assert not res.ok and res.mismatches == 64
     assert res.runs["verilator"]["mismatched"] == list(range(64))
+
+
+def test_flow_config_round_trips_and_checks_itself():
+    from hwgen.flowconfig import FlowConfig
+    c = FlowConfig(train={"hidden": [8], "epochs": 3}, design=Design(arch="folded", target_cycles=16),
+                   lut_budget=900, targets=["ice40"], datapath="auto")
+    assert FlowConfig.from_json(c.to_json()) == c
+    assert c.fold == {"target_cycles": 16, "overrides": {}, "lut_budget": 900}
+    assert FlowConfig().targets == ("generic", "ice40") and FlowConfig().fold is None
+    assert FlowConfig(design=Design(family="xc7")).targets == ("xc7",)
+    for kw, word in [({"lut_budget": 10}, "arch 'folded'"), ({"targets": ["xc9"]}, "xc9"),
+                     ({"simulator": "vcs"}, "simulator"), ({"datapath": "direct"}, "datapath"),
+                     ({"frac_bits": 30}, "frac_bits"), ({"train": []}, "train")]:
+        with pytest.raises(hwgen.HwgenError, match=word):
+            FlowConfig(**kw)
+    with pytest.raises(hwgen.HwgenError, match="no setting 'fold'"):
+        FlowConfig.from_dict({"fold": 1})

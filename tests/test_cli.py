@@ -159,13 +159,19 @@ def without_timings(report):
 
 @pytest.mark.slow
 def test_sim_catches_tampered_rtl_and_flow_reports(tmp_path):
-    """A tiny network through `hwgen flow` twice (identical outputs but for
+    """A tiny network through `hwgen flow` twice, the second time from the
+    config the first report.json embeds (identical outputs but for
     timings), then `hwgen sim` on a tampered copy."""
     from hwgen.report import TIMINGS_HEADING
-    for run in ("again", "flow"):   # no synthesis cache: Yosys itself must be deterministic
-        proc = hwgen("flow", "--hidden", "6", "--epochs", "20", "--target", "generic", "-o", tmp_path / run,
-                     env={"HWGEN_CACHE": "off"})
-        assert proc.returncode == 0, proc.stderr
+    # no synthesis cache: Yosys itself must be deterministic
+    proc = hwgen("flow", "--hidden", "6", "--epochs", "20", "--target", "generic", "-o", tmp_path / "again",
+                 env={"HWGEN_CACHE": "off"})
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "again" / "report.json").read_text())["config"]
+    assert config["train"]["hidden"] == [6] and config["targets"] == ["generic"]
+    (tmp_path / "flow.json").write_text(json.dumps(config))
+    proc = hwgen("flow", "--config", tmp_path / "flow.json", "-o", tmp_path / "flow", env={"HWGEN_CACHE": "off"})
+    assert proc.returncode == 0, proc.stderr
     out, again = tmp_path / "flow", tmp_path / "again"
     for name in ("model.hwgen", "rtl/hwgen_top.v", "rtl/hwgen_top.il", "rtl/rtl.json",
                  "rtl/synth/generic_netlist/hwgen_top.v"):
@@ -189,3 +195,17 @@ def test_sim_catches_tampered_rtl_and_flow_reports(tmp_path):
     proc = hwgen("sim", out / "model.hwgen", "--rtl", tmp_path / "bad_rtl")
     assert_clean_error(proc, "does not match the golden reference")
     assert "360 vectors, 360 mismatches" in proc.stdout
+
+
+def test_flow_config_refuses_other_flags_and_bad_files(tmp_path):
+    (tmp_path / "flow.json").write_text('{"train": {"epochs": 1}}')
+    proc = hwgen("flow", "--config", tmp_path / "flow.json", "--bits", "2", "-o", tmp_path / "o")
+    assert_clean_error(proc, "--config gives every setting of the flow; drop --bits")
+    (tmp_path / "bad.json").write_text('{"train": {}, "pipe": 1}')
+    proc = hwgen("flow", "--config", tmp_path / "bad.json", "-o", tmp_path / "o")
+    assert_clean_error(proc, "no setting 'pipe'")
+    (tmp_path / "bad2.json").write_text('{"train": {"epoch": 3}}')
+    proc = hwgen("flow", "--config", tmp_path / "bad2.json", "-o", tmp_path / "o")
+    assert_clean_error(proc, "no option 'epoch'")
+    proc = hwgen("flow", "--config", tmp_path / "missing.json", "-o", tmp_path / "o")
+    assert_clean_error(proc, "cannot read the flow config")
