@@ -48,108 +48,134 @@ def fold_to_budget(model, lut_budget, target="ice40", overrides=None, pipeline=0
     layer too small to fold) whose design measures at most ``lut_budget`` in ``target``'s
     area figure, as fast as the search finds; ``record`` says what was
     estimated and measured."""
-    metric = AREA_METRIC[target]
-    base = choose_folding(model, 2, overrides)     # validates overrides
-    overrides = dict(overrides or {})
-    cands = {k: _candidates(layer) for k, layer in enumerate(model.layers) if layer.name not in overrides}
-    free = [k for k in cands if cands[k][0][0]]     # a conv layer too small to fold stays on constants
-    pos = {k: 0 for k in free}
-    convs = [layer for layer in model.layers if layer.op == "conv2d"]
-    floor = convs[0].in_shape[1] * convs[0].in_shape[2] if convs else 1   # the pixel stream's interval
+    search = _BudgetSearch(model, lut_budget, target, overrides, pipeline, datapaths, log, family)
+    best = search.start()
+    for _ in range(MAX_ROUNDS):
+        moves = search.greedy()
+        if not moves:
+            break
+        total, per_layer = search.measure()
+        if total <= lut_budget:        # fits: recalibrate there and try to go further
+            best = (total, dict(search.pos))
+            search.calibrate(total, per_layer)
+            continue
+        best = search.settle(moves, total, best)
+        break
+    return search.finish(best)
 
-    def folding():    # (None, None): a conv layer on its constant-weight datapath
-        return [(cands[k][pos[k]][:2] if cands[k][pos[k]][0] else None) if k in pos else base[k]
-                for k in range(len(model.layers))]
 
-    measurements = []
+class _BudgetSearch:
+    """The state of :func:`fold_to_budget`'s greedy search: each free
+    layer's candidate foldings and position among them, the estimate's
+    per-layer scales (calibrated on the last measurement that fitted) and
+    every measurement made."""
 
-    def measure():
-        if log:
-            log(f"  synthesizing the folding {_describe(model, folding())} ({target}) ...")
-        total, per_layer = _measure(model, folding(), target, pipeline, datapaths, log, family)
-        measurements.append({"folding": [list(f) if f else None for f in folding()], "measured": total})
+    def __init__(self, model, lut_budget, target, overrides, pipeline, datapaths, log, family):
+        self.model, self.budget, self.target, self.log = model, lut_budget, target, log
+        self.pipeline, self.datapaths, self.family = pipeline, datapaths, family
+        self.metric = AREA_METRIC[target]
+        self.base = choose_folding(model, 2, overrides)     # validates overrides
+        overrides = dict(overrides or {})
+        self.cands = {k: _candidates(layer) for k, layer in enumerate(model.layers) if layer.name not in overrides}
+        self.free = [k for k in self.cands if self.cands[k][0][0]]   # a conv layer too small to fold stays on constants
+        self.pos = {k: 0 for k in self.free}
+        convs = [layer for layer in model.layers if layer.op == "conv2d"]
+        self.floor = convs[0].in_shape[1] * convs[0].in_shape[2] if convs else 1   # the pixel stream's interval
+        self.measurements, self.scale, self.rest = [], {}, 0
+
+    def folding(self):
+        """The folding at the current positions ((None, None): a conv layer on its constant-weight datapath)."""
+        return [(self.cands[k][self.pos[k]][:2] if self.cands[k][self.pos[k]][0] else None) if k in self.pos
+                else self.base[k] for k in range(len(self.model.layers))]
+
+    def measure(self):
+        """Synthesize the current folding: ``(total, {layer: area})``."""
+        if self.log:
+            self.log(f"  synthesizing the folding {_describe(self.model, self.folding())} ({self.target}) ...")
+        total, per_layer = _measure(self.model, self.folding(), self.target, self.pipeline, self.datapaths,
+                                    self.log, self.family)
+        self.measurements.append({"folding": [list(f) if f else None for f in self.folding()], "measured": total})
         return total, per_layer
 
-    total, per_layer = measure()
-    if total > lut_budget:
-        raise HwgenError(f"the smallest folding (by the estimate: {_describe(model, folding())}) already takes "
-                         f"{total} {target} {metric}, over the budget of {lut_budget}: raise --lut-budget, or "
-                         f"fold by hand with --fold")
-    scale, rest = {}, 0
+    def start(self):
+        """Measure the smallest folding (an error if it is over the budget) and calibrate there."""
+        total, per_layer = self.measure()
+        if total > self.budget:
+            raise HwgenError(f"the smallest folding (by the estimate: {_describe(self.model, self.folding())}) "
+                             f"already takes {total} {self.target} {self.metric}, over the budget of "
+                             f"{self.budget}: raise --lut-budget, or fold by hand with --fold")
+        self.calibrate(total, per_layer)
+        return total, dict(self.pos)
 
-    def calibrate(total, per_layer):
+    def calibrate(self, total, per_layer):
         """Rescale each layer's estimate to its measured area at its current folding."""
-        nonlocal rest
-        for k in free:
-            scale[k] = per_layer[model.layers[k].name] / max(cands[k][pos[k]][3], 1.0)
-        rest = total - sum(per_layer[model.layers[k].name] for k in free)
+        for k in self.free:
+            self.scale[k] = per_layer[self.model.layers[k].name] / max(self.cands[k][self.pos[k]][3], 1.0)
+        self.rest = total - sum(per_layer[self.model.layers[k].name] for k in self.free)
 
-    def estimate():
-        return rest + sum(scale[k] * cands[k][pos[k]][3] for k in free)
+    def estimate(self):
+        return self.rest + sum(self.scale[k] * self.cands[k][self.pos[k]][3] for k in self.free)
 
-    def greedy():
-        moves = []
-        while free:
-            k = max(free, key=lambda k: (cands[k][pos[k]][2], -k))
-            if cands[k][pos[k]][2] + 1 <= floor or pos[k] + 1 == len(cands[k]):
+    def greedy(self):
+        """Move the slowest layer to its next faster candidate while the estimate fits; the moves made."""
+        moves, cands, pos = [], self.cands, self.pos
+        while self.free:
+            k = max(self.free, key=lambda k: (cands[k][pos[k]][2], -k))
+            if cands[k][pos[k]][2] + 1 <= self.floor or pos[k] + 1 == len(cands[k]):
                 break
             pos[k] += 1
-            if estimate() > lut_budget:
+            if self.estimate() > self.budget:
                 pos[k] -= 1
                 break
             moves.append(k)
         return moves
 
-    calibrate(total, per_layer)
-    best = (total, dict(pos))
-    for _ in range(MAX_ROUNDS):
-        moves = greedy()
-        if not moves:
-            break
-        total, per_layer = measure()
-        if total <= lut_budget:        # fits: recalibrate there and try to go further
-            best = (total, dict(pos))
-            calibrate(total, per_layer)
-            continue
-        # over: the longest prefix of this round's moves that measures within
-        # the budget lies between the round's start (measured, fits) and all of
-        # them (measured, over). First guess: the prefix whose estimate,
-        # corrected by the overshoot, fits; then bisect, measuring each.
-        start, ratio = dict(best[1]), total / estimate()
+    def settle(self, moves, total, best):
+        """A round whose design measured ``total``, over the budget: the
+        longest prefix of its ``moves`` that measures within it lies between
+        the round's start (``best``: measured, fits) and all of them
+        (measured, over). First guess: the prefix whose estimate, corrected
+        by the overshoot, fits; then bisect, measuring each. The best design
+        that measured within the budget."""
+        start, ratio = dict(best[1]), total / self.estimate()
         lo, hi = 0, len(moves)
 
         def at(n):
-            pos.clear()
-            pos.update(start)
+            self.pos.clear()
+            self.pos.update(start)
             for k in moves[:n]:
-                pos[k] += 1
+                self.pos[k] += 1
 
         n = hi - 1
         while n > lo:
             at(n)
-            if estimate() * ratio <= lut_budget:
+            if self.estimate() * ratio <= self.budget:
                 break
             n -= 1
         if n == lo:
             n = (lo + hi) // 2
-        while lo < n < hi and len(measurements) < MAX_SYNTHESES:
+        while lo < n < hi and len(self.measurements) < MAX_SYNTHESES:
             at(n)
-            total, per_layer = measure()
-            if total <= lut_budget:
-                lo, best = n, (total, dict(pos))
+            total, per_layer = self.measure()
+            if total <= self.budget:
+                lo, best = n, (total, dict(self.pos))
             else:
                 hi = n
             n = (lo + hi) // 2
-        break
-    total, pos = best[0], dict(best[1])
-    chosen = folding()
-    record = {"lut_budget": lut_budget, "target": target, "metric": metric, "measured": total,
-              "folding": [list(f) if f else None for f in chosen],
-              "estimated": round(estimate(), 1), "syntheses": len(measurements), "measurements": measurements}
-    if log:
-        log(f"  folding for a budget of {lut_budget} {metric}: {_describe(model, chosen)}, measured {total} "
-            f"{metric} ({len(measurements)} syntheses)")
-    return chosen, record
+        return best
+
+    def finish(self, best):
+        """``(folding, record)`` at the best design."""
+        total, self.pos = best[0], dict(best[1])
+        chosen, metric = self.folding(), self.metric
+        record = {"lut_budget": self.budget, "target": self.target, "metric": metric, "measured": total,
+                  "folding": [list(f) if f else None for f in chosen],
+                  "estimated": round(self.estimate(), 1), "syntheses": len(self.measurements),
+                  "measurements": self.measurements}
+        if self.log:
+            self.log(f"  folding for a budget of {self.budget} {metric}: {_describe(self.model, chosen)}, "
+                     f"measured {total} {metric} ({len(self.measurements)} syntheses)")
+        return chosen, record
 
 
 #: first estimate of a constant-weight conv window datapath, LUT4 per weight

@@ -45,21 +45,8 @@ def run_flow(config, out, *, log=print):
     from .synth import synthesize
     from .train import DEFAULTS, save_checkpoint, train
 
-    unknown = sorted(set(config.train) - set(DEFAULTS))
-    if unknown:
-        raise HwgenError(f"the flow config's train has no option {', '.join(map(repr, unknown))} "
-                         f"(options: {', '.join(DEFAULTS)})")
-    config = config.with_train(**{**DEFAULTS, **config.train})
+    config = _resolve(config, DEFAULTS)
     train_kwargs, family, targets = config.train, config.design.family, config.targets
-    model_kind, act_bits = train_kwargs["model"], train_kwargs["act_bits"]
-    if model_kind not in ("mlp", "cnn") or act_bits != 1:
-        raise HwgenError(f"hwgen flow ends in RTL, which this hwgen generates for --model mlp or cnn with "
-                         f"--act-bits 1 only (asked: --model {model_kind} --act-bits {act_bits}); "
-                         f"use hwgen train / export / sweep for the others")
-    others = [t for t in targets if t != family]
-    if family != "generic" and others:   # found before training, not after
-        raise HwgenError(f"--family {family} RTL instantiates {family} primitives, which only the {family} "
-                         f"target maps: drop --target {' '.join(others)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stages = _Stages(log)
@@ -101,13 +88,7 @@ def run_flow(config, out, *, log=print):
                      "inferences_per_s": round(sim["inferences_per_s"], 1)},
         "area": {t: dict(res["total"]) for t, res in area.items()},
         "area_per_layer": {t: res["per_module"] for t, res in area.items()},
-        "rtl": {"latency_cycles": manifest["latency"], "arch": manifest["arch"],
-                "interval_cycles": manifest["interval"],
-                "throughput": "1 inference / clock" if manifest["interval"] == 1
-                else f"1 inference / {manifest['interval']} clocks",
-                "pipeline": manifest["pipeline"], "family": manifest["family"],
-                "layers": manifest["layers"], "datapath_choice": manifest["datapath_choice"],
-                "folding_choice": manifest["folding_choice"]},
+        "rtl": _rtl_entry(manifest),
         "artifacts": {"model": "model.hwgen", "checkpoint": "model.pt", "verilog": "rtl/hwgen_top.v",
                       "rtlil": "rtl/hwgen_top.il"},
         "training": {k: v for k, v in info.items() if k not in ("float_accuracy", "input")},
@@ -122,6 +103,38 @@ def run_flow(config, out, *, log=print):
     if sim["mismatches"]:
         raise HwgenError(f"RTL differs from the golden reference on {sim['mismatches']} test vectors")
     return report
+
+
+def _resolve(config, defaults):
+    """``config`` with every training option named, after the checks that
+    can fail before training starts."""
+    unknown = sorted(set(config.train) - set(defaults))
+    if unknown:
+        raise HwgenError(f"the flow config's train has no option {', '.join(map(repr, unknown))} "
+                         f"(options: {', '.join(defaults)})")
+    config = config.with_train(**{**defaults, **config.train})
+    model_kind, act_bits = config.train["model"], config.train["act_bits"]
+    if model_kind not in ("mlp", "cnn") or act_bits != 1:
+        raise HwgenError(f"hwgen flow ends in RTL, which this hwgen generates for --model mlp or cnn with "
+                         f"--act-bits 1 only (asked: --model {model_kind} --act-bits {act_bits}); "
+                         f"use hwgen train / export / sweep for the others")
+    family = config.design.family
+    others = [t for t in config.targets if t != family]
+    if family != "generic" and others:   # found before training, not after
+        raise HwgenError(f"--family {family} RTL instantiates {family} primitives, which only the {family} "
+                         f"target maps: drop --target {' '.join(others)}")
+    return config
+
+
+def _rtl_entry(manifest):
+    """report.json's description of the RTL (from its rtl.json)."""
+    return {"latency_cycles": manifest["latency"], "arch": manifest["arch"],
+            "interval_cycles": manifest["interval"],
+            "throughput": "1 inference / clock" if manifest["interval"] == 1
+            else f"1 inference / {manifest['interval']} clocks",
+            "pipeline": manifest["pipeline"], "family": manifest["family"],
+            "layers": manifest["layers"], "datapath_choice": manifest["datapath_choice"],
+            "folding_choice": manifest["folding_choice"]}
 
 
 def write_markdown(r):

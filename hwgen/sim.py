@@ -76,35 +76,16 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
         raise HwgenError(f"backpressure must be within [0, 1), not {backpressure}")
     rtl_dir = Path(rtl_dir).resolve()
     rtl = read_manifest(rtl_dir)
-    if rtl["input_features"] != model.input_features or rtl["input_bits"] != model.input_bits \
-            or rtl["n_classes"] != model.n_classes:
-        raise HwgenError(f"the RTL in {rtl_dir} takes {rtl['input_features']} x {rtl['input_bits']}-bit "
-                         f"inputs and gives {rtl['n_classes']} classes; the artifact needs "
-                         f"{model.input_features} x {model.input_bits}-bit and {model.n_classes}")
     x = reference.check_inputs(model, x)
     if not len(x):
         raise HwgenError("no input vectors to simulate")
     golden = reference.infer(model, x)
-    lo_score = -(1 << (rtl["score_width"] - 1))
-    if golden.scores.min() < lo_score or golden.scores.max() >= -lo_score:
-        raise HwgenError(f"reference scores do not fit the RTL's {rtl['score_width']}-bit score port")
-    sources = [rtl_dir / name for name in [*rtl["sources"], *rtl.get("sim_sources", [])]]
-    for src in sources:
-        if not src.is_file():
-            raise HwgenError(f"RTL source {src} named in rtl.json is missing")
+    sources = _check_rtl(model, rtl, rtl_dir, golden)
     (_prepare_verilator if simulator == "verilator" else _prepare_icarus)()
 
     work = Path(work_dir or rtl_dir / "sim").resolve() / simulator
     work.mkdir(parents=True, exist_ok=True)
-    in_width = _input_word_width(rtl)
-    out_width = rtl["scores_offset"] + rtl["n_classes"] * rtl["score_width"]
-    words = [w for row in input_words(model, x) for w in row]
-    (work / "inputs.hex").write_text("".join(f"{w:x}\n" for w in words))
-    (work / "outputs.hex").unlink(missing_ok=True)
-    latency, interval = int(rtl.get("latency", 1)), int(rtl.get("interval", 1))
-    max_cycles = 64 + latency + int(4 * interval * len(x) / (1 - backpressure))
-    params = {"N": len(x), "N_IN": len(words), "IN_W": in_width, "OUT_W": out_width, "SEED": seed + 1,
-              "STALL_PER_256": min(255, round(256 * backpressure)), "MAX_CYCLES": max_cycles}
+    params = _harness_inputs(model, rtl, x, work, backpressure, seed)
     harness = project_dir("rtl_templates") / "hwgen_tb.v"
     if log:
         log(f"  building {rtl['top']} in the batch harness with {simulator} ...")
@@ -119,8 +100,52 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
                        extra_env={"HWGEN_SIM_PROGRESS": str(work / "progress.json")})
     t2 = time.perf_counter()
     # a design that stalls leaves unwritten (x) outputs: they count as mismatches
-    stalled = bool(result.get("timed_out"))
-    got = _read_outputs(work / "outputs.hex", len(x))
+    labels, mismatched, first = _compare(_read_outputs(work / "outputs.hex", len(x)), golden, rtl)
+    out = {"simulator": simulator, "vectors": len(x), "mismatches": len(mismatched), "mismatched": mismatched,
+           "first_mismatches": first,
+           "labels": labels, "cycles": result["cycles"], "stalled": bool(result.get("timed_out")),
+           "inferences_per_s": len(x) / max(result["wall_s"], 1e-9), "build_s": t1 - t0, "run_s": t2 - t1}
+    if mismatched and diagnose:
+        if log:
+            log(f"  {len(mismatched)} mismatches; re-running vector {first[0]['vector']} with probes and "
+                f"waves ...")
+        out["diagnosis"] = _diagnose(model, rtl, sources, x, golden, first[0]["vector"], simulator, work)
+    return out
+
+
+def _check_rtl(model, rtl, rtl_dir, golden):
+    """The RTL's source paths, after checking that its ports fit the
+    artifact and the golden scores."""
+    if rtl["input_features"] != model.input_features or rtl["input_bits"] != model.input_bits \
+            or rtl["n_classes"] != model.n_classes:
+        raise HwgenError(f"the RTL in {rtl_dir} takes {rtl['input_features']} x {rtl['input_bits']}-bit "
+                         f"inputs and gives {rtl['n_classes']} classes; the artifact needs "
+                         f"{model.input_features} x {model.input_bits}-bit and {model.n_classes}")
+    lo_score = -(1 << (rtl["score_width"] - 1))
+    if golden.scores.min() < lo_score or golden.scores.max() >= -lo_score:
+        raise HwgenError(f"reference scores do not fit the RTL's {rtl['score_width']}-bit score port")
+    sources = [rtl_dir / name for name in [*rtl["sources"], *rtl.get("sim_sources", [])]]
+    for src in sources:
+        if not src.is_file():
+            raise HwgenError(f"RTL source {src} named in rtl.json is missing")
+    return sources
+
+
+def _harness_inputs(model, rtl, x, work, backpressure, seed):
+    """Write the input words for the batch harness into ``work``; its parameters."""
+    words = [w for row in input_words(model, x) for w in row]
+    (work / "inputs.hex").write_text("".join(f"{w:x}\n" for w in words))
+    (work / "outputs.hex").unlink(missing_ok=True)
+    latency, interval = int(rtl.get("latency", 1)), int(rtl.get("interval", 1))
+    max_cycles = 64 + latency + int(4 * interval * len(x) / (1 - backpressure))
+    out_width = rtl["scores_offset"] + rtl["n_classes"] * rtl["score_width"]
+    return {"N": len(x), "N_IN": len(words), "IN_W": _input_word_width(rtl), "OUT_W": out_width, "SEED": seed + 1,
+            "STALL_PER_256": min(255, round(256 * backpressure)), "MAX_CYCLES": max_cycles}
+
+
+def _compare(got, golden, rtl):
+    """``(labels, mismatching vector indices, the first 10 mismatches)`` of
+    the output words ``got`` against the golden model."""
     labels, mismatched, first = [], [], []
     for k, word in enumerate(got):
         label, scores = _decode(word, rtl)
@@ -130,16 +155,7 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
             if len(first) < 10:
                 first.append({"vector": k, "expected_label": int(golden.pred[k]), "got_label": label,
                               "expected_scores": golden.scores[k].tolist(), "got_scores": scores})
-    mismatches = len(mismatched)
-    out = {"simulator": simulator, "vectors": len(x), "mismatches": mismatches, "mismatched": mismatched,
-           "first_mismatches": first,
-           "labels": labels, "cycles": result["cycles"], "stalled": stalled,
-           "inferences_per_s": len(x) / max(result["wall_s"], 1e-9), "build_s": t1 - t0, "run_s": t2 - t1}
-    if mismatches and diagnose:
-        if log:
-            log(f"  {mismatches} mismatches; re-running vector {first[0]['vector']} with probes and waves ...")
-        out["diagnosis"] = _diagnose(model, rtl, sources, x, golden, first[0]["vector"], simulator, work)
-    return out
+    return labels, mismatched, first
 
 
 class _Progress:

@@ -51,23 +51,9 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
     ``family``, ``sim_sources``)."""
     from amaranth.back import rtlil
 
-    from amaranth.hdl import Shape
-
     from .network import Network, StreamNetwork
 
-    for layer in model.layers:
-        if layer.output == "threshold" and layer.output_bits != 1:
-            raise HwgenError(f"layer {layer.name} produces {layer.output_bits}-bit activations: this hwgen "
-                             f"generates RTL for binary (1-bit) activations only; the golden reference "
-                             f"runs it")
-    datapaths = list(datapaths or ["planes"] * len(model.layers))
-    if len(datapaths) != len(model.layers) or not set(datapaths) <= {"planes", "direct"}:
-        raise HwgenError(f"datapaths must give 'planes' or 'direct' for each of the {len(model.layers)} "
-                         f"layers, not {datapaths}")
-    if int(pipeline) < 0:
-        raise HwgenError(f"pipeline must be >= 0 adder levels per register (0: none), not {pipeline}")
-    if family not in FAMILIES:
-        raise HwgenError(f"family must be one of {', '.join(FAMILIES)}, not {family!r}")
+    datapaths = _check_options(model, pipeline, datapaths, family)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     conv = any(layer.op == "conv2d" for layer in model.layers)
@@ -84,18 +70,9 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
     if family != "generic":   # the primitives' models, for simulators (synthesis has its own)
         sim_sources = [f"{family}_cells_sim.v"]
         shutil.copyfile(project_dir("rtl_templates") / sim_sources[0], outdir / sim_sources[0])
-    out = top.output_layout
     design = Design.of(model, folding=folding, datapaths=datapaths, pipeline=pipeline, family=family)
     manifest = {
-        "top": TOP, "sources": [f"{TOP}.v"], "input_features": model.input_features,
-        "input_bits": model.input_bits, "n_classes": model.n_classes,
-        "label_offset": _offset(out, "label"),
-        "label_width": out.members["label"].width,
-        "scores_offset": _offset(out, "scores"),
-        "score_width": out.members["scores"].elem_shape.width,
-        "input_words": 1 if model.layers[0].op != "conv2d" else
-        model.layers[0].in_shape[1] * model.layers[0].in_shape[2],
-        "input_word_width": Shape.cast(top.input_layout).width,
+        **_ports(model, top), "top": TOP, "sources": [f"{TOP}.v"],
         "latency": top.latency, "pipeline": int(pipeline), "family": family, "sim_sources": sim_sources,
         "arch": "unrolled" if folding is None else "folded",
         "interval": getattr(top, "interval", 1),
@@ -109,6 +86,41 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
     }
     (outdir / "rtl.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def _check_options(model, pipeline, datapaths, family):
+    """One clear error for an option generate() cannot build; the datapath
+    of every layer."""
+    for layer in model.layers:
+        if layer.output == "threshold" and layer.output_bits != 1:
+            raise HwgenError(f"layer {layer.name} produces {layer.output_bits}-bit activations: this hwgen "
+                             f"generates RTL for binary (1-bit) activations only; the golden reference "
+                             f"runs it")
+    datapaths = list(datapaths or ["planes"] * len(model.layers))
+    if len(datapaths) != len(model.layers) or not set(datapaths) <= {"planes", "direct"}:
+        raise HwgenError(f"datapaths must give 'planes' or 'direct' for each of the {len(model.layers)} "
+                         f"layers, not {datapaths}")
+    if int(pipeline) < 0:
+        raise HwgenError(f"pipeline must be >= 0 adder levels per register (0: none), not {pipeline}")
+    if family not in FAMILIES:
+        raise HwgenError(f"family must be one of {', '.join(FAMILIES)}, not {family!r}")
+    return datapaths
+
+
+def _ports(model, top):
+    """rtl.json's description of the input and output streams' payloads."""
+    from amaranth.hdl import Shape
+    out = top.output_layout
+    return {
+        "input_features": model.input_features, "input_bits": model.input_bits, "n_classes": model.n_classes,
+        "label_offset": _offset(out, "label"),
+        "label_width": out.members["label"].width,
+        "scores_offset": _offset(out, "scores"),
+        "score_width": out.members["scores"].elem_shape.width,
+        "input_words": 1 if model.layers[0].op != "conv2d" else
+        model.layers[0].in_shape[1] * model.layers[0].in_shape[2],
+        "input_word_width": Shape.cast(top.input_layout).width,
+    }
 
 
 def rtlil_to_verilog(il):

@@ -353,17 +353,35 @@ class FoldedLayer(wiring.Component):
         return const, lo, hi
 
     def elaborate(self, platform):
+        """The three ROMs, then the pipeline issue -> S1 -> S2 -> S3 -> S4."""
         m = Module()
-        layer, sch = self._layer, self.schedule
-        pe, simd, bits, order = sch.pe, sch.simd, layer.input_bits, sch.order
         const, acc_lo, acc_hi = self._constants()
         acc_w, _ = width_for(min(int(acc_lo.min()), 0), int(acc_hi.max()))
-        acc_shape = signed(acc_w + 1)
-        a_w = self._alpha_width()
+        weights = self._schedule_rom(m)
+        alpha_rom = self._alpha_rom(m)
+        end_rom, c_w = self._end_rom(m, const)
 
-        # ROM 1: the schedule, one word per cycle
+        run = Signal()          # the whole layer advances (only a full output stops it)
+        x, w1, v1 = self._issue(m, run, weights)
+        parts, depth = self._partial_sums(m, run, x, w1)
+        ctl2, v2, ra = self._alpha_read(m, run, w1, v1, depth, alpha_rom)
+        accs, v3, fold3, finishing3, re = self._accumulate(m, run, parts, ra, ctl2, v2, end_rom,
+                                                           signed(acc_w + 1))
+        outs, v4, fold4, finishing = self._fold_outputs(m, run, accs, re, c_w, v3, fold3, finishing3)
+        self._collect(m, run, outs, v4, fold4, finishing, finishing3)
+        return m
+
+    def _control_layout(self):
+        """The part of a schedule word that travels on past S1: plane, fold,
+        first and last."""
         word = self._word_layout()
         plane_w, fold_w = word.members["plane"].width, word.members["fold"].width
+        return data.StructLayout({"plane": unsigned(plane_w), "fold": unsigned(fold_w), "first": 1, "last": 1})
+
+    def _schedule_rom(self, m):
+        """ROM 1, ``weights``: the schedule, one word per cycle."""
+        sch = self.schedule
+        word = self._word_layout()
         init = []
         for k, (f, g, b, signs, masks) in enumerate(sch.entries):
             first = k == 0 or sch.entries[k - 1][0] != f
@@ -372,15 +390,28 @@ class FoldedLayer(wiring.Component):
                          "rows": _pack_bits(masks[:, 0]) if sch.row_enables else 0,
                          "group": g, "plane": b, "fold": f, "first": first, "last": last})
         m.submodules.weights = weights = Memory(shape=word, depth=len(init), init=init)
-        # ROM 2: alpha per (fold, plane), PE lanes; the filler plane reads 0
-        planes = 1 << plane_w
+        return weights
+
+    def _alpha_rom(self, m):
+        """ROM 2, ``alphas``: alpha per (fold, plane), PE lanes; the filler
+        plane reads 0."""
+        layer, sch = self._layer, self.schedule
+        pe, order, a_w = sch.pe, sch.order, self._alpha_width()
+        planes = 1 << self._word_layout().members["plane"].width
         alphas = []
         for f in range(sch.folds):
             for b in range(planes):
                 lanes = [int(layer.alpha[order[f * pe + p], b]) if b < layer.max_bits else 0 for p in range(pe)]
                 alphas.append(_pack_ints(lanes, a_w))
         m.submodules.alphas = alpha_rom = Memory(shape=unsigned(a_w * pe), depth=len(alphas), init=alphas)
-        # ROM 3: per fold, the threshold (minus const) and direction, or the score offset
+        return alpha_rom
+
+    def _end_rom(self, m, const):
+        """ROM 3, ``ends``: per fold, the threshold (minus ``const``) and
+        direction, or the score offset; and the width of its signed fields
+        less one."""
+        layer, sch = self._layer, self.schedule
+        pe, order = sch.pe, sch.order
         if layer.output == "scores":
             c_w, _ = width_for(min(int(const.min()), 0), max(int(const.max()), 0))
             ends = [_pack_ints([int(const[order[f * pe + p]]) for p in range(pe)], c_w + 1) for f in range(sch.folds)]
@@ -396,48 +427,61 @@ class FoldedLayer(wiring.Component):
                        << ((c_w + 1) * pe)) for f in range(sch.folds)]
             end_w = (c_w + 2) * pe
         m.submodules.ends = end_rom = Memory(shape=unsigned(end_w), depth=sch.folds, init=ends)
+        return end_rom, c_w
 
-        run = Signal()          # the whole layer advances (only a full output stops it)
+    def _issue(self, m, run, weights):
+        """Issue: the input taken (into a register, or held upstream) and the
+        schedule's ROM addresses; the input, the word read (S1) and its valid."""
         busy = Signal()
-        addr = Signal(range(max(len(init), 2)))
+        addr = Signal(range(max(len(self.schedule.entries), 2)))
         rd = weights.read_port()
         v1 = Signal()
         m.d.comb += [rd.addr.eq(addr), rd.en.eq(run)]
         if self.held_input:
-            # No input register: the upstream holds its payload until the
-            # transfer (valid and not ready: it may not change), so the
-            # words are issued from the first clock the input is offered,
-            # and the transfer is made as the last word reads its input
-            # group (S1). addr rests at 0 between inputs.
-            last1 = Signal()     # the word at S1 is the schedule's last
-            issue = Signal()
-            m.d.comb += [issue.eq(busy | (self.i.valid & ~last1)), self.i.ready.eq(run & last1)]
-            with m.If(run):
-                m.d.sync += [v1.eq(issue), last1.eq(issue & (addr == len(init) - 1))]
-                with m.If(issue):
-                    m.d.sync += [addr.eq(addr + 1), busy.eq(1)]
-                    with m.If(addr == len(init) - 1):
-                        m.d.sync += [addr.eq(0), busy.eq(0)]
-            x = self.i.payload
+            x = self._issue_held(m, run, busy, addr, v1)
         else:
-            x = Signal(self.i.payload.shape())
-            m.d.comb += self.i.ready.eq(run & ~busy)
-            with m.If(run):
-                m.d.sync += v1.eq(busy)
-                with m.If(self.i.valid & ~busy):
-                    m.d.sync += [x.eq(self.i.payload), busy.eq(1), addr.eq(0)]
-                with m.Elif(busy):
-                    m.d.sync += addr.eq(addr + 1)
-                    with m.If(addr == len(init) - 1):
-                        m.d.sync += busy.eq(0)
+            x = self._issue_registered(m, run, busy, addr, v1)
+        return x, rd.data, v1
 
-        # issue -> S1: the schedule word
-        w1 = rd.data
+    def _issue_held(self, m, run, busy, addr, v1):
+        """Issue without an input register: the upstream's held payload."""
+        # The upstream holds its payload until the transfer (valid and not
+        # ready: it may not change), so the words are issued from the first
+        # clock the input is offered, and the transfer is made as the last
+        # word reads its input group (S1). addr rests at 0 between inputs.
+        end = len(self.schedule.entries) - 1
+        last1 = Signal()     # the word at S1 is the schedule's last
+        issue = Signal()
+        m.d.comb += [issue.eq(busy | (self.i.valid & ~last1)), self.i.ready.eq(run & last1)]
+        with m.If(run):
+            m.d.sync += [v1.eq(issue), last1.eq(issue & (addr == end))]
+            with m.If(issue):
+                m.d.sync += [addr.eq(addr + 1), busy.eq(1)]
+                with m.If(addr == end):
+                    m.d.sync += [addr.eq(0), busy.eq(0)]
+        return self.i.payload
 
-        # S1: the input group and the partial sums (kept adder trees, their
-        # pipeline registers stalled with the layer), registered
-        xg = Signal(simd * bits)
-        m.d.comb += xg.eq(x.as_value().word_select(w1.group, simd * bits))
+    def _issue_registered(self, m, run, busy, addr, v1):
+        """Issue from the input register ``x``, loaded when the layer is idle."""
+        x = Signal(self.i.payload.shape())
+        m.d.comb += self.i.ready.eq(run & ~busy)
+        with m.If(run):
+            m.d.sync += v1.eq(busy)
+            with m.If(self.i.valid & ~busy):
+                m.d.sync += [x.eq(self.i.payload), busy.eq(1), addr.eq(0)]
+            with m.Elif(busy):
+                m.d.sync += addr.eq(addr + 1)
+                with m.If(addr == len(self.schedule.entries) - 1):
+                    m.d.sync += busy.eq(0)
+        return x
+
+    def _partial_sums(self, m, run, x, w1):
+        """S1: the input group of word ``w1`` and the PE partial sums (kept
+        adder trees, their pipeline registers stalled with the layer),
+        registered; and the trees' register depth."""
+        sch, bits = self.schedule, self._layer.input_bits
+        xg = Signal(sch.simd * bits)
+        m.d.comb += xg.eq(x.as_value().word_select(w1.group, sch.simd * bits))
         lanes = Module()
         m.submodules.lanes = EnableInserter(run)(lanes)
         depth, parts = self._lane_stages(), []
@@ -445,15 +489,19 @@ class FoldedLayer(wiring.Component):
         # row enables: a lane whose neuron lacks the word's plane (in this
         # input group) adds 0
         rows = delayed(m, run, w1.rows, depth, "row_enables") if sch.row_enables else None
-        for p in range(pe):
+        for p in range(sch.pe):
             part = self._lane(lanes, p, xg, w1, total)
             assert part.stage == depth   # every lane has the same trees
             reg = Signal(part.value.shape(), name=f"part{p}")
             parts.append(reg)
             with m.If(run):
                 m.d.sync += reg.eq(part.value if rows is None else Mux(rows[p], part.value, 0))
-        # the word's control (not its weights) travels alongside the trees' registers
-        control = data.StructLayout({"plane": unsigned(plane_w), "fold": unsigned(fold_w), "first": 1, "last": 1})
+        return parts, depth
+
+    def _alpha_read(self, m, run, w1, v1, depth, alpha_rom):
+        """S1 -> S2: word ``w1``'s control (not its weights), delayed alongside
+        the trees' registers, addresses the alpha ROM and is registered."""
+        control = self._control_layout()
         ctl1 = data.View(control, delayed(m, run, Cat(w1.plane, w1.fold, w1.first, w1.last), depth, "control"))
         v1 = delayed(m, run, v1, depth, "control_valid")
         ctl2 = Signal(control)
@@ -462,18 +510,24 @@ class FoldedLayer(wiring.Component):
         m.d.comb += [ra.addr.eq(Cat(ctl1.plane, ctl1.fold)), ra.en.eq(run)]
         with m.If(run):
             m.d.sync += [v2.eq(v1), ctl2.eq(ctl1)]
+        return ctl2, v2, ra
 
-        # S2: multiply by alpha and accumulate. With pipeline = 1 the
-        # multiply is a registered shift-add tree (_multiply): multiply-
-        # accumulate in one clock was the critical path (120 MHz on ECP5),
-        # but Yosys merges it into one cheaper $macc, so coarser pipelining
-        # keeps it
+    def _accumulate(self, m, run, parts, ra, ctl2, v2, end_rom, acc_shape):
+        """S2: multiply the parts by alpha and accumulate; the fold's end
+        ROM read."""
+        # With pipeline = 1 the multiply is a registered shift-add tree
+        # (_multiply): multiply-accumulate in one clock was the critical path
+        # (120 MHz on ECP5), but Yosys merges it into one cheaper $macc, so
+        # coarser pipelining keeps it
+        sch, a_w = self.schedule, self._alpha_width()
+        pe, fold_w = sch.pe, self._control_layout().members["fold"].width
         if self._pipeline == 1:
             multiply = Module()
             m.submodules.multiply = EnableInserter(run)(multiply)
             products = [self._multiply(multiply, ra.data[p * a_w:(p + 1) * a_w], parts[p], f"product{p}")
                         for p in range(pe)]
-            ctl2 = data.View(control, delayed(m, run, ctl2.as_value(), self._multiply_stages(), "product_control"))
+            ctl2 = data.View(self._control_layout(),
+                             delayed(m, run, ctl2.as_value(), self._multiply_stages(), "product_control"))
             v2 = delayed(m, run, v2, self._multiply_stages(), "product_valid")
         else:
             products = [ra.data[p * a_w:(p + 1) * a_w] * parts[p] for p in range(pe)]
@@ -487,8 +541,12 @@ class FoldedLayer(wiring.Component):
             with m.If(v2):
                 for p in range(pe):
                     m.d.sync += accs[p].eq(Mux(ctl2.first, 0, accs[p]) + products[p])
+        return accs, v3, fold3, finishing3, re
 
-        # S3: the fold's outputs (compare, or add the offset), registered
+    def _fold_outputs(self, m, run, accs, re, c_w, v3, fold3, finishing3):
+        """S3: the fold's outputs (compare, or add the offset), registered,
+        with their valid, fold and finishing flags."""
+        layer, pe = self._layer, self.schedule.pe
         outs = []
         for p in range(pe):
             c = re.data[p * (c_w + 1):(p + 1) * (c_w + 1)].as_signed()
@@ -501,15 +559,20 @@ class FoldedLayer(wiring.Component):
             with m.If(run):
                 m.d.sync += reg.eq(out)
             outs.append(reg)
-        v4, fold4, finishing = Signal(), Signal(fold_w), Signal()
+        v4, fold4, finishing = Signal(), Signal(len(fold3)), Signal()
         with m.If(run):
             m.d.sync += [v4.eq(v3), fold4.eq(fold3), finishing.eq(finishing3)]
         with m.Elif(self.o.ready):      # stopped: the waiting result goes out (S4)
             m.d.sync += [v4.eq(0), finishing.eq(0)]
+        return outs, v4, fold4, finishing
 
-        # S4: collect the fold's outputs; the last fold completes the output word
+    def _collect(self, m, run, outs, v4, fold4, finishing, finishing3):
+        """S4: collect the fold's outputs; the last fold completes the output
+        word (neurons wired back in place); ``run`` and the output stream."""
+        sch = self.schedule
+        pe, order = sch.pe, sch.order
         lane_w = len(outs[0])
-        result = Signal(layer.out_features * lane_w)
+        result = Signal(self._layer.out_features * lane_w)
         # A full output register stops the layer when the last fold's result
         # arrives (finishing): run = ~(finishing & o.valid). o.ready is left
         # out of run, so no combinational path runs from a layer's downstream
@@ -535,7 +598,6 @@ class FoldedLayer(wiring.Component):
             slots = [result[k * lane_w:(k + 1) * lane_w] for k in range((sch.folds - 1) * pe)] + outs
             place = np.argsort(order)
             m.d.sync += [self.o.payload.eq(Cat(*(slots[k] for k in place))), self.o.valid.eq(1)]
-        return m
 
 
 def _alpha_width(layer):
