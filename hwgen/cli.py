@@ -3,7 +3,6 @@ import argparse
 import hashlib
 import json
 import sys
-import time
 from pathlib import Path
 
 from .errors import HwgenError
@@ -478,18 +477,34 @@ def build_parser():
     parser = argparse.ArgumentParser(prog=PROG, description="Heterogeneous-bitwidth binarized networks: "
                                      "train, export, Amaranth RTL, Yosys area, cocotb bit-exact simulation.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train_command(sub)
+    _add_export_command(sub)
+    _add_rtl_command(sub)
+    _add_synth_command(sub)
+    _add_timing_command(sub)
+    _add_sim_command(sub)
+    _add_equiv_command(sub)
+    _add_flow_command(sub)
+    _add_sweep_command(sub)
+    return parser
 
+
+def _add_train_command(sub):
     p = sub.add_parser("train", help="train an HBB network and save a checkpoint")
     _add_model_args(p)
     p.add_argument("-o", "--output", required=True, help="checkpoint file to write")
     p.set_defaults(func=cmd_train)
 
+
+def _add_export_command(sub):
     p = sub.add_parser("export", help="freeze a checkpoint into an integer model artifact")
     p.add_argument("checkpoint")
     p.add_argument("-o", "--output", required=True, help="artifact file to write (.hwgen)")
     p.add_argument("--frac-bits", type=int, default=8, help="fixed-point bits of the scales (default: 8)")
     p.set_defaults(func=cmd_export)
 
+
+def _add_rtl_command(sub):
     p = sub.add_parser("rtl", help="generate Verilog and RTLIL for an artifact")
     p.add_argument("artifact")
     p.add_argument("-o", "--output", required=True, help="RTL directory to write")
@@ -497,6 +512,8 @@ def build_parser():
     _add_family_arg(p)
     p.set_defaults(func=cmd_rtl)
 
+
+def _add_synth_command(sub):
     from .synth import TARGETS
     p = sub.add_parser("synth", help="synthesize an RTL directory with Yosys and report area")
     p.add_argument("rtl_dir")
@@ -511,6 +528,8 @@ def build_parser():
                         "area per class and per weight bit")
     p.set_defaults(func=cmd_synth)
 
+
+def _add_timing_command(sub):
     from .timing import DEVICES
     p = sub.add_parser("timing", help="place and route with nextpnr (iCE40 HX8K, ECP5-25k): Fmax, utilization")
     p.add_argument("rtl_dir")
@@ -526,6 +545,8 @@ def build_parser():
     p.add_argument("--json", help="where to write the JSON report (default: RTLDIR/timing/timing.json)")
     p.set_defaults(func=cmd_timing)
 
+
+def _add_sim_command(sub):
     p = sub.add_parser("sim", help="prove RTL bit-exact against the golden reference in cocotb")
     p.add_argument("artifact")
     p.add_argument("--rtl", required=True, help="RTL directory (with rtl.json) to simulate")
@@ -540,6 +561,8 @@ def build_parser():
                    help="probability the sink stalls a cycle (default: 0)")
     p.set_defaults(func=cmd_sim)
 
+
+def _add_equiv_command(sub):
     from .equiv import DEFAULT_MAX_FAN_IN
     p = sub.add_parser("equiv", help="prove small layers of the RTL equal to the artifact for every "
                        "input (Yosys SAT against a reference circuit)")
@@ -553,6 +576,9 @@ def build_parser():
     p.add_argument("--json", help="write the per-layer results here")
     p.set_defaults(func=cmd_equiv)
 
+
+def _add_flow_command(sub):
+    from .synth import TARGETS
     p = sub.add_parser("flow", help="train, export, generate RTL, synthesize, simulate, report")
     _add_model_args(p)
     p.add_argument("-o", "--output", required=True, help="output directory")
@@ -567,6 +593,9 @@ def build_parser():
                         "docs/api.md; every report.json holds the one it ran, under 'config')")
     p.set_defaults(func=cmd_flow)
 
+
+def _add_sweep_command(sub):
+    from .synth import TARGETS
     p = sub.add_parser("sweep", help="train a grid of bit mixes x quantizers x selection rules; "
                        "tables and plots of accuracy vs bits (resumable)")
     _add_model_args(p, sweep=True)
@@ -589,8 +618,6 @@ def build_parser():
     _add_arch_args(p)
     p.add_argument("-o", "--output", required=True, help="sweep directory (resumed if it exists)")
     p.set_defaults(func=cmd_sweep)
-    return parser
-
 
 def main(argv=None):
     parser = build_parser()
