@@ -354,6 +354,123 @@ class HBBResult(NamedTuple):
     jac: torch.Tensor       # the backward quantizer's diagonal Jacobian (None: identity / not asked)
 
 
+def _start_selection(r, a, mix, selection, group):
+    """Per-entry counts per bit width for ``mix``, the top width, the step-1 mask and the bound :func:`_rest`."""
+    if selection not in ("middle-out", "magnitude"):
+        raise ValueError(f"selection {selection!r} cannot be recomputed from the weights")
+    if group is not None:
+        group = _check_group(r.shape, group)
+    size = 1 if group is None else group[0] * group[1]
+    counts = {b: c * size for b, c in mix_counts(mix, r.numel() // size).items()}
+    rest = functools.partial(_rest, group=group, size=size, shape=r.shape)
+    top = max(b for b in range(MAX_BITS + 1) if counts[b])
+    m = None if counts[0] == 0 else rest(a, counts[0])  # pruned (0-bit) weights: the smallest |w|
+    return counts, top, m, rest
+
+
+def _rest(key, k, hint=None, *, group, size, shape):
+    """0/1 mask (shaped like ``shape``) of all but the ``k`` smallest keys, or
+    all but the ``k / size`` blocks with the smallest mean key."""
+    if group is None:
+        return _rest_after_smallest(key.reshape(-1), k, hint).reshape(shape)
+    return _expand(_rest_after_smallest(_group_mean(key, group), k // size, hint), group, shape)
+
+
+def _start_fixed(r, nbits):
+    """Fixed bit counts as int8 in the 2-D view of ``r``, the top width and the step-1 mask."""
+    out_bits = nbits.reshape(r.shape).to(torch.int8)
+    top = int(out_bits.max()) if r.numel() else 0
+    m = None if top == 0 or bool((out_bits >= 1).all()) else (out_bits >= 1).to(r.dtype)
+    return out_bits, top, m
+
+
+def _scale_mu(a, m, per_channel, n_active):
+    """mu_b: mean ``|R_b|`` over the active entries (``m`` None: all; ``n_active``: their number if known)."""
+    if m is None:
+        return a.mean(dim=1, keepdim=True) if per_channel else a.mean()
+    if per_channel:  # masked sums as batched dot products (one fused pass)
+        return torch.bmm(a.unsqueeze(1), m.unsqueeze(2)).reshape(-1, 1) / m.sum(dim=1, keepdim=True).clamp(min=1)
+    if n_active is not None:  # the number of active entries is known: no pass to count it
+        return torch.dot(a.reshape(-1), m.reshape(-1)) / n_active
+    return torch.dot(a.reshape(-1), m.reshape(-1)) / m.sum().clamp(min=1)
+
+
+def _plane(r, m, u, q, t, fwd_sign, zero_fix):
+    """Plane values of a step: F(u_b) (sign of ``R_b`` for sign planes), 0 where inactive."""
+    if m is None:
+        return _sign(r) if fwd_sign else q.plane(u, t)
+    if fwd_sign:  # +-1 where active, +-0 elsewhere, in one pass
+        # a residual R_b (b >= 2) is a difference, never -0.0 where
+        # active: sign(0) = +1 needs the + 0.0 only on the weights
+        return torch.copysign(m, r + 0.0 if zero_fix else r)
+    return q.plane(u, t) * m
+
+
+def _chain_step(q, u, t, m, keep, first_jac):
+    """Fold a step's ``B'(u_b)`` into ``keep = prod (1 - B'(u_b))``; ``first_jac`` keeps ``B'(u_1)``."""
+    jb = q.jacobian(u, t)
+    first_jac = jb if first_jac is None else first_jac
+    step_keep = 1 - jb if m is None else 1 - jb * m
+    keep = step_keep if keep is None else keep * step_keep
+    return keep, first_jac
+
+
+def _add_plane(w_hat, r, plane, mu, last):
+    """``w_hat += plane * mu``, and ``R -= plane * mu`` but at the last step (its residual is never used)."""
+    if w_hat is None:
+        w_hat = plane * mu
+        if not last:
+            r = r - w_hat      # r was a view of the weight: not in place
+    else:
+        w_hat.addcmul_(plane, mu)
+        if not last:
+            r.addcmul_(plane, mu, value=-1)
+    return w_hat, r
+
+
+def _tally(m, full_steps, bit_sum):
+    """Count a step for the active entries: a weight's bit count is the number of steps it was active in."""
+    if m is None:
+        return full_steps + 1, bit_sum
+    return full_steps, m if bit_sum is None else bit_sum + m
+
+
+def _next_selected(r, a, m, mu, key_rule, fwd_sign, rest, k, hint):
+    """``|R_{b+1}|`` and the mask of step ``b + 1``: the active entries but the ``k`` that stop at ``b`` bits."""
+    a_next = r.abs()
+    if key_rule == "magnitude":
+        key = a
+    else:  # with sign planes |R_{b+1}| = ||R_b| - mu_b| is the distance itself
+        key = a_next if fwd_sign else (a - mu).abs()
+    if m is not None:
+        key = key + (1 - m) * 1e30  # inactive entries never stop here
+    cont = rest(key, k, hint)
+    return a_next, (cont if m is None else m * cont)
+
+
+def _next_fixed(r, out_bits, b):
+    """``|R_{b+1}|`` and the mask of step ``b + 1`` for fixed bit counts."""
+    m = (out_bits > b).to(r.dtype)
+    return r.abs(), m
+
+
+def _selected_bits(r, full_steps, bit_sum):
+    """The selected bit counts (int8, shaped like ``r``) from the step tally."""
+    if bit_sum is None:
+        return torch.full(r.shape, full_steps, dtype=torch.int8, device=r.device)
+    return bit_sum.to(torch.int8).add_(full_steps)
+
+
+def _chained_jacobian(keep, first_jac, out_bits, n_pruned, dtype):
+    """``J = 1 - prod (1 - B'(u_b))`` shaped like ``out_bits``, with ``B'(u_1)`` on the pruned weights
+    (``n_pruned``: their number, None: count them)."""
+    jac = 1 - keep
+    if n_pruned if n_pruned is not None else bool((out_bits == 0).any()):
+        pruned = (out_bits == 0).to(dtype)
+        jac = jac * (1 - pruned) + first_jac * pruned
+    return jac
+
+
 def hbb(w, *, nbits=None, mix=None, selection="middle-out", scale="tensor", quantizer=None, t=1.0,
         hints=None, group=None):
     """Bit selection and residual binarization in one pass over ``w`` (any
@@ -389,108 +506,40 @@ def hbb(w, *, nbits=None, mix=None, selection="middle-out", scale="tensor", quan
     # several times slower than arithmetic on CPU (bench/train_step.py).
     per_channel = scale == "channel"
     r = _view2d(w.detach())
-    flat_n = r.numel()
     q = quantizer
     fwd_sign = q is None or q.hard(t)
     chain = q is not None and q.backward != "identity" and not q.raw_backward
     hints = {} if hints is None else hints
     a = r.abs()
     if nbits is None:
-        if selection not in ("middle-out", "magnitude"):
-            raise ValueError(f"selection {selection!r} cannot be recomputed from the weights")
-        if group is not None:
-            group = _check_group(r.shape, group)
-        size = 1 if group is None else group[0] * group[1]
-        counts = {b: c * size for b, c in mix_counts(mix, flat_n // size).items()}
-
-        def rest(key, k, hint=None):
-            """0/1 mask (shaped like ``r``) of all but the ``k`` smallest
-            keys, or all but the ``k / size`` blocks with the smallest mean key."""
-            if group is None:
-                return _rest_after_smallest(key.reshape(-1), k, hint).reshape(r.shape)
-            return _expand(_rest_after_smallest(_group_mean(key, group), k // size, hint), group, r.shape)
-        top = max(b for b in range(MAX_BITS + 1) if counts[b])
-        m = None if counts[0] == 0 else rest(a, counts[0])
-        full_steps, bit_sum = 0, None  # a weight's bit count = the number of steps it was active in
+        counts, top, m, rest = _start_selection(r, a, mix, selection, group)
+        full_steps, bit_sum = 0, None
     else:
-        out_bits = nbits.reshape(r.shape).to(torch.int8)
-        top = int(out_bits.max()) if flat_n else 0
-        m = None if top == 0 or bool((out_bits >= 1).all()) else (out_bits >= 1).to(r.dtype)
+        out_bits, top, m = _start_fixed(r, nbits)
     # m: the 0/1 float mask of the entries active at step b (None: all of them)
-    w_hat = None
-    keep = None            # prod (1 - B'(u_b)) so far (chain rule presets)
-    first_jac = None
-    mus, planes = [], []
+    w_hat, keep, first_jac, mus, planes = None, None, None, [], []  # keep: see _chain_step
     for b in range(1, top + 1):
-        # mu_b: mean |R_b| over the active entries (m None = all active)
-        if m is None:
-            mu = a.mean(dim=1, keepdim=True) if per_channel else a.mean()
-        elif per_channel:  # masked sums as batched dot products (one fused pass)
-            mu = torch.bmm(a.unsqueeze(1), m.unsqueeze(2)).reshape(-1, 1) / m.sum(dim=1, keepdim=True).clamp(min=1)
-        elif nbits is None:  # the number of active entries is known: no pass to count it
-            mu = torch.dot(a.reshape(-1), m.reshape(-1)) / max(sum(counts[j] for j in range(b, top + 1)), 1)
-        else:
-            mu = torch.dot(a.reshape(-1), m.reshape(-1)) / m.sum().clamp(min=1)
+        n_active = None if nbits is not None else max(sum(counts[j] for j in range(b, top + 1)), 1)
+        mu = _scale_mu(a, m, per_channel, n_active)
         u = r / mu.clamp(min=1e-12) if (chain or not fwd_sign) else None
-        if m is None:
-            plane = _sign(r) if fwd_sign else q.plane(u, t)
-        elif fwd_sign:  # +-1 where active, +-0 elsewhere, in one pass
-            # a residual R_b (b >= 2) is a difference, never -0.0 where
-            # active: sign(0) = +1 needs the + 0.0 only on the weights
-            plane = torch.copysign(m, r + 0.0 if b == 1 or nbits is not None else r)
-        else:
-            plane = q.plane(u, t) * m
+        plane = _plane(r, m, u, q, t, fwd_sign, b == 1 or nbits is not None)
         if chain:
-            jb = q.jacobian(u, t)
-            first_jac = jb if first_jac is None else first_jac
-            step_keep = 1 - jb if m is None else 1 - jb * m
-            keep = step_keep if keep is None else keep * step_keep
-        # w_hat += plane * mu; R -= plane * mu (the last residual is never used)
-        if w_hat is None:
-            w_hat = plane * mu
-            if b < top:
-                r = r - w_hat      # r was a view of the weight: not in place
-        else:
-            w_hat.addcmul_(plane, mu)
-            if b < top:
-                r.addcmul_(plane, mu, value=-1)
+            keep, first_jac = _chain_step(q, u, t, m, keep, first_jac)
+        w_hat, r = _add_plane(w_hat, r, plane, mu, b == top)
         if nbits is None:
-            if m is None:
-                full_steps += 1
-            else:
-                bit_sum = m if bit_sum is None else bit_sum + m
-            if b < top:
-                a_next = r.abs()
-                if selection == "magnitude":
-                    key = a
-                else:  # with sign planes |R_{b+1}| = ||R_b| - mu_b| is the distance itself
-                    key = a_next if fwd_sign else (a - mu).abs()
-                if m is not None:
-                    key = key + (1 - m) * 1e30  # inactive entries never stop here
-                cont = rest(key, counts[b], hints.setdefault(b, {}))
-                m = cont if m is None else m * cont
-                a = a_next
-        elif b < top:
-            m = (out_bits > b).to(r.dtype)
-            a = r.abs()
+            full_steps, bit_sum = _tally(m, full_steps, bit_sum)
+        if b < top:
+            a, m = (_next_fixed(r, out_bits, b) if nbits is not None else
+                    _next_selected(r, a, m, mu, selection, fwd_sign, rest, counts[b], hints.setdefault(b, {})))
         mus.append(mu)
         planes.append(plane.reshape(w.shape))
-    if nbits is None:
-        if bit_sum is None:
-            out_bits = torch.full(r.shape, full_steps, dtype=torch.int8, device=r.device)
-        else:
-            out_bits = bit_sum.to(torch.int8).add_(full_steps)
-    if w_hat is None:
-        w_hat = torch.zeros_like(r)
-    jac = None
+    out_bits = _selected_bits(r, full_steps, bit_sum) if nbits is None else out_bits
+    w_hat = torch.zeros_like(r) if w_hat is None else w_hat
     if chain and first_jac is not None:
-        jac = 1 - keep
-        if nbits is None and counts[0] or nbits is not None and bool((out_bits == 0).any()):
-            pruned = (out_bits == 0).to(r.dtype)
-            jac = jac * (1 - pruned) + first_jac * pruned
-        jac = jac.reshape(w.shape)
-    elif q is not None and q.backward != "identity":
-        jac = q.jacobian(w.detach(), t)
+        n_pruned = counts[0] if nbits is None else None
+        jac = _chained_jacobian(keep, first_jac, out_bits, n_pruned, r.dtype).reshape(w.shape)
+    else:
+        jac = q.jacobian(w.detach(), t) if q is not None and q.backward != "identity" else None
     return HBBResult(out_bits.reshape(w.shape), w_hat.reshape(w.shape), mus, planes, jac)
 
 
