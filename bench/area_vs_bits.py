@@ -33,13 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
-from hwgen import reference, rtl
-from hwgen.data import load_dataset
-from hwgen.exporter import export_model
-from hwgen.quant import NAMED_GROUPS
+from hwgen import rtl
+
+from hwgen.core import reference
+from hwgen.training.data import load_dataset
+from hwgen.training.exporter import export_model
+from hwgen.training.quant import NAMED_GROUPS
 from hwgen.rtl.folded import choose_folding
-from hwgen.synth import synthesize
-from hwgen.train import train
+from hwgen.tools.synth import synthesize
+from hwgen.training.train import train
 
 MEASURE = {"ice40": "lut4", "ecp5": "lut4", "xc7": "lut", "asic": "um2", "generic": "cells"}
 

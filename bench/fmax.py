@@ -26,12 +26,12 @@ from pathlib import Path
 
 from hwgen import rtl
 from hwgen.cli import _fold_spec, _mask_group
-from hwgen.data import load_dataset
+from hwgen.training.data import load_dataset
 from hwgen.errors import HwgenError
-from hwgen.exporter import export_model
+from hwgen.training.exporter import export_model
 from hwgen.rtl.folded import choose_folding
-from hwgen.timing import place_and_route
-from hwgen.train import train
+from hwgen.tools.timing import place_and_route
+from hwgen.training.train import train
 
 DESIGNS = [("unrolled", 0), ("unrolled", 1), ("unrolled", 2), ("folded", 0), ("folded", 1)]
 

@@ -21,11 +21,11 @@ import numpy as np
 from scipy.optimize import nnls
 
 from hwgen import rtl
-from hwgen.data import load_dataset
-from hwgen.exporter import export_model
+from hwgen.training.data import load_dataset
+from hwgen.training.exporter import export_model
 from hwgen.rtl.folded import LUT4_PER_FEATURE, estimate_luts, lut_features
-from hwgen.synth import layer_areas, synthesize
-from hwgen.train import train
+from hwgen.tools.synth import layer_areas, synthesize
+from hwgen.training.train import train
 
 NETWORKS = [([16, 16], "1.4"), ([64, 64], "1.4"), ([32, 32], "2")]
 

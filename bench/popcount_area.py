@@ -32,10 +32,10 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.artifact import Layer
+from hwgen.core.artifact import Layer
 from hwgen.rtl.arith import tree_sum
 from hwgen.rtl.layer import LinearLayer
-from hwgen.synth import synthesize_sources
+from hwgen.tools.synth import synthesize_sources
 
 TOP = "bench_top"
 

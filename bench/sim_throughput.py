@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from hwgen import rtl
-from hwgen.data import load_dataset
-from hwgen.exporter import export_model
+from hwgen.training.data import load_dataset
+from hwgen.training.exporter import export_model
 from hwgen.rtl.folded import choose_folding
-from hwgen.sim import simulate
-from hwgen.train import train
+from hwgen.tools.sim import simulate
+from hwgen.training.train import train
 
 
 def measure(name, model, x, simulators, work, icarus_limit, folding=None):

@@ -14,9 +14,9 @@ import time
 
 import torch
 
-from hwgen.nn import HBBMLP, set_progress
-from hwgen.quant import parse_bits
-from hwgen.train import default_threads
+from hwgen.training.nn import HBBMLP, set_progress
+from hwgen.training.quant import parse_bits
+from hwgen.training.train import default_threads
 
 
 def time_steps(bits, quantizer, hidden, batch, steps, warmup, seed=0):

@@ -17,11 +17,11 @@ The public API (docs/api.md)::
 """
 import importlib
 
-from .artifact import Artifact, Layer, load
-from .design import Design
+from .core.artifact import Artifact, Layer, load
+from .core.design import Design
 from .errors import ArtifactError, HwgenError
 from .flowconfig import FlowConfig
-from .manifest import Manifest
+from .core.manifest import Manifest
 
 __version__ = "0.1.0"
 
@@ -30,11 +30,11 @@ __version__ = "0.1.0"
 _LAZY = {
     "generate_rtl": "api", "synthesize": "api", "place_and_route": "api", "simulate": "api",
     "SimResult": "api", "prove": "api", "run_flow": "report",
-    "export": "exporter",
-    "HBBLinear": "nn", "HBBConv2d": "nn", "SignActivation": "nn", "ResidualActivation": "nn",
-    "LogitScale": "nn", "HBBMLP": "nn", "HBBCNN": "nn", "finish_training": "nn", "set_progress": "nn",
-    "QUANTIZERS": "quant", "get_quantizer": "quant", "Quantizer": "quant",
-    "load_dataset": "data", "DATASETS": "data",
+    "export": "training.exporter",
+    "HBBLinear": "training.nn", "HBBConv2d": "training.nn", "SignActivation": "training.nn", "ResidualActivation": "training.nn",
+    "LogitScale": "training.nn", "HBBMLP": "training.nn", "HBBCNN": "training.nn", "finish_training": "training.nn", "set_progress": "training.nn",
+    "QUANTIZERS": "training.quant", "get_quantizer": "training.quant", "Quantizer": "training.quant",
+    "load_dataset": "training.data", "DATASETS": "training.data",
 }
 
 __all__ = ["__version__", "Artifact", "Layer", "load", "Design", "Manifest", "FlowConfig", "HwgenError",

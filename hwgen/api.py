@@ -3,8 +3,8 @@ place and route, simulation, proof.
 
 Each is what one ``hwgen`` command does, without the printing. None of them
 imports torch: whoever only receives an artifact needs none. (The torch side,
-:func:`hwgen.export` and the layers, is in :mod:`hwgen.exporter` and
-:mod:`hwgen.nn`.)
+:func:`hwgen.export` and the layers, is in :mod:`hwgen.training.exporter` and
+:mod:`hwgen.training.nn`.)
 """
 import hashlib
 from dataclasses import dataclass, field
@@ -12,11 +12,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import artifact as _artifact
-from .artifact import Artifact
-from .design import DEFAULT_TARGET_CYCLES, Design
+from .core import artifact as _artifact
+from .core.artifact import Artifact
+from .core.design import DEFAULT_TARGET_CYCLES, Design
 from .errors import HwgenError
-from .manifest import Manifest
+from .core.manifest import Manifest
 
 __all__ = ["generate_rtl", "resolve_folding", "synthesize", "place_and_route", "simulate", "SimResult", "prove"]
 
@@ -76,7 +76,7 @@ def synthesize(rtl_dir, targets: Iterable[str] = ("generic",), *, log=None) -> d
     each target (``generic``, ``ice40``, ``ecp5``, ``xc7``, ``asic``). A report
     holds ``total`` (cell counts and the target's area figures), ``per_module``
     and the netlist's path; docs/flow.md describes them."""
-    from .synth import synthesize as _synthesize
+    from .tools.synth import synthesize as _synthesize
     targets = [targets] if isinstance(targets, str) else list(targets)
     return {target: _synthesize(rtl_dir, target, log=log) for target in targets}
 
@@ -86,7 +86,7 @@ def place_and_route(rtl_dir, targets: Iterable[str] = ("ice40",), *, freq=None, 
     """``{target: result}``: nextpnr place and route (``ice40``: HX8K,
     ``ecp5``: 25k) of the RTL in ``rtl_dir``, with the Fmax it reached and
     the utilization."""
-    from .timing import place_and_route as _pnr
+    from .tools.timing import place_and_route as _pnr
     targets = [targets] if isinstance(targets, str) else list(targets)
     return {target: _pnr(rtl_dir, target, freq=freq, seed=seed, log=log, timeout=timeout) for target in targets}
 
@@ -115,7 +115,7 @@ def simulate(artifact: Artifact, rtl_dir, inputs, labels=None, simulators: Seque
     """Stream ``inputs`` (int ``[N, input_features]``) through the RTL in
     ``rtl_dir`` in each of ``simulators`` (``verilator``, ``icarus``; cocotb)
     and compare every output with ``artifact``'s integer golden model."""
-    from .sim import simulate as _simulate
+    from .tools.sim import simulate as _simulate
     simulators = [simulators] if isinstance(simulators, str) else list(simulators)
     if not simulators:
         raise HwgenError("simulate needs at least one simulator")
@@ -141,6 +141,6 @@ def prove(artifact: Artifact, rtl_dir, *, max_fan_in=None, timeout_s=300, log=No
     input vector: one record per layer, ``result`` ``proven``,
     ``counterexample`` (with the input), ``timeout`` or ``skipped`` (with the
     reason)."""
-    from .equiv import DEFAULT_MAX_FAN_IN, check_rtl
+    from .tools.equiv import DEFAULT_MAX_FAN_IN, check_rtl
     return check_rtl(artifact, rtl_dir, max_fan_in=DEFAULT_MAX_FAN_IN if max_fan_in is None else max_fan_in,
                      timeout_s=timeout_s, log=log)

@@ -26,8 +26,8 @@ def _hidden(text):
 
 
 def _add_data_args(p):
-    from .data import DATASETS
-    from .train import DEFAULTS
+    from .training.data import DATASETS
+    from .training.train import DEFAULTS
     p.add_argument("--dataset", default=DEFAULTS["dataset"],
                    help=f"dataset: {', '.join(DATASETS)} (default: %(default)s)")
     p.add_argument("--data-dir", help="directory holding the dataset files (fashion-mnist: the four "
@@ -97,7 +97,7 @@ def _add_arch_args(p):
     p.add_argument("--fold", type=_fold_spec, action="append", default=[], metavar="LAYER=PExSIMD",
                    help="folded: this layer's folding (PE must divide its neurons or channels, SIMD "
                         "its inputs or window size); repeatable, overrides --target-cycles")
-    from .synth import TARGETS
+    from .tools.synth import TARGETS
     p.add_argument("--datapath", choices=["planes", "direct", "auto"], default="planes",
                    help="constant-weight layers (unrolled and conv): planes = one adder-tree input per "
                         "weight bit, one multiply per bit-plane; direct = one input per weight, one "
@@ -114,10 +114,10 @@ def _add_arch_args(p):
 
 def _design(args, model):
     """``(design, folding record, datapath record)``: the resolved
-    :class:`~hwgen.design.Design` the arguments ask for, every layer's folding
+    :class:`~hwgen.core.design.Design` the arguments ask for, every layer's folding
     and datapath named (``--lut-budget`` and ``--datapath auto`` measure
     first)."""
-    from .budget import choose_design
+    from .explore.budget import choose_design
     fold = _fold_args(args)
     if fold and fold.get("lut_budget"):
         _log(f"searching the fastest folding within {fold['lut_budget']} {args.area_target} LUTs ...")
@@ -128,7 +128,7 @@ def _design(args, model):
 
 def _family(args):
     """``--family`` (``hwgen rtl`` and ``flow``), checked against the measuring target."""
-    from .targets import REGISTRY
+    from .tools.targets import REGISTRY
     family = getattr(args, "family", "generic")
     if family not in REGISTRY[args.area_target].families and (args.datapath == "auto" or args.lut_budget):
         raise HwgenError(f"--family {family} RTL synthesizes for the {family} target only: add "
@@ -158,8 +158,8 @@ def _fold_args(args):
 
 
 def _add_model_args(p, sweep=False):
-    from .quant import QUANTIZERS, SCALES, SELECTIONS
-    from .train import AUGMENTS, DEFAULTS, MODELS
+    from .training.quant import QUANTIZERS, SCALES, SELECTIONS
+    from .training.train import AUGMENTS, DEFAULTS, MODELS
     _add_data_args(p)
     p.add_argument("--model", default=DEFAULTS["model"], choices=MODELS,
                    help="network: mlp (dense blocks), cnn (3x3 convs, then dense blocks) or transformer "
@@ -232,7 +232,7 @@ def _train_kwargs(args, sweep=False):
 
 
 def cmd_train(args):
-    from .train import save_checkpoint, train
+    from .training.train import save_checkpoint, train
     _log(f"training on {args.dataset} with bits {args.bits} ...")
     model, info = train(**_train_kwargs(args), data_dir=args.data_dir)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -241,8 +241,8 @@ def cmd_train(args):
 
 
 def _export(model, info, path, frac_bits):
-    from . import artifact
-    from .exporter import export_model
+    from .core import artifact
+    from .training.exporter import export_model
     integer = export_model(model, info, info["input"]["bits"], frac_bits)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     artifact.save(integer, path)
@@ -250,11 +250,11 @@ def _export(model, info, path, frac_bits):
 
 
 def cmd_export(args):
-    from .train import load_checkpoint
+    from .training.train import load_checkpoint
     model, info = load_checkpoint(args.checkpoint)
     if info.get("model") == "transformer":
-        from . import artifact
-        from .exporter import export_projections
+        from .core import artifact
+        from .training.exporter import export_projections
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
         projections = export_projections(model, info, info["input"]["bits"], args.frac_bits)
@@ -273,7 +273,7 @@ def _sha256(path):
 
 
 def cmd_rtl(args):
-    from . import artifact
+    from .core import artifact
     from .api import generate_rtl
     model = artifact.load(args.artifact)
     design, fold_choice, choice = _design(args, model)
@@ -309,7 +309,7 @@ def cmd_rtl(args):
 
 def cmd_synth(args):
     from .rtl import read_manifest
-    from .synth import format_table, synthesize
+    from .tools.synth import format_table, synthesize
     if args.target is None:    # RTL of one family's primitives maps on that target only
         family = read_manifest(args.rtl_dir).get("family", "generic")
         args.target = ["generic", "ice40"] if family == "generic" else [family]
@@ -319,8 +319,8 @@ def cmd_synth(args):
         results[target] = res
         print(f"\n{target}:\n{format_table(res)}")
     if args.by_class:
-        from . import artifact
-        from .breakdown import by_class, format_by_class
+        from .core import artifact
+        from .explore.breakdown import by_class, format_by_class
         model = artifact.load(args.by_class)
         for target in args.target:
             _log(f"area per bitwidth class ({target}): one synthesis without each class ...")
@@ -334,7 +334,7 @@ def cmd_synth(args):
 
 
 def cmd_timing(args):
-    from .timing import format_table, place_and_route
+    from .tools.timing import format_table, place_and_route
     results = [place_and_route(args.rtl_dir, target, freq=args.freq, seed=args.seed, log=_log,
                                timeout=args.timeout) for target in args.target]
     print(format_table(results))
@@ -345,7 +345,7 @@ def cmd_timing(args):
 
 
 def _load_test_inputs(dataset, limit, data_dir=None):
-    from .data import load_dataset
+    from .training.data import load_dataset
     data = load_dataset(dataset, data_dir)
     x, y = data.x_test, data.y_test
     if limit is not None:
@@ -354,13 +354,13 @@ def _load_test_inputs(dataset, limit, data_dir=None):
 
 
 def cmd_sim(args):
-    from . import artifact
-    from .sim import simulate
+    from .core import artifact
+    from .tools.sim import simulate
     model = artifact.load(args.artifact)
     x, _ = _load_test_inputs(args.dataset, args.limit, args.data_dir)
     rtl_dir = Path(args.rtl)
     if args.netlist:
-        from .synth import synthesize
+        from .tools.synth import synthesize
         res = synthesize(rtl_dir, args.netlist, log=_log)
         if not res["netlist"]:
             raise HwgenError(f"no simulatable {args.netlist} netlist (the cell models were not found in "
@@ -395,8 +395,8 @@ def cmd_sim(args):
 
 
 def cmd_equiv(args):
-    from . import artifact
-    from .equiv import check_rtl
+    from .core import artifact
+    from .tools.equiv import check_rtl
     model = artifact.load(args.artifact)
     _log(f"proving the layers of {args.rtl} equal to reference circuits (Yosys SAT) ...")
     results = check_rtl(model, args.rtl, max_fan_in=args.max_fan_in, timeout_s=args.timeout, log=_log)
@@ -416,7 +416,7 @@ def cmd_equiv(args):
 
 def _flow_config(args):
     """The :class:`~hwgen.flowconfig.FlowConfig` of ``hwgen flow``'s arguments."""
-    from .design import Design
+    from .core.design import Design
     from .flowconfig import FlowConfig
     fold = _fold_args(args)
     design = Design(arch=args.arch, pipeline=args.pipeline, family=_family(args),
@@ -453,7 +453,7 @@ def cmd_flow(args):
 
 
 def cmd_sweep(args):
-    from .sweep import sweep
+    from .explore.sweep import sweep
     if args.model == "transformer":
         raise HwgenError("hwgen sweep covers whole integer networks (mlp, cnn); train transformers "
                          "with hwgen train")
@@ -514,7 +514,7 @@ def _add_rtl_command(sub):
 
 
 def _add_synth_command(sub):
-    from .synth import TARGETS
+    from .tools.synth import TARGETS
     p = sub.add_parser("synth", help="synthesize an RTL directory with Yosys and report area")
     p.add_argument("rtl_dir")
     p.add_argument("--target", action="append", choices=list(TARGETS),
@@ -530,7 +530,7 @@ def _add_synth_command(sub):
 
 
 def _add_timing_command(sub):
-    from .timing import DEVICES
+    from .tools.timing import DEVICES
     p = sub.add_parser("timing", help="place and route with nextpnr (iCE40 HX8K, ECP5-25k): Fmax, utilization")
     p.add_argument("rtl_dir")
     p.add_argument("--target", action="append", choices=list(DEVICES),
@@ -563,7 +563,7 @@ def _add_sim_command(sub):
 
 
 def _add_equiv_command(sub):
-    from .equiv import DEFAULT_MAX_FAN_IN
+    from .tools.equiv import DEFAULT_MAX_FAN_IN
     p = sub.add_parser("equiv", help="prove small layers of the RTL equal to the artifact for every "
                        "input (Yosys SAT against a reference circuit)")
     p.add_argument("artifact")
@@ -578,7 +578,7 @@ def _add_equiv_command(sub):
 
 
 def _add_flow_command(sub):
-    from .synth import TARGETS
+    from .tools.synth import TARGETS
     p = sub.add_parser("flow", help="train, export, generate RTL, synthesize, simulate, report")
     _add_model_args(p)
     p.add_argument("-o", "--output", required=True, help="output directory")
@@ -595,11 +595,11 @@ def _add_flow_command(sub):
 
 
 def _add_sweep_command(sub):
-    from .synth import TARGETS
+    from .tools.synth import TARGETS
     p = sub.add_parser("sweep", help="train a grid of bit mixes x quantizers x selection rules; "
                        "tables and plots of accuracy vs bits (resumable)")
     _add_model_args(p, sweep=True)
-    from .quant import QUANTIZERS, SCALES, SELECTIONS
+    from .training.quant import QUANTIZERS, SCALES, SELECTIONS
     p.add_argument("--bits", nargs="+", default=["1", "1.4", "2", "3"],
                    help="bit mixes (default: %(default)s)")
     p.add_argument("--quantizer", nargs="+", default=["bnn"], choices=list(QUANTIZERS),

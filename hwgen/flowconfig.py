@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .design import Design
+from .core.design import Design
 from .errors import HwgenError
 
 __all__ = ["FlowConfig"]
@@ -27,7 +27,7 @@ class FlowConfig:
       left out take their defaults.
     * ``data_dir``: where the dataset's files are (fashion-mnist).
     * ``frac_bits``: the export's scale fraction bits.
-    * ``design``: the :class:`~hwgen.design.Design` (architecture, folding,
+    * ``design``: the :class:`~hwgen.core.design.Design` (architecture, folding,
       pipelining, family; its ``datapaths`` unless ``datapath`` is ``"auto"``).
     * ``datapath``: ``"auto"`` measures each layer's two datapaths on
       ``area_target`` and keeps the smaller; None uses the design's.
@@ -61,7 +61,7 @@ class FlowConfig:
                 raise HwgenError(f"flow config lut_budget must be a positive integer, not {self.lut_budget!r}")
             if self.design.arch != "folded":
                 raise HwgenError("flow config lut_budget applies to a design with arch 'folded'")
-        from . import targets as _targets
+        from .tools import targets as _targets
         _targets.get(self.area_target)
         if self.targets is None:
             default = ("generic", "ice40") if self.design.family == "generic" else (self.design.family,)
@@ -76,7 +76,7 @@ class FlowConfig:
 
     @property
     def fold(self):
-        """The folding options of :func:`hwgen.budget.pick_folding` (None: unrolled)."""
+        """The folding options of :func:`hwgen.explore.budget.pick_folding` (None: unrolled)."""
         if self.design.arch == "unrolled":
             return None
         fold = {"target_cycles": self.design.target_cycles or 64, "overrides": dict(self.design.folding)}

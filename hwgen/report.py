@@ -36,14 +36,14 @@ def run_flow(config, out, *, log=print):
     then ``report.json`` (which embeds the config, with every training
     option resolved) and ``report.md``. Returns the report; raises
     :class:`HwgenError` on any mismatch."""
-    from . import artifact, reference
+    from .core import artifact, reference
     from .api import generate_rtl
-    from .budget import choose_design
-    from .data import load_dataset
-    from .exporter import export_model
-    from .sim import simulate
-    from .synth import synthesize
-    from .train import DEFAULTS, save_checkpoint, train
+    from .explore.budget import choose_design
+    from .training.data import load_dataset
+    from .training.exporter import export_model
+    from .tools.sim import simulate
+    from .tools.synth import synthesize
+    from .training.train import DEFAULTS, save_checkpoint, train
 
     config = _resolve(config, DEFAULTS)
     train_kwargs, family, targets = config.train, config.design.family, config.targets

@@ -1,6 +1,6 @@
 // hwgen batch harness: streams N test vectors through the network at full
 // rate (one per clock when nothing stalls) and records every output word, so
-// the simulator runs without a Python callback per cycle. hwgen.sim writes
+// the simulator runs without a Python callback per cycle. hwgen.tools.sim writes
 // inputs.hex (N_IN input words, one per line: one per vector, or a CNN's
 // pixels) next to the simulation, compares the N words of outputs.hex with
 // the golden reference afterwards, and drives only clk.

@@ -1,11 +1,11 @@
 """cocotb side of the batch harness (rtl_templates/hwgen_tb.v): the HDL streams
 every vector and records every output; Python only drives the clock and waits
-for ``done``, so no Python code runs per cycle. ``hwgen.sim`` compares the
+for ``done``, so no Python code runs per cycle. ``hwgen.tools.sim`` compares the
 outputs with the golden reference afterwards.
 
 While it waits, the test wakes about once a second of wall time (the chunk of
 simulated time adapts to the simulator's speed) and writes how many outputs
-have come out to ``HWGEN_SIM_PROGRESS``, which ``hwgen.sim`` turns into
+have come out to ``HWGEN_SIM_PROGRESS``, which ``hwgen.tools.sim`` turns into
 progress lines: a full test split on Icarus takes hours.
 """
 import json

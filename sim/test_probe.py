@@ -1,6 +1,6 @@
 """cocotb diagnosis run: one vector (or image, pixel by pixel) through the network alone, recording each
 layer's output (``stage0``, ``stage1``, ...) on every cycle it is valid (a
-dense layer's once, a conv layer's once per output pixel), so ``hwgen.sim``
+dense layer's once, a conv layer's once per output pixel), so ``hwgen.tools.sim``
 can name the first layer and neuron that differ from the golden model. The
 output is always ready, so nothing stalls and each valid cycle is one
 transfer. Runs with waveforms on.

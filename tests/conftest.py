@@ -7,8 +7,8 @@ import tempfile
 import numpy as np
 import pytest
 
-from hwgen import artifact
-from hwgen.artifact import Layer, Model
+from hwgen.core import artifact
+from hwgen.core.artifact import Layer, Model
 
 
 # Synthesis results are cached by content hash; the tests use a cache of their
@@ -74,7 +74,7 @@ def tie_thresholds(model, x, rng):
     """Move every threshold onto the pre-activation ``Y`` that one of the rows
     of ``x`` actually reaches, so ``Y == threshold`` (where >= and > part)
     happens in the test. Dense layers with 1-bit outputs; returns ``model``."""
-    from hwgen import reference
+    from hwgen.core import reference
     a = np.asarray(x, dtype=np.int64)
     for layer in model.layers[:-1]:
         y = reference._accumulate(layer, a)                            # [N, O]
@@ -123,9 +123,9 @@ def stream_through(dut, x, n_classes, ready=lambda: 1, max_cycles=100_000):
 @pytest.fixture(scope="session")
 def cnn_run():
     """A small digits CNN (conv c8 -> conv c8 -> 2x2 pool -> 32 -> 10), 1.4 bits, exported."""
-    from hwgen.data import load_dataset
-    from hwgen.exporter import export_model
-    from hwgen.train import train
+    from hwgen.training.data import load_dataset
+    from hwgen.training.exporter import export_model
+    from hwgen.training.train import train
     tm, info = train(log=None, model="cnn", conv="c8,c8,p", hidden=[32], epochs=12, threads=1,
                      scale="channel")
     model = artifact.loads(artifact.dumps(export_model(tm, info, info["input"]["bits"])))
@@ -136,9 +136,9 @@ def cnn_run():
 def digits_run(tmp_path_factory):
     """The demo network, trained once: checkpoint, artifact and RTL on disk."""
     from hwgen import rtl
-    from hwgen.data import load_dataset
-    from hwgen.exporter import export_model
-    from hwgen.train import save_checkpoint, train
+    from hwgen.training.data import load_dataset
+    from hwgen.training.exporter import export_model
+    from hwgen.training.train import save_checkpoint, train
 
     root = tmp_path_factory.mktemp("digits")
     model, info = train(log=None)

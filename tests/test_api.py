@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 import hwgen
-from hwgen import artifact, rtl, targets
-from hwgen.design import FAMILIES, Design
+from hwgen import rtl
+from hwgen.core import artifact
+from hwgen.tools import targets
+from hwgen.core.design import FAMILIES, Design
 
 
 def test_every_public_name_resolves_and_is_documented():
@@ -32,7 +34,7 @@ def test_import_hwgen_loads_neither_torch_nor_amaranth():
 
 
 def test_export_is_the_function_even_after_its_module_is_imported():
-    import hwgen.exporter  # noqa: F401
+    import hwgen.training.exporter  # noqa: F401
     assert callable(hwgen.export) and hwgen.export.__name__ == "export"
 
 
@@ -75,7 +77,7 @@ def test_families_have_one_definition():
 
 
 def test_the_target_registry_feeds_synth_and_timing():
-    from hwgen import synth, timing
+    from hwgen.tools import synth, timing
     assert set(synth.TARGETS) == set(targets.REGISTRY) == set(synth.AREA_METRIC)
     assert set(timing.DEVICES) == {"ice40", "ecp5"}
     assert synth.AREA_METRIC["xc7"] == "lut" and synth.CELL_MODELS["ice40"] == "ice40/cells_sim.v"
@@ -133,8 +135,8 @@ def test_measure_is_what_synthesis_reports(tmp_path):
     """measure(): the same totals and per-layer areas as generating and
     synthesizing by hand."""
     from conftest import random_model
-    from hwgen.measure import measure
-    from hwgen.synth import layer_areas
+    from hwgen.explore.measure import measure
+    from hwgen.tools.synth import layer_areas
     model = random_model(np.random.default_rng(5), [12, 8, 4])
     got = measure(model, Design(), "generic")
     hwgen.generate_rtl(model, tmp_path, Design())

@@ -170,9 +170,9 @@ def test_kept_popcount_survives_ice40_synthesis(tmp_path):
     """A binary neuron over 64 one-bit weights, as hwgen generates it, maps to
     a carry-chain tree: at most 1.3 SB_LUT4 per weight bit (Yosys's own
     mapping of the plain sum takes 1.70; bench/popcount_area.py)."""
-    from hwgen.artifact import Layer
+    from hwgen.core.artifact import Layer
     from hwgen.rtl.layer import LinearLayer
-    from hwgen.synth import synthesize_sources
+    from hwgen.tools.synth import synthesize_sources
     rng = np.random.default_rng(1)
     layer = Layer(name="dut", input="binary", input_bits=1, output="threshold",
                   nbits=np.ones((1, 64), np.uint8), planes=rng.integers(0, 2, (1, 1, 64)).astype(np.uint8),

@@ -5,7 +5,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from hwgen import artifact
+from hwgen.core import artifact
 from hwgen.errors import ArtifactError
 
 from conftest import random_model

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hwgen import artifact, reference
+from hwgen.core import artifact, reference
 from hwgen.errors import ArtifactError
 
 
@@ -47,7 +47,7 @@ def test_cnn_integer_accuracy_matches_float(cnn_run):
 
 
 def test_cnn_checkpoint_round_trip(cnn_run, tmp_path):
-    from hwgen.train import load_checkpoint, save_checkpoint
+    from hwgen.training.train import load_checkpoint, save_checkpoint
     save_checkpoint(cnn_run["torch_model"], cnn_run["info"], tmp_path / "cnn.pt")
     tm, info = load_checkpoint(tmp_path / "cnn.pt")
     x = torch.as_tensor(cnn_run["data"].x_test[:32], dtype=torch.float32)

@@ -9,12 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwgen import reference, rtl
+from hwgen import rtl
+
+from hwgen.core import reference
 from hwgen.errors import HwgenError
 from hwgen.rtl.folded import choose_folding, conv_windows, estimate_cycles
 from hwgen.rtl import handshake
 from hwgen.rtl.network import StreamNetwork
-from hwgen.sim import simulate
+from hwgen.tools.sim import simulate
 
 from conftest import edge_inputs, has_icarus, random_cnn, stream_through
 
@@ -160,7 +162,7 @@ def test_lut_budget_folds_conv_layers_too():
     (cycles per image = kept windows x (cycles + 1)), every design measures
     within its budget, and a larger budget streams faster. With no limit the
     conv layer ends on its constant-weight datapath, at one pixel per clock."""
-    from hwgen.budget import fold_to_budget
+    from hwgen.explore.budget import fold_to_budget
     model = random_cnn(np.random.default_rng(3), (1, 6, 6), [(4, (3, 3), 2)], [4, 3], input_bits=2)
     folding, record = fold_to_budget(model, 10 ** 9, "generic")
     assert folding[0] is None and record["folding"][0] is None

@@ -14,15 +14,15 @@ TINY = dict(hidden=[8], epochs=2, threads=1, log=None)
 
 @pytest.fixture(scope="module")
 def digits():
-    from hwgen.data import load_dataset
+    from hwgen.training.data import load_dataset
     return load_dataset("digits")
 
 
 def test_logit_scale_is_learned_and_export_drops_it(digits):
-    from hwgen import artifact, reference
-    from hwgen.exporter import export_model
-    from hwgen.nn import LogitScale
-    from hwgen.train import train
+    from hwgen.core import artifact, reference
+    from hwgen.training.exporter import export_model
+    from hwgen.training.nn import LogitScale
+    from hwgen.training.train import train
     model, info = train(data=digits, **TINY)
     assert isinstance(model.scores, LogitScale) and info["logit_scale"] is True
     assert float(model.scores.log_scale.detach()) != 0.0          # trained, not left at exp(0) = 1
@@ -47,7 +47,7 @@ def test_logit_scale_is_learned_and_export_drops_it(digits):
 def test_checkpoints_without_the_option_load_as_before(digits, tmp_path):
     """A checkpoint written before --logit-scale existed has no such
     parameter: it loads as a network without one."""
-    from hwgen.train import load_checkpoint, save_checkpoint, train
+    from hwgen.training.train import load_checkpoint, save_checkpoint, train
     model, info = train(data=digits, logit_scale=False, **TINY)
     assert isinstance(model.scores, torch.nn.Identity)
     del info["logit_scale"], info["distill"]
@@ -60,7 +60,7 @@ def test_checkpoints_without_the_option_load_as_before(digits, tmp_path):
 
 
 def test_float_teacher_mirrors_the_network():
-    from hwgen.nn import float_teacher
+    from hwgen.training.nn import float_teacher
     mlp = float_teacher((1, 8, 8), None, [16, 12], 10)
     linears = [m for m in mlp if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(64, 16), (16, 12), (12, 10)]
@@ -89,7 +89,7 @@ class _Always(torch.nn.Module):
 def test_distillation_pulls_the_student_towards_the_teacher(digits):
     """With the whole loss on the teacher (distill 1), a teacher that always
     says 3 makes a student that says 3; with distill 0 it is ignored."""
-    from hwgen.train import evaluate, train
+    from hwgen.training.train import evaluate, train
     kw = dict(data=digits, hidden=[16], epochs=3, threads=1, log=None)
     student, info = train(distill=1.0, teacher=_Always(3), **kw)
     with torch.no_grad():
@@ -101,7 +101,7 @@ def test_distillation_pulls_the_student_towards_the_teacher(digits):
 
 
 def test_distill_trains_its_teacher_and_the_teacher_checkpoint_round_trips(digits, tmp_path):
-    from hwgen.train import evaluate, load_checkpoint, load_teacher, save_checkpoint, train, train_teacher
+    from hwgen.training.train import evaluate, load_checkpoint, load_teacher, save_checkpoint, train, train_teacher
     teacher, tinfo = train_teacher(data=digits, hidden=[16], epochs=3, threads=1, log=None)
     assert tinfo["teacher"] is True and tinfo["float_accuracy"] > 0.8
     save_checkpoint(teacher, tinfo, tmp_path / "t.pt")

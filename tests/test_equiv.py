@@ -7,8 +7,10 @@ import re
 import numpy as np
 import pytest
 
-from hwgen import artifact, rtl
-from hwgen.equiv import check_layer, check_rtl, reference_verilog
+from hwgen import rtl
+
+from hwgen.core import artifact
+from hwgen.tools.equiv import check_layer, check_rtl, reference_verilog
 
 from conftest import hwgen, random_cnn, random_model
 

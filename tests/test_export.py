@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import hwgen
-from hwgen import reference
+from hwgen.core import reference
 
 MIX = {1: 0.6, 2: 0.4}
 
@@ -295,8 +295,8 @@ def test_conv_options_export_exactly(position, bias):
 def test_hwgen_models_export_through_the_generic_path(cnn_run):
     """hwgen's own HBBCNN goes through the same tracer; its artifact equals
     the one the CLI path (export_model) gives."""
-    from hwgen import artifact
-    from hwgen.exporter import export_model
+    from hwgen.core import artifact
+    from hwgen.training.exporter import export_model
     tm, info = cnn_run["torch_model"], cnn_run["info"]
     a = export_model(tm, info, info["input"]["bits"])
     b = hwgen.export(tm, input_bits=info["input"]["bits"], meta={"training": info})

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwgen import reference
+from hwgen.core import reference
 from hwgen.errors import HwgenError
 from hwgen.rtl.folded import _fewest_lanes, choose_folding, estimate_cycles, estimate_luts, layer_pace, schedule
 from hwgen.rtl.network import StreamNetwork
@@ -412,9 +412,9 @@ def test_trained_with_a_mask_group_the_folded_layers_cost_their_average_bits():
     count, so folded with PE 1 and SIMD 8 (or 4) each layer needs exactly
     weight bits / SIMD cycles and no mask ROM, and the network stays
     bit-exact."""
-    from hwgen.data import load_dataset
-    from hwgen.exporter import export_model
-    from hwgen.train import train
+    from hwgen.training.data import load_dataset
+    from hwgen.training.exporter import export_model
+    from hwgen.training.train import train
     data = load_dataset("digits")
     net, info = train(log=None, data=data, epochs=3, mask_group=[1, 8])
     model = export_model(net, info, data.input_bits)
@@ -439,7 +439,7 @@ def test_folded_weight_rom_is_counted_in_block_ram(tmp_path, target, keys):
     RAM, and the area report counts every cell it got (LUTs, carries, flops,
     block RAMs) -- none silently left out of the columns."""
     from hwgen import rtl
-    from hwgen.synth import synthesize
+    from hwgen.tools.synth import synthesize
     model = random_model(np.random.default_rng(0), [256, 32, 10], input_bits=1, prune=0.0)
     rtl.generate(model, tmp_path, folding=[(1, 4), (1, 2)])
     total = synthesize(tmp_path, target)["total"]
@@ -467,7 +467,7 @@ def test_lut_budget_gives_the_fastest_measured_fit(tmp_path):
     the budget (the record's last measurement is of that very folding); a
     larger budget never gives a slower design; a budget below the smallest
     folding is one clear error."""
-    from hwgen.budget import fold_to_budget
+    from hwgen.explore.budget import fold_to_budget
     model = random_model(np.random.default_rng(9), [16, 8, 4], input_bits=2)
     small, record = fold_to_budget(model, 10 ** 9, "generic")
     smallest = record["measurements"][0]["measured"]
@@ -491,7 +491,7 @@ def test_lut_budget_search_bisects_when_the_correction_is_still_over(monkeypatch
     fit and the overshoot, so it still returns a design faster than the
     smallest folding, measured within the budget, and never a slower design
     for a larger budget."""
-    from hwgen import budget
+    from hwgen.explore import budget
 
     def measure(model, folding, target, pipeline, datapaths, log, family="generic"):
         per = {l.name: estimate_luts(l, *f) * (1 + f[0] * f[1] / 16) for l, f in zip(model.layers, folding)}

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
-from hwgen import artifact, reference
-from hwgen.artifact import Layer, Model
+from hwgen.core import artifact, reference
+from hwgen.core.artifact import Layer, Model
 from hwgen.errors import ArtifactError
 
 from conftest import hwgen, random_model

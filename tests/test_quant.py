@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from hwgen.errors import HwgenError
-from hwgen.quant import hbb_quantize, mix_counts, parse_bits, random_bits, residual_binarize, select_bits
+from hwgen.training.quant import hbb_quantize, mix_counts, parse_bits, random_bits, residual_binarize, select_bits
 
 
 def reference_residual(w, nbits):
@@ -95,7 +95,7 @@ def test_straight_through_gradient(quantizer, clip):
 
 
 def test_sign_activation_gradient_is_clipped():
-    from hwgen.nn import SignActivation
+    from hwgen.training.nn import SignActivation
     x = torch.tensor([-1.5, -1.0, -0.2, 0.0, 0.7, 2.0], requires_grad=True)
     y = SignActivation()(x)
     assert y.tolist() == [-1, -1, -1, 1, 1, 1]
@@ -181,7 +181,7 @@ def test_quantizer_preset_forward_and_gradient(name, t):
 
 def test_one_bit_jacobian_is_the_backward_quantizer_derivative():
     """With a single bit the pullback is exactly B'(w / mu) (the ProxConnect++ rule)."""
-    from hwgen.quant import sign_swish_grad
+    from hwgen.training.quant import sign_swish_grad
     w = torch.randn(3, 50, generator=torch.Generator().manual_seed(4), dtype=torch.float64).requires_grad_()
     hbb_quantize(w, torch.ones(3, 50, dtype=torch.int8), "bnn+").sum().backward()
     torch.testing.assert_close(w.grad, sign_swish_grad(w.detach() / w.detach().abs().mean(), 1.0))
@@ -194,7 +194,7 @@ def test_bnn_clip_zeroes_gradient_beyond_one():
 
 
 def test_closed_form_derivatives_match_autograd():
-    from hwgen.quant import prox_sign, prox_sign_grad, sign_swish, sign_swish_grad
+    from hwgen.training.quant import prox_sign, prox_sign_grad, sign_swish, sign_swish_grad
     x = torch.linspace(-3, 3, 601, dtype=torch.float64).requires_grad_()
     for beta in (0.5, 1.0, 5.0, 16.0):
         (g,) = torch.autograd.grad(sign_swish(x, beta).sum(), x)
@@ -209,7 +209,7 @@ def test_closed_form_derivatives_match_autograd():
 @pytest.mark.parametrize("name", ["proxconnect", "bnn++"])
 def test_soft_presets_end_exactly_at_sign(name):
     """From 90 % of training on, and in eval mode, planes are exact sign()."""
-    from hwgen.quant import QUANTIZERS
+    from hwgen.training.quant import QUANTIZERS
     q = QUANTIZERS[name]
     u = torch.linspace(-1.9, 1.9, 77, dtype=torch.float64)
     for t in (0.9, 1.0):
@@ -265,7 +265,7 @@ def test_magnitude_rule_gives_more_bits_to_larger_weights():
 
 
 def test_random_rule_has_exact_counts_and_ignores_weights():
-    from hwgen.nn import HBBLinear
+    from hwgen.training.nn import HBBLinear
     torch.manual_seed(3)
     layer = HBBLinear(50, 20, mix={1: 0.6, 2: 0.4}, selection="random")
     before = layer.nbits.clone()
@@ -291,7 +291,7 @@ def test_per_channel_scales_are_row_means():
 
 
 def test_recompute_period_and_freeze():
-    from hwgen.nn import HBBLinear, set_progress
+    from hwgen.training.nn import HBBLinear, set_progress
     torch.manual_seed(0)
     layer = HBBLinear(30, 10, mix={1: 0.6, 2: 0.4}, recompute_every=3, freeze_after=0.5)
     layer.train()
@@ -323,7 +323,7 @@ def test_warm_started_selection_stays_exact_over_training_steps():
     sorting definition at every step, whether the bracket hits or misses,
     whether its keys come from the kept candidates or are collected anew,
     and with ties straddling the k-th value."""
-    from hwgen import quant
+    from hwgen.training import quant
     g = torch.Generator().manual_seed(12)
     w = torch.randn(128, 160, generator=g, dtype=torch.float64)
     assert w.numel() >= quant._BRACKET_MIN          # small tensors skip the bracket
@@ -347,7 +347,7 @@ def test_warm_started_selection_stays_exact_over_training_steps():
 
 
 def test_small_tensors_select_exactly_without_the_bracket():
-    from hwgen import quant
+    from hwgen.training import quant
     w = torch.randn(30, 40, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     hints = {}
     for _ in range(3):

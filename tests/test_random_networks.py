@@ -13,10 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hwgen import reference, rtl
-from hwgen.artifact import Layer, Model, _validate
+from hwgen import rtl
+
+from hwgen.core import reference
+from hwgen.core.artifact import Layer, Model, _validate
 from hwgen.rtl.layer import DATAPATHS
-from hwgen.sim import simulate
+from hwgen.tools.sim import simulate
 
 from conftest import has_icarus, random_model
 from test_rtl import run_layer

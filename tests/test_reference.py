@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from hwgen import artifact, reference
+from hwgen.core import artifact, reference
 from hwgen.errors import HwgenError
 
 
@@ -66,13 +66,13 @@ def test_golden_matches_fake_quant_per_sample(digits_run):
 
 @pytest.mark.parametrize("quantizer,selection", [("bnn+", "magnitude"), ("bnn++", "middle-out")])
 def test_golden_matches_fake_quant_per_channel(quantizer, selection):
-    from hwgen.exporter import export_model
-    from hwgen.train import train
+    from hwgen.training.exporter import export_model
+    from hwgen.training.train import train
     tm, info = train(log=None, epochs=6, hidden=[16], scale="channel", quantizer=quantizer,
                      selection=selection, bits="1:0.5,2:0.3,3:0.2", threads=1)
     model = export_model(tm, info, info["input"]["bits"])
     assert len({tuple(r) for r in model.layers[0].alpha}) > 1   # really per channel
-    from hwgen.data import load_dataset
+    from hwgen.training.data import load_dataset
     assert_golden_matches_fake_quant(tm, model, load_dataset("digits").x_test)
 
 
@@ -105,9 +105,9 @@ def test_residual_activations_export_exactly():
     """2-bit residual activations: thresholds count levels, the next layer
     reads odd integers; golden activations agree with the float model's
     (followed along the golden path) except within rounding of a level."""
-    from hwgen.exporter import export_model
-    from hwgen.train import train
-    from hwgen.data import load_dataset
+    from hwgen.training.exporter import export_model
+    from hwgen.training.train import train
+    from hwgen.training.data import load_dataset
     tm, info = train(log=None, epochs=8, hidden=[24, 16], act_bits=2, threads=1)
     model = artifact.loads(artifact.dumps(export_model(tm, info, info["input"]["bits"])))
     assert [l.output_bits for l in model.layers[:-1]] == [2, 2]
@@ -128,8 +128,8 @@ def test_residual_activations_export_exactly():
 
 def test_rtl_refuses_multibit_activations(tmp_path):
     from hwgen import rtl
-    from hwgen.exporter import export_model
-    from hwgen.train import train
+    from hwgen.training.exporter import export_model
+    from hwgen.training.train import train
     tm, info = train(log=None, epochs=1, hidden=[8], act_bits=2, threads=1)
     with pytest.raises(HwgenError, match="2-bit activations"):
         rtl.generate(export_model(tm, info, info["input"]["bits"]), tmp_path)

@@ -7,8 +7,10 @@ from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hwgen import reference, rtl
-from hwgen.artifact import Model
+from hwgen import rtl
+
+from hwgen.core import reference
+from hwgen.core.artifact import Model
 from hwgen.rtl.layer import DATAPATHS, LinearLayer
 from hwgen.rtl.network import Network
 
@@ -195,9 +197,9 @@ def test_trained_per_neuron_bits_give_each_neuron_only_its_own_planes():
     count, the unrolled datapath builds exactly that many bit-planes for it
     (a one-bit neuron has no second plane to pay for), and the network stays
     bit-exact."""
-    from hwgen.data import load_dataset
-    from hwgen.exporter import export_model
-    from hwgen.train import train
+    from hwgen.training.data import load_dataset
+    from hwgen.training.exporter import export_model
+    from hwgen.training.train import train
     data = load_dataset("digits")
     net, info = train(log=None, data=data, epochs=3, mask_group="neuron")
     model = export_model(net, info, data.input_bits)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hwgen.errors import HwgenError
-from hwgen.sim import _verilator_can_write_fst, simulate
+from hwgen.tools.sim import _verilator_can_write_fst, simulate
 
 from conftest import has_icarus
 
@@ -106,7 +106,7 @@ def test_folded_rtl_bit_exact_under_backpressure(digits_run, simulator, tmp_path
 def test_progress_lines_count_vectors_and_estimate_the_rest(tmp_path):
     """The progress thread turns the testbench's counts into log lines."""
     import threading
-    from hwgen.sim import _Progress
+    from hwgen.tools.sim import _Progress
     path, lines, seen = tmp_path / "progress.json", [], threading.Event()
 
     def log(line):

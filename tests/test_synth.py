@@ -10,7 +10,7 @@ import pytest
 
 from hwgen import rtl
 from hwgen.errors import HwgenError
-from hwgen.synth import format_table, synthesize
+from hwgen.tools.synth import format_table, synthesize
 
 from conftest import hwgen, random_model
 
@@ -52,7 +52,7 @@ def test_unknown_target(small_rtl):
 
 def test_generic_netlist_is_verified_bit_exact(small_rtl, tmp_path):
     """The synthesized gate netlist is an RTL directory `hwgen sim` can check."""
-    from hwgen.sim import simulate
+    from hwgen.tools.sim import simulate
     res = synthesize(small_rtl, "generic")
     netlist = small_rtl / res["netlist"]
     # it really is the gate netlist: the RTL's adders are gone
@@ -77,7 +77,7 @@ def test_ice40_netlist_is_verified_bit_exact_and_a_broken_one_is_caught(small_rt
     import shutil
 
     from conftest import has_icarus
-    from hwgen.sim import simulate
+    from hwgen.tools.sim import simulate
     simulator = "icarus" if has_icarus() else "verilator"
     res = synthesize(small_rtl, "ice40")
     netlist = small_rtl / res["netlist"]
@@ -115,7 +115,7 @@ def test_fpga_targets_map_to_their_cells(small_rtl, target, prefix, keys):
 
 
 def test_asic_area_in_um2_from_the_liberty(small_rtl):
-    from hwgen.synth import cell_areas, liberty_path
+    from hwgen.tools.synth import cell_areas, liberty_path
     try:
         lib = liberty_path()
     except HwgenError as exc:
@@ -142,7 +142,7 @@ def test_asic_without_liberty_is_one_clear_error(small_rtl, tmp_path):
 
 @pytest.mark.parametrize("target", ["ice40", "ecp5"])
 def test_place_and_route_reports_fmax(small_rtl, target):
-    from hwgen.timing import DEVICES, place_and_route
+    from hwgen.tools.timing import DEVICES, place_and_route
     res = place_and_route(small_rtl, target, freq=50)
     assert res["device"] == DEVICES[target]["device"] and res["constraint_mhz"] == 50
     assert 1 < res["fmax_mhz"] < 1000 and res["met"] == (res["fmax_mhz"] >= 50)
@@ -203,7 +203,7 @@ def test_design_too_big_for_the_device_is_named():
     """nextpnr's placer error (measured: the digits demo on an HX8K) becomes one
     sentence saying the design does not fit and what to try for that
     architecture and target; other errors are left alone."""
-    from hwgen.timing import _does_not_fit
+    from hwgen.tools.timing import _does_not_fit
     log = "ERROR: Failed to expand region (0, 0) |_> (33, 33) of 10928 ICESTORM_LCs\n1 warning, 1 error\n"
     msg = _does_not_fit(log, "iCE40 HX8K (ct256)")
     assert msg.startswith("the design does not fit on iCE40 HX8K (ct256): it needs 10,928 ICESTORM_LC cells")
@@ -220,7 +220,7 @@ def test_datapath_auto_gives_each_layer_the_smaller_measured_area(tmp_path):
     exactly the recorded areas. A 3-bit layer is smaller as a direct MAC (one
     tree input per weight instead of three); a 1-bit layer is the same
     circuit either way."""
-    from hwgen.datapath import choose_datapaths
+    from hwgen.explore.datapath import choose_datapaths
     rng = np.random.default_rng(4)
     model = random_model(rng, [24, 8, 8, 3], input_bits=3, prune=0.0)
     model.layers[0].nbits[:] = 3
@@ -243,7 +243,7 @@ def test_datapath_auto_gives_each_layer_the_smaller_measured_area(tmp_path):
 
 def test_datapath_auto_from_the_command_line(tmp_path):
     rng = np.random.default_rng(4)
-    from hwgen import artifact
+    from hwgen.core import artifact
     artifact.save(random_model(rng, [16, 6, 3], input_bits=2), tmp_path / "m.hwgen")
     proc = hwgen("rtl", tmp_path / "m.hwgen", "-o", tmp_path / "rtl", "--datapath", "auto",
                  "--area-target", "generic")
@@ -267,7 +267,7 @@ def test_area_per_bitwidth_class(tmp_path):
     first plane no longer covers every input and loses its shared input sum.
     Pruning a layer's only class leaves just its constant logic. The wrong
     artifact is refused."""
-    from hwgen import artifact
+    from hwgen.core import artifact
     rng = np.random.default_rng(6)
     model = random_model(rng, [40, 6, 3], input_bits=2, prune=0.0)
     model.layers[1].nbits[:] = 1          # one class only

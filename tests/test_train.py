@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwgen.data import FASHION_MNIST_DIR, load_dataset
+from hwgen.training.data import FASHION_MNIST_DIR, load_dataset
 from hwgen.errors import HwgenError
 
 from conftest import hwgen
@@ -66,7 +66,7 @@ def test_bad_training_options_are_clear_errors(tmp_path, args, needle):
 
 
 def test_all_cores_is_the_default():
-    from hwgen.train import DEFAULTS, default_threads
+    from hwgen.training.train import DEFAULTS, default_threads
     assert DEFAULTS["threads"] == 0 and default_threads() >= 1
 
 
@@ -140,14 +140,14 @@ def test_sweep_hardware_options_need_synth(tmp_path):
 
 
 def test_pareto_front():
-    from hwgen.sweep import pareto
+    from hwgen.explore.sweep import pareto
     pts = [(10, 80.0), (20, 90.0), (15, 79.0), (20, 85.0), (30, 90.0), (25, 95.0), (10, 70.0)]
     assert pareto(pts) == [(10, 80.0), (20, 90.0), (25, 95.0)]
 
 
 def test_augmentation_keeps_integer_pixels_and_only_moves_them():
     import torch
-    from hwgen.train import augment_batch
+    from hwgen.training.train import augment_batch
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (64, 1, 12, 12), generator=g).float()
     x[:, :, :2, :] = 0

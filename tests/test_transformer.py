@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from hwgen import artifact, reference
-from hwgen.quant import mix_counts
+from hwgen.core import artifact, reference
+from hwgen.training.quant import mix_counts
 
 
 @pytest.fixture(scope="module")
 def transformer_run():
-    from hwgen.train import train
+    from hwgen.training.train import train
     tm, info = train(log=None, model="transformer", dim=16, depth=1, heads=2, epochs=8, threads=1,
                      quantizer="bnn+", scale="channel")
     return tm, info
@@ -29,7 +29,7 @@ def test_transformer_trains_with_hbb_projections(transformer_run):
 
 
 def test_every_binarized_projection_has_a_layernorm(transformer_run):
-    from hwgen.nn import BinaryLinear
+    from hwgen.training.nn import BinaryLinear
     tm, _ = transformer_run
     blocks = [m for m in tm.modules() if isinstance(m, BinaryLinear)]
     assert len(blocks) == 7 and all(isinstance(b.norm, torch.nn.LayerNorm) for b in blocks)
@@ -37,7 +37,7 @@ def test_every_binarized_projection_has_a_layernorm(transformer_run):
 
 @torch.no_grad()
 def test_projections_export_and_match_golden(transformer_run):
-    from hwgen.exporter import export_projections
+    from hwgen.training.exporter import export_projections
     tm, info = transformer_run
     ints = export_projections(tm, info, input_bits=5)
     rng = np.random.default_rng(0)
@@ -57,7 +57,7 @@ def test_projections_export_and_match_golden(transformer_run):
 
 def test_transformer_checkpoint_exports_a_directory(tmp_path, transformer_run):
     from conftest import hwgen
-    from hwgen.train import save_checkpoint
+    from hwgen.training.train import save_checkpoint
     save_checkpoint(*transformer_run, tmp_path / "t.pt")
     r = hwgen("export", tmp_path / "t.pt", "-o", tmp_path / "proj")
     assert r.returncode == 0, r.stderr
@@ -73,8 +73,8 @@ def test_a_projection_runs_bit_exact_in_rtl(tmp_path, transformer_run):
     datapath as any layer: Amaranth RTL, Verilator, compared with the golden
     scores on random 5-bit input vectors."""
     from hwgen import rtl
-    from hwgen.exporter import export_projections
-    from hwgen.sim import simulate
+    from hwgen.training.exporter import export_projections
+    from hwgen.tools.sim import simulate
     tm, info = transformer_run
     model = export_projections(tm, info, input_bits=5)["blocks_0_attn_q_linear"]
     rtl.generate(model, tmp_path / "rtl")

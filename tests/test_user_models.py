@@ -134,7 +134,7 @@ def test_the_artifact_round_trips_through_a_file(exported, tmp_path):
     again = hwgen.load(tmp_path / "cnn.hwgen")
     assert [l.op for l in again.layers] == ["conv2d", "dense", "dense"]
     assert again.layers[0].in_shape == (1, 8, 8) and again.layers[0].pool == 2
-    assert (tmp_path / "cnn.hwgen").read_bytes() == hwgen.artifact.dumps(again)
+    assert (tmp_path / "cnn.hwgen").read_bytes() == hwgen.core.artifact.dumps(again)
 
 
 def test_export_freezes_the_masks_and_keeps_the_training_mode(digits):

@@ -86,7 +86,7 @@ def test_cell_models_equal_yosys_models(tmp_path):
     columns hwgen emits)."""
     import subprocess
     from hwgen.paths import project_dir
-    from hwgen.synth import yosys_executable
+    from hwgen.tools.synth import yosys_executable
     shutil.copyfile(project_dir("rtl_templates") / "xc7_cells_sim.v", tmp_path / "ours.v")
     rng = np.random.default_rng(0)
     heap = Heap([bool(b) for b in rng.integers(0, 2, 64)], 32)
@@ -130,7 +130,7 @@ def test_xc7_rtl_is_reproducible_and_records_its_family(tmp_path):
 def test_xc7_layers_are_proven_with_the_cell_models(tmp_path):
     """Yosys SAT reads the LUT6_2 / CARRY4 models: the layers are proven, and
     one LUT's O6 half of INIT inverted is a counterexample."""
-    from hwgen.equiv import check_rtl
+    from hwgen.tools.equiv import check_rtl
     model = random_model(np.random.default_rng(2), [8, 6, 4, 2], input_bits=1, frac_bits=4, prune=0.25)
     rtl.generate(model, tmp_path / "rtl", family="xc7")
     results = check_rtl(model, tmp_path / "rtl", timeout_s=240)
@@ -157,7 +157,7 @@ def test_random_xc7_networks_are_proven(tmp_path, seed, sizes, input_bits, frac_
     """Whole neurons as weighted bit heaps (MAC and binary layers, thresholds
     both ways, scores with bias, shared pixel sums), proven for every input
     by Yosys SAT."""
-    from hwgen.equiv import check_rtl
+    from hwgen.tools.equiv import check_rtl
     model = random_model(np.random.default_rng(seed), sizes, input_bits=input_bits, frac_bits=frac_bits,
                          prune=prune)
     rtl.generate(model, tmp_path / "rtl", family="xc7", datapaths=[datapath] * len(model.layers))
@@ -168,7 +168,7 @@ def test_random_xc7_networks_are_proven(tmp_path, seed, sizes, input_bits, frac_
 
 @pytest.mark.slow
 def test_xc7_conv_window_datapath_is_proven(tmp_path):
-    from hwgen.equiv import check_rtl
+    from hwgen.tools.equiv import check_rtl
     model = random_cnn(np.random.default_rng(12), (1, 5, 5), [(3, (3, 3), 1)], [4, 3], input_bits=2,
                        frac_bits=3, prune=0.2)
     rtl.generate(model, tmp_path / "rtl", family="xc7")

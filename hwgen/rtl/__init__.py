@@ -11,16 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..design import Design
+from ..core.design import Design
+from ..core.manifest import read_manifest
 from ..errors import HwgenError
 from ..paths import project_dir
 from .arith import FAMILIES
 
-__all__ = ["FAMILIES", "TOP", "check_family", "generate", "input_words", "read_manifest", "rtlil_to_verilog"]
+__all__ = ["FAMILIES", "TOP", "generate", "input_words", "read_manifest", "rtlil_to_verilog"]
 
 TOP = "hwgen_top"
-_MANIFEST_KEYS = ("top", "sources", "input_features", "input_bits", "n_classes", "label_offset",
-                  "label_width", "scores_offset", "score_width", "latency", "layers")
 
 
 def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, datapaths=None,
@@ -40,10 +39,10 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
     input pixel by pixel (:func:`input_words`; ``rtl.json`` gives
     ``input_words`` per image and ``input_word_width``). ``datapaths``: per
     layer ``"planes"`` (default) or ``"direct"`` (see
-    :class:`hwgen.rtl.layer.LinearLayer`; :func:`hwgen.datapath.choose_datapaths`
+    :class:`hwgen.rtl.layer.LinearLayer`; :func:`hwgen.explore.datapath.choose_datapaths`
     measures both, and its record goes into ``rtl.json`` as
     ``datapath_choice``); folded layers are always bit-planes.
-    ``folding_choice``: how the folding was found (:mod:`hwgen.budget`),
+    ``folding_choice``: how the folding was found (:mod:`hwgen.explore.budget`),
     recorded as such. ``family = "xc7"`` builds the popcounts from 7-series
     LUT6_2 / CARRY4 primitives (:mod:`hwgen.rtl.xc7`): such RTL synthesizes
     for the ``xc7`` target only, and simulates with models of those cells
@@ -189,24 +188,3 @@ def _offset(layout, name):
         if member_name == name:
             return field.offset
     raise KeyError(name)
-
-
-def check_family(rtl, target, rtl_dir):
-    """A clear error where RTL built from ``rtl["family"]``'s primitives
-    meets a tool flow for another target (:func:`hwgen.targets.check_family`)."""
-    from ..targets import check_family as check
-    check(rtl.get("family", "generic"), target, rtl_dir)
-
-
-def read_manifest(rtl_dir):
-    path = Path(rtl_dir) / "rtl.json"
-    if not path.is_file():
-        raise HwgenError(f"{path} is missing: point --rtl at a directory written by 'hwgen rtl'")
-    try:
-        manifest = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HwgenError(f"{path} is not valid JSON: {exc}") from None
-    missing = [k for k in _MANIFEST_KEYS if k not in manifest] if isinstance(manifest, dict) else ["all"]
-    if missing:
-        raise HwgenError(f"{path} lacks {', '.join(missing)}")
-    return manifest

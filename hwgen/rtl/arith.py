@@ -39,7 +39,7 @@ KEEP = {"keep": 1}
 #: device families the datapath can be built for: ``generic`` (portable
 #: Verilog: kept ``+`` trees that every synthesis target maps) and ``xc7``
 #: (7-series primitives in the popcounts; only Yosys's xc7 flow maps them)
-from ..design import FAMILIES  # noqa: E402  (one definition, on the integer side)
+from ..core.design import FAMILIES  # noqa: E402  (one definition, on the integer side)
 
 
 def tree_sum(terms):

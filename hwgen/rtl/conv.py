@@ -173,7 +173,7 @@ class UnrolledStage(wiring.Component):
 
 
 class ConvLayer(wiring.Component):
-    """One ``conv2d`` :class:`hwgen.artifact.Layer` (threshold, 1-bit
+    """One ``conv2d`` :class:`hwgen.core.artifact.Layer` (threshold, 1-bit
     outputs) over pixel streams: see the module docstring. ``pipeline = k >
     0`` registers the window datapath's adder trees every k levels.
 

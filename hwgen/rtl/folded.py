@@ -184,7 +184,7 @@ def _divisors(n):
 
 
 class FoldedLayer(wiring.Component):
-    """One dense :class:`hwgen.artifact.Layer`, folded to ``pe`` x ``simd``;
+    """One dense :class:`hwgen.core.artifact.Layer`, folded to ``pe`` x ``simd``;
     ``pipeline = k > 0`` registers the lanes' adder trees every k levels;
     ``family`` picks their popcount structures (:class:`~hwgen.rtl.arith.Adders`).
     (A folded conv layer, :class:`hwgen.rtl.conv.ConvLayer`, feeds one of
@@ -628,7 +628,7 @@ def estimate_cycles(layer, pe, simd):
 #: of three digits MLPs (bench/fold_estimate.py --scales 4 8 16,
 #: 2026-11-24, refitted with shared_lanes): mean error 12 %, at most 30 %
 #: (in the fit; an earlier fit erred 22 % on a network left out of it).
-#: Only a guide: hwgen.budget rescales it per layer by a measurement and
+#: Only a guide: hwgen.explore.budget rescales it per layer by a measurement and
 #: measures what it picks.
 LUT4_PER_FEATURE = {"base": 63.1, "lanes": 2.01, "shared_lanes": 2.19, "multiply": 0.64, "accumulate": 0.0,
                     "group_mux": 1.35, "rom_in_luts": 0.062, "outputs": 3.44}

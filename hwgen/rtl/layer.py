@@ -23,7 +23,7 @@ grouped by magnitude ``v``, and each group is one popcount (or pair of
 trees) over its inputs, signs taken from ``w_j``: ``Y = sum_v v * P_v``. A
 weight is then one input of one tree whatever its bit count, at the price of
 up to ``2^(bits-1)`` groups (constant multiplies) per neuron instead of one
-per plane. Which is smaller depends on the layer; :mod:`hwgen.datapath`
+per plane. Which is smaller depends on the layer; :mod:`hwgen.explore.datapath`
 measures both. A neuron with
 a single bit-plane and binary inputs compares its popcount inside the tree's
 last carry chain (``Adders.at_least``). The adder structures are described in
@@ -53,7 +53,7 @@ def score_shape(layer):
 
 
 class LinearLayer(wiring.Component):
-    """One :class:`hwgen.artifact.Layer`, combinational or pipelined.
+    """One :class:`hwgen.core.artifact.Layer`, combinational or pipelined.
 
     ``pipeline = k > 0`` registers the adder structures every k adder levels
     (in the ``sync`` domain; the network gates it with its stall enable); the

@@ -14,17 +14,17 @@ import subprocess
 import time
 from pathlib import Path
 
-from .errors import HwgenError
-from .paths import find_tool, project_dir
+from ..errors import HwgenError
+from ..paths import find_tool, project_dir
 from . import targets as _targets
-from .rtl import check_family, read_manifest
+from ..rtl import read_manifest
 from .synth import yosys_executable
 
 __all__ = ["DEVICES", "place_and_route", "format_table"]
 
 #: target -> nextpnr executable, its device arguments, the device's name, the
 #: default clock constraint (MHz) and the utilization entry counting logic cells
-#: (from :mod:`hwgen.targets`)
+#: (from :mod:`hwgen.tools.targets`)
 DEVICES = {name: t.pnr for name, t in _targets.REGISTRY.items() if t.pnr}
 
 
@@ -76,7 +76,7 @@ def place_and_route(rtl_dir, target="ice40", *, freq=None, seed=1, log=None, tim
         raise HwgenError(f"the timeout must be positive, not {timeout} s")
     rtl_dir = Path(rtl_dir).resolve()
     rtl = read_manifest(rtl_dir)
-    check_family(rtl, target, rtl_dir)
+    _targets.check_family(rtl.get("family", "generic"), target, rtl_dir)
     if "target" in rtl:
         raise HwgenError(f"{rtl_dir} holds a synthesized netlist; point hwgen timing at the RTL directory")
     work = rtl_dir / "timing" / target

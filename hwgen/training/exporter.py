@@ -26,7 +26,7 @@ module. What the parts become:
   :func:`_fold_batchnorm`).
 * The output layer's bias becomes ``round(2^F * s * bias / r)``. A learned
   logit scale after it (a positive factor on the scores,
-  :class:`hwgen.nn.LogitScale`) is dropped: it changes no argmax.
+  :class:`hwgen.training.nn.LogitScale`) is dropped: it changes no argmax.
 * ``MaxPool2d`` (window = stride, no padding) after the activation, or
   between the BatchNorm and the activation, is the format's OR pool; before
   the BatchNorm it is exact where no channel's gamma is negative.
@@ -45,9 +45,9 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from . import artifact
-from .artifact import Artifact, Layer
-from .errors import HwgenError
+from ..core import artifact
+from ..core.artifact import Artifact, Layer
+from ..errors import HwgenError
 from .nn import HBBConv2d, HBBLinear, HBBTransformer, LogitScale, ResidualActivation, SignActivation, \
     finish_training, hbb_modules
 
@@ -69,18 +69,18 @@ _SHAPE_METHODS = {"size", "dim"}
 
 
 def export(model, *, input_bits, input_shape=None, frac_bits=8, meta=None):
-    """The integer :class:`~hwgen.artifact.Artifact` of ``model``.
+    """The integer :class:`~hwgen.core.artifact.Artifact` of ``model``.
 
     ``model`` is any ``nn.Module`` whose eval-mode forward is a chain of the
     parts in :data:`SUPPORTED`; its input is ``input_bits``-bit unsigned
     integers (as floats, e.g. pixels 0..16 with ``input_bits=5``), shaped
     ``[N, *input_shape]``. ``input_shape`` may be left out where the first
-    layer is an :class:`~hwgen.nn.HBBLinear` (``(in_features,)``) or the model
+    layer is an :class:`~hwgen.training.nn.HBBLinear` (``(in_features,)``) or the model
     has an ``image_shape``; a model that starts with a convolution needs it,
     e.g. ``(1, 8, 8)``. The artifact reads the input flattened (C-major).
 
     Export freezes the masks of the model's HBB layers on its final weights
-    (:func:`hwgen.nn.finish_training`), so a model straight out of a plain
+    (:func:`hwgen.training.nn.finish_training`), so a model straight out of a plain
     training loop exports as it is; afterwards the model is back in the
     training mode it was in. ``meta`` (JSON) is stored in the artifact.
 
@@ -466,7 +466,7 @@ def _fold_batchnorm(layer, affine, ref, frac_bits, in_scale, act_bits, bias):
 # -- hwgen's own models ----------------------------------------------------------------------------------------
 
 def export_model(model, info, input_bits, frac_bits=8):
-    """Turn a trained :class:`hwgen.nn.HBBMLP` or :class:`hwgen.nn.HBBCNN`
+    """Turn a trained :class:`hwgen.training.nn.HBBMLP` or :class:`hwgen.training.nn.HBBCNN`
     (``info``: the training record, stored as ``meta["training"]``) into an
     :class:`artifact.Artifact`: :func:`export` with hwgen's own metadata."""
     if isinstance(model, HBBTransformer):
@@ -476,7 +476,7 @@ def export_model(model, info, input_bits, frac_bits=8):
 
 
 def export_linear(module, input_bits, frac_bits=8, name="fc0", meta=None):
-    """One :class:`hwgen.nn.HBBLinear` (with or without bias) as a one-layer
+    """One :class:`hwgen.training.nn.HBBLinear` (with or without bias) as a one-layer
     integer model: ``scores = sum_b alpha_b P_b(x) + bias`` for unsigned
     ``input_bits``-wide inputs, in units of ``r / 2^F`` (``r`` the largest
     ``mu_1``). The same planes, scales and datapath as any network layer."""
@@ -496,7 +496,7 @@ def export_linear(module, input_bits, frac_bits=8, name="fc0", meta=None):
 
 def export_projections(model, info, input_bits, frac_bits=8):
     """``{name: Artifact}`` for every binarized projection of an
-    :class:`hwgen.nn.HBBTransformer` (BMT): each is the integer
+    :class:`hwgen.training.nn.HBBTransformer` (BMT): each is the integer
     matrix-vector product of that layer, ready for the golden reference and
     the RTL generator. The token embedding reads the image's own pixels
     (``input_bits`` of the dataset); the inner projections read float

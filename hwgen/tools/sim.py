@@ -14,10 +14,10 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from . import reference
-from .errors import HwgenError
-from .paths import project_dir
-from .rtl import input_words, read_manifest
+from ..core import reference
+from ..errors import HwgenError
+from ..paths import project_dir
+from ..rtl import input_words, read_manifest
 
 __all__ = ["SIMULATORS", "simulate"]
 

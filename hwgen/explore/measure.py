@@ -1,7 +1,7 @@
 """One measurement of a design: generate its RTL in a temporary directory,
 synthesize it for one target, take the area per layer. Every exploration
-(:mod:`hwgen.budget`, :mod:`hwgen.datapath`, :mod:`hwgen.breakdown`,
-:mod:`hwgen.sweep`) measures through :func:`measure`. Yosys results are
+(:mod:`hwgen.explore.budget`, :mod:`hwgen.explore.datapath`, :mod:`hwgen.explore.breakdown`,
+:mod:`hwgen.explore.sweep`) measures through :func:`measure`. Yosys results are
 cached by content hash, so measuring the same design twice costs one
 synthesis.
 """
@@ -9,11 +9,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import targets
-from .api import generate_rtl
-from .design import Design
-from .manifest import Manifest
-from .synth import layer_areas, synthesize
+from ..tools import targets
+from ..api import generate_rtl
+from ..core.design import Design
+from ..core.manifest import Manifest
+from ..tools.synth import layer_areas, synthesize
 
 __all__ = ["Measurement", "measure"]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .errors import HwgenError
+from ..errors import HwgenError
 
 __all__ = ["Result", "infer", "check_inputs", "layer_output"]
 

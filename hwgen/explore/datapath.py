@@ -11,9 +11,9 @@ with every layer on each datapath (layers are separate modules, so one run
 measures all of them), and each layer takes the smaller. Folded layers are
 bit-plane hardware and keep it. Yosys results are cached by content hash.
 """
-from .design import Design
+from ..core.design import Design
 from .measure import measure
-from .synth import AREA_METRIC
+from ..tools.synth import AREA_METRIC
 
 __all__ = ["choose_datapaths"]
 

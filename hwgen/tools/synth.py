@@ -13,15 +13,15 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import HwgenError
-from .paths import find_tool, project_dir
+from ..errors import HwgenError
+from ..paths import find_tool, project_dir
 from . import targets as _targets
-from .rtl import check_family, read_manifest
+from ..rtl import read_manifest
 
 __all__ = ["AREA_METRIC", "TARGETS", "layer_areas", "synthesize", "synthesize_sources", "cache_dir", "format_table", "yosys_executable",
            "liberty_path", "cell_areas"]
 
-#: target -> (script template, {report key: cell-type prefixes counted}) (from :mod:`hwgen.targets`)
+#: target -> (script template, {report key: cell-type prefixes counted}) (from :mod:`hwgen.tools.targets`)
 TARGETS = {name: (t.script, t.kinds) for name, t in _targets.REGISTRY.items()}
 
 #: the one area figure compared across designs, per target
@@ -103,7 +103,7 @@ def synthesize(rtl_dir, target="generic", log=None):
     """
     rtl_dir = Path(rtl_dir).resolve()
     rtl = read_manifest(rtl_dir)
-    check_family(rtl, target, rtl_dir)
+    _targets.check_family(rtl.get("family", "generic"), target, rtl_dir)
     result = synthesize_sources(rtl_dir, rtl["sources"], rtl["top"], target, log)
     netlist_dir = rtl_dir / "synth" / f"{target}_netlist"
     if not (netlist_dir / f"{rtl['top']}.v").is_file():

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import HwgenError
+from ..errors import HwgenError
 
 __all__ = ["Dataset", "load_dataset", "DATASETS", "FASHION_MNIST_DIR"]
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .data import load_dataset
-from .errors import HwgenError
+from ..errors import HwgenError
 from .nn import HBBCNN, HBBMLP, HBBTransformer, finish_training, float_teacher, parse_conv_spec, set_progress
 from .quant import QUANTIZERS, SCALES, SELECTIONS, parse_bits
 
@@ -195,7 +195,7 @@ def _build_teacher(cfg):
 
 def train_teacher(*, log=sys.stderr, data=None, data_dir=None, **overrides):
     """Train the full-precision teacher that ``--distill`` distils from: the
-    float twin of the configured MLP or CNN (:func:`hwgen.nn.float_teacher`),
+    float twin of the configured MLP or CNN (:func:`hwgen.training.nn.float_teacher`),
     with the same data, schedule and seed. Returns ``(teacher, info)``."""
     cfg = _config(overrides)
     if cfg["model"] == "transformer":
@@ -216,7 +216,7 @@ def train(*, log=sys.stderr, data=None, data_dir=None, teacher=None, **overrides
     returns ``(model, info)``.
 
     Keyword arguments are those of :data:`DEFAULTS`; ``threads=0`` means all
-    cores. ``data`` may pass an already loaded :class:`~hwgen.data.Dataset`,
+    cores. ``data`` may pass an already loaded :class:`~hwgen.training.data.Dataset`,
     ``data_dir`` where to find it. With ``distill > 0`` the loss mixes in
     the distillation loss towards ``teacher`` (a module giving class
     scores); without one, :func:`train_teacher` trains it first.

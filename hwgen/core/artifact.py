@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ArtifactError
+from ..errors import ArtifactError
 
 __all__ = ["FORMAT", "VERSION", "MAX_BITS", "Layer", "Artifact", "Model", "save", "load", "dumps", "loads"]
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import rtl
-from .errors import HwgenError
-from .manifest import Manifest
+from .. import rtl
+from ..errors import HwgenError
+from ..core.manifest import Manifest
 from .measure import measure
-from .synth import AREA_METRIC, layer_areas, synthesize
+from ..tools.synth import AREA_METRIC, layer_areas, synthesize
 
 __all__ = ["by_class", "format_by_class"]
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import HwgenError
-from .quant import parse_bits
-from .train import DEFAULTS, LEGACY
+from ..errors import HwgenError
+from ..training.quant import parse_bits
+from ..training.train import DEFAULTS, LEGACY
 
 __all__ = ["grid", "hardware_key", "run_sweep", "summarize", "write_markdown", "plot", "plot_area"]
 
@@ -96,9 +96,9 @@ def _run_hardware(runs_dir, results, hardware, log):
     """Synthesize every run that lacks a measurement of ``hardware``
     (``[(target, fold, pipeline, datapath)]``), from its artifact ``runs/<key>.hwgen``
     (or, for runs recorded before artifacts were kept, its checkpoint)."""
-    from . import artifact
-    from .exporter import export_model
-    from .train import load_checkpoint
+    from ..core import artifact
+    from ..training.exporter import export_model
+    from ..training.train import load_checkpoint
     todo = [(r, spec) for r in results for spec in hardware
             if hardware_key(*spec) not in r.get("hardware", {})]
     if log is not None and todo:
@@ -121,10 +121,10 @@ def run_sweep(*, out, base, points, data_dir=None, log=sys.stderr, progress=True
     """Train every grid point not already done under ``out/runs`` and measure
     ``hardware`` (``[(target, fold, pipeline, datapath)]``) where missing; returns all
     results."""
-    from . import artifact, reference
-    from .data import load_dataset
-    from .exporter import export_model
-    from .train import save_checkpoint, train
+    from ..core import artifact, reference
+    from ..training.data import load_dataset
+    from ..training.exporter import export_model
+    from ..training.train import save_checkpoint, train
 
     out = Path(out)
     runs_dir = out / "runs"
@@ -202,7 +202,7 @@ def _teacher(runs_dir, base, seed, data, log, epoch_log, bar):
     """The float teacher of ``seed`` for distillation: trained once per seed
     and kept as ``runs/teacher_s<seed>.pt``, so every grid point (and a
     resumed sweep) distils from the same one."""
-    from .train import TEACHER_KEYS, load_teacher, save_checkpoint, train_teacher
+    from ..training.train import TEACHER_KEYS, load_teacher, save_checkpoint, train_teacher
     path = runs_dir / f"teacher_s{seed}.pt"
     want = {**{k: base[k] for k in TEACHER_KEYS if k in base}, "seed": seed}
     if path.is_file():

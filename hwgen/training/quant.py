@@ -17,8 +17,8 @@ from typing import NamedTuple
 
 import torch
 
-from .artifact import MAX_BITS
-from .errors import HwgenError
+from ..core.artifact import MAX_BITS
+from ..errors import HwgenError
 
 __all__ = ["MAX_BITS", "parse_bits", "pullback", "mix_counts", "select_bits", "random_bits", "residual_binarize",
            "hbb", "hbb_quantize", "Quantizer", "QUANTIZERS", "get_quantizer", "SELECTIONS", "SCALES",

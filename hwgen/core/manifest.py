@@ -1,17 +1,38 @@
 """``rtl.json`` as a typed value: :class:`Manifest`.
 
 :func:`hwgen.generate_rtl` returns one and :meth:`Manifest.read` reads the
-one an RTL directory holds. It carries the resolved :class:`~hwgen.design.Design`
+one an RTL directory holds. It carries the resolved :class:`~hwgen.core.design.Design`
 the RTL was generated from, so nothing has to rebuild the settings from
 loose keys.
 """
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from .design import Design
-from .errors import HwgenError
+from ..errors import HwgenError
 
-__all__ = ["Manifest"]
+__all__ = ["Manifest", "read_manifest"]
+
+#: the keys every rtl.json has (the simulator and the synthesis steps read them)
+_MANIFEST_KEYS = ("top", "sources", "input_features", "input_bits", "n_classes", "label_offset",
+                  "label_width", "scores_offset", "score_width", "latency", "layers")
+
+
+def read_manifest(rtl_dir):
+    """``rtl.json`` of ``rtl_dir`` as a dict, or a clear error where it is
+    missing, not JSON, or lacks a key."""
+    path = Path(rtl_dir) / "rtl.json"
+    if not path.is_file():
+        raise HwgenError(f"{path} is missing: point --rtl at a directory written by 'hwgen rtl'")
+    try:
+        manifest = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HwgenError(f"{path} is not valid JSON: {exc}") from None
+    missing = [k for k in _MANIFEST_KEYS if k not in manifest] if isinstance(manifest, dict) else ["all"]
+    if missing:
+        raise HwgenError(f"{path} lacks {', '.join(missing)}")
+    return manifest
 
 
 @dataclass(frozen=True)
@@ -59,7 +80,6 @@ class Manifest:
     def read(cls, rtl_dir):
         """The manifest of the RTL directory ``rtl_dir`` (one written by
         ``hwgen rtl`` or :func:`hwgen.generate_rtl`)."""
-        from .rtl import read_manifest
         data = read_manifest(rtl_dir)
         try:
             return cls.from_dict(data, rtl_dir)

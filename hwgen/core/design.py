@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from .errors import HwgenError
+from ..errors import HwgenError
 
 __all__ = ["ARCHS", "DATAPATHS", "FAMILIES", "DEFAULT_TARGET_CYCLES", "Design"]
 

@@ -22,9 +22,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from .errors import HwgenError
-from .paths import project_dir
-from .rtl import read_manifest
+from ..errors import HwgenError
+from ..paths import project_dir
+from ..rtl import read_manifest
 from .synth import yosys_executable
 
 __all__ = ["DEFAULT_MAX_FAN_IN", "reference_verilog", "check_layer", "check_rtl"]
