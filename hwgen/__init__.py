@@ -19,27 +19,26 @@ import importlib
 
 from .core.artifact import Artifact, Layer, load
 from .core.design import Design
+from .core.manifest import Manifest
 from .errors import ArtifactError, HwgenError
 from .flowconfig import FlowConfig
-from .core.manifest import Manifest
 
 __version__ = "0.1.0"
 
 #: name -> module of the names that load on first use (the torch side, and
 #: the tool wrappers whose imports are slow)
 _LAZY = {
-    "generate_rtl": "api", "synthesize": "api", "place_and_route": "api", "simulate": "api",
-    "SimResult": "api", "prove": "api", "run_flow": "report",
+    **dict.fromkeys(["generate_rtl", "synthesize", "place_and_route", "simulate", "SimResult", "prove"], "api"),
+    "run_flow": "report",
     "export": "training.exporter",
-    "HBBLinear": "training.nn", "HBBConv2d": "training.nn", "SignActivation": "training.nn", "ResidualActivation": "training.nn",
-    "LogitScale": "training.nn", "HBBMLP": "training.nn", "HBBCNN": "training.nn", "finish_training": "training.nn", "set_progress": "training.nn",
-    "QUANTIZERS": "training.quant", "get_quantizer": "training.quant", "Quantizer": "training.quant",
-    "load_dataset": "training.data", "DATASETS": "training.data",
+    **dict.fromkeys(["HBBLinear", "HBBConv2d", "SignActivation", "ResidualActivation", "LogitScale", "HBBMLP",
+                     "HBBCNN", "finish_training", "set_progress"], "training.nn"),
+    **dict.fromkeys(["QUANTIZERS", "get_quantizer", "Quantizer"], "training.quant"),
+    **dict.fromkeys(["load_dataset", "DATASETS"], "training.data"),
 }
 
 __all__ = ["__version__", "Artifact", "Layer", "load", "Design", "Manifest", "FlowConfig", "HwgenError",
-           "ArtifactError",
-           *_LAZY]
+           "ArtifactError", *_LAZY]
 
 
 def __getattr__(name):
