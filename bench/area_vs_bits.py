@@ -27,20 +27,19 @@ import argparse
 import json
 import platform
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
 from hwgen import rtl
 
 from hwgen.core import reference
+from hwgen.core.design import Design
+from hwgen.explore.measure import measure_many
 from hwgen.training.data import load_dataset
 from hwgen.training.exporter import export_model
 from hwgen.training.quant import NAMED_GROUPS
 from hwgen.rtl.folded import choose_folding
-from hwgen.tools.synth import synthesize
 from hwgen.training.train import train
 
 MEASURE = {"ice40": "lut4", "ecp5": "lut4", "xc7": "lut", "asic": "um2", "generic": "cells"}
@@ -73,26 +72,25 @@ def main():
               "arch": args.arch, "family": args.family, "mask_group": group,
               "target_cycles": args.target_cycles if args.arch == "folded" else None,
               "target_ratio_1.4_over_2": 0.70, "mixes": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        for bits in args.bits:
-            print(f"bits {bits}: training ...", file=sys.stderr)
-            tm, info = train(log=None, data=data, bits=bits, hidden=hidden, epochs=args.epochs, seed=args.seed,
-                             mask_group=group)
-            model = export_model(tm, info, data.input_bits)
-            acc = float((reference.infer(model, data.x_test).pred == data.y_test).mean())
-            row = {"avg_weight_bits": round(model.avg_weight_bits(), 4),
-                   "weight_bits": int(sum(int(l.nbits.astype(int).sum()) for l in model.layers)),
-                   "bit_histogram": model.bit_histogram(), "integer_accuracy": round(acc, 4)}
-            if args.arch == "folded":
-                row["designs"] = {}
-                for cycles in args.target_cycles:
-                    design = _design(model, Path(tmp) / f"bits{bits}_t{cycles}", args, choose_folding(model, cycles),
-                                     f"bits {bits}, --target-cycles {cycles}")
-                    row["designs"][str(cycles)] = design
-            else:
-                row.update(_design(model, Path(tmp) / f"bits{bits}", args, None, f"bits {bits}"))
-            result["mixes"][bits] = row
-            print(json.dumps({bits: row}, default=_plain), file=sys.stderr)   # partial result
+    for bits in args.bits:
+        print(f"bits {bits}: training ...", file=sys.stderr)
+        tm, info = train(log=None, data=data, bits=bits, hidden=hidden, epochs=args.epochs, seed=args.seed,
+                         mask_group=group)
+        model = export_model(tm, info, data.input_bits)
+        acc = float((reference.infer(model, data.x_test).pred == data.y_test).mean())
+        row = {"avg_weight_bits": round(model.avg_weight_bits(), 4),
+               "weight_bits": int(sum(int(l.nbits.astype(int).sum()) for l in model.layers)),
+               "bit_histogram": model.bit_histogram(), "integer_accuracy": round(acc, 4)}
+        if args.arch == "folded":
+            row["designs"] = {}
+            for cycles in args.target_cycles:
+                design = _design(model, args, choose_folding(model, cycles),
+                                 f"bits {bits}, --target-cycles {cycles}")
+                row["designs"][str(cycles)] = design
+        else:
+            row.update(_design(model, args, None, f"bits {bits}"))
+        result["mixes"][bits] = row
+        print(json.dumps({bits: row}, default=_plain), file=sys.stderr)   # partial result
     mixes = result["mixes"]
     if "1.4" in mixes and "2" in mixes:
         for target in args.targets:
@@ -114,21 +112,26 @@ def main():
     print(json.dumps(result, indent=2, default=_plain))
 
 
-def _design(model, rtl_dir, args, folding, what):
-    """Generate and synthesize one design: interval, folding, area per target."""
-    manifest = rtl.generate(model, rtl_dir, pipeline=args.pipeline, folding=folding, family=args.family)
-    row = {"interval": manifest["interval"]}
+def _design(model, args, folding, what):
+    """Generate and synthesize one design (hwgen.explore.measure): interval,
+    folding, area per target."""
+    starts = []
+
+    def started(target):
+        print(f"{what}: {target} synthesis ...", file=sys.stderr)
+        starts.append(time.perf_counter())
+    measured = measure_many(model, Design.of(model, folding=folding, pipeline=args.pipeline, family=args.family),
+                            args.targets, on_target=started)
+    starts.append(time.perf_counter())
+    manifest = next(iter(measured.values())).manifest
+    row = {"interval": manifest.interval}
     if folding:
         row["layers"] = {e["name"]: {k: e[k] for k in ("pe", "simd", "cycles", "min_cycles",
                                                        "weight_memory_bits", "mask_in_rom", "row_enables_in_rom",
                                                        "neurons_reordered")}
-                         for e in manifest["layers"]}
-    for target in args.targets:
-        print(f"{what}: {target} synthesis ...", file=sys.stderr)
-        t0 = time.perf_counter()
-        res = synthesize(rtl_dir, target)
-        row[target] = {"total": res["total"], "per_layer": res["per_module"],
-                       "seconds": round(time.perf_counter() - t0, 1)}
+                         for e in manifest.layers}
+    for k, (target, m) in enumerate(measured.items()):
+        row[target] = {"total": m.total, "per_layer": m.per_module, "seconds": round(starts[k + 1] - starts[k], 1)}
     return row
 
 

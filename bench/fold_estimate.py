@@ -14,17 +14,16 @@ import argparse
 import json
 import platform
 import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
 from scipy.optimize import nnls
 
-from hwgen import rtl
 from hwgen.training.data import load_dataset
 from hwgen.training.exporter import export_model
 from hwgen.rtl.folded import LUT4_PER_FEATURE, estimate_luts, lut_features
-from hwgen.tools.synth import layer_areas, synthesize
+from hwgen.core.design import Design
+from hwgen.explore.measure import measure
+from hwgen.tools.synth import layer_areas
 from hwgen.training.train import train
 
 NETWORKS = [([16, 16], "1.4"), ([64, 64], "1.4"), ([32, 32], "2")]
@@ -41,26 +40,23 @@ def main():
     args = ap.parse_args()
     data = load_dataset("digits")
     rows, features = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        for hidden, bits in NETWORKS:
-            net, info = train(log=None, data=data, hidden=hidden, epochs=args.epochs, bits=bits)
-            model = export_model(net, info, data.input_bits)
-            for scale in args.scales:
-                folding = [(largest_divisor(l.out_features, scale // 2), largest_divisor(l.in_features, 4 * scale))
-                           for l in model.layers]
-                rtl_dir = Path(tmp) / f"{'-'.join(map(str, hidden))}_{bits}_{scale}"
-                manifest = rtl.generate(model, rtl_dir, folding=folding)
-                res = synthesize(rtl_dir, "ice40")
-                for layer, (pe, simd), entry in zip(model.layers, folding, manifest["layers"]):
-                    row = {"network": f"{'-'.join(map(str, hidden))} {bits} b", "layer": layer.name, "pe": pe,
-                           "simd": simd, "cycles": entry["cycles"], "input": layer.input,
-                           "lut4": layer_areas(res["per_module"], [layer.name], "lut4")[layer.name],
-                           "bram": layer_areas(res["per_module"], [layer.name], "bram")[layer.name],
-                           "estimate": round(estimate_luts(layer, pe, simd), 1)}
-                    row["error"] = round((row["estimate"] - row["lut4"]) / max(row["lut4"], 1), 3)
-                    rows.append(row)
-                    features.append(lut_features(layer, pe, simd))
-                    print(json.dumps(row), file=sys.stderr, flush=True)
+    for hidden, bits in NETWORKS:
+        net, info = train(log=None, data=data, hidden=hidden, epochs=args.epochs, bits=bits)
+        model = export_model(net, info, data.input_bits)
+        for scale in args.scales:
+            folding = [(largest_divisor(l.out_features, scale // 2), largest_divisor(l.in_features, 4 * scale))
+                       for l in model.layers]
+            m = measure(model, Design.of(model, folding=folding), "ice40")
+            for layer, (pe, simd), entry in zip(model.layers, folding, m.manifest.layers):
+                row = {"network": f"{'-'.join(map(str, hidden))} {bits} b", "layer": layer.name, "pe": pe,
+                       "simd": simd, "cycles": entry["cycles"], "input": layer.input,
+                       "lut4": m.per_layer[layer.name],
+                       "bram": layer_areas(m.per_module, [layer.name], "bram")[layer.name],
+                       "estimate": round(estimate_luts(layer, pe, simd), 1)}
+                row["error"] = round((row["estimate"] - row["lut4"]) / max(row["lut4"], 1), 3)
+                rows.append(row)
+                features.append(lut_features(layer, pe, simd))
+                print(json.dumps(row), file=sys.stderr, flush=True)
     keys = list(LUT4_PER_FEATURE)
     x = np.array([[f[k] for k in keys] for f in features], float)
     y = np.array([r["lut4"] for r in rows], float)

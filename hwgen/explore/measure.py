@@ -9,13 +9,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..tools import targets
+from ..tools import targets as targets_registry
 from ..api import generate_rtl
 from ..core.design import Design
 from ..core.manifest import Manifest
 from ..tools.synth import layer_areas, synthesize
 
-__all__ = ["Measurement", "measure"]
+__all__ = ["Measurement", "measure", "measure_many"]
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,23 @@ class Measurement:
 
 def measure(artifact, design: Design, target: str, *, log=None) -> Measurement:
     """Synthesize ``artifact`` as ``design`` for ``target``."""
-    metric = targets.get(target).metric
+    return measure_many(artifact, design, [target], log=log)[target]
+
+
+def measure_many(artifact, design: Design, targets, *, log=None, on_target=None) -> dict:
+    """``{target: Measurement}``: the design generated once and synthesized
+    for each of ``targets`` in turn (``on_target(target)`` is called before
+    each synthesis, e.g. for progress output)."""
+    metrics = {target: targets_registry.get(target).metric for target in targets}
+    out = {}
     with tempfile.TemporaryDirectory(prefix="hwgen-measure-") as tmp:
         manifest = generate_rtl(artifact, Path(tmp) / "rtl", design)
-        res = synthesize(Path(tmp) / "rtl", target, log=log)
-    names = [entry["name"] for entry in manifest.layers]
-    return Measurement(target=target, metric=metric, area=res["total"][metric],
-                       per_layer=layer_areas(res["per_module"], names, metric), total=res["total"],
-                       per_module=res["per_module"], manifest=manifest)
+        names = [entry["name"] for entry in manifest.layers]
+        for target, metric in metrics.items():
+            if on_target:
+                on_target(target)
+            res = synthesize(Path(tmp) / "rtl", target, log=log)
+            out[target] = Measurement(target=target, metric=metric, area=res["total"][metric],
+                                      per_layer=layer_areas(res["per_module"], names, metric), total=res["total"],
+                                      per_module=res["per_module"], manifest=manifest)
+    return out
