@@ -165,6 +165,10 @@ def test_bad_arguments_are_refused():
             hwgen.export(model, **kw)
     with pytest.raises(hwgen.HwgenError, match="nn.Module"):
         hwgen.export("model.pt", input_bits=4)
+    with pytest.raises(hwgen.HwgenError, match="meta must be JSON"):
+        hwgen.export(model, input_bits=4, meta={"x": object()})
+    with pytest.raises(hwgen.HwgenError, match="meta must be a JSON object"):
+        hwgen.export(model, input_bits=4, meta=[1])
 
 
 # -- the option sweep: exact or refused --------------------------------------------------------------------------

@@ -37,8 +37,8 @@ module. What the parts become:
 All float arithmetic here is float64 and happens once; after export nothing
 is float.
 """
+import json
 import math
-import operator
 
 import numpy as np
 import torch
@@ -64,8 +64,6 @@ _ACTIVATIONS = (SignActivation, ResidualActivation)
 _SKIP = (nn.Dropout, nn.Identity)
 _RESHAPE_FUNCTIONS = {torch.flatten, torch.reshape}
 _RESHAPE_METHODS = {"flatten", "reshape", "view", "contiguous"}
-_SHAPE_FUNCTIONS = {getattr, operator.getitem}
-_SHAPE_METHODS = {"size", "dim"}
 
 
 def export(model, *, input_bits, input_shape=None, frac_bits=8, meta=None):
@@ -94,6 +92,13 @@ def export(model, *, input_bits, input_shape=None, frac_bits=8, meta=None):
         raise HwgenError(f"input_bits must be an integer within 1..16, not {input_bits!r}")
     if isinstance(frac_bits, bool) or not isinstance(frac_bits, int) or not 0 <= frac_bits <= 24:
         raise HwgenError(f"frac_bits must be an integer within 0..24, not {frac_bits!r}")
+    if meta is not None:
+        try:
+            json.dumps(meta, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise HwgenError(f"meta must be JSON (it is stored in the artifact's manifest): {exc}") from None
+        if not isinstance(meta, dict):
+            raise HwgenError(f"meta must be a JSON object (a dict), not {type(meta).__name__}")
     if not hbb_modules(model):
         raise HwgenError(f"the {type(model).__name__} has no HBBLinear or HBBConv2d layer: nothing to export "
                          f"(hwgen exports networks built from {SUPPORTED})")
