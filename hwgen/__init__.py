@@ -23,7 +23,7 @@ from .core.manifest import Manifest
 from .errors import ArtifactError, HwgenError
 from .flowconfig import FlowConfig
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"   # pyproject.toml reads it (the one place it is set)
 
 #: name -> module of the names that load on first use (the torch side, and
 #: the tool wrappers whose imports are slow)

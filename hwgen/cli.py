@@ -1,18 +1,40 @@
-"""The ``hwgen`` command line: train, export, rtl, synth, timing, sim, equiv, flow, sweep."""
+"""The ``hwgen`` command line: train, export, rtl, synth, timing, sim, equiv, flow, sweep.
+
+Building the parser imports no torch and no Amaranth (``hwgen --help`` is
+fast): the option vocabularies come from :mod:`hwgen.training.options`,
+:mod:`hwgen.tools.targets` and :mod:`hwgen.core.design`; each command
+imports what it runs. Exit codes (docs/cli.md): 0 success, 1 verification
+failed, 2 usage error or bad input, 3 a tool or dataset is not installed.
+"""
 import argparse
 import hashlib
 import json
+import logging
 import sys
 from pathlib import Path
 
-from .errors import HwgenError
+import numpy as np
+
+from . import __version__
+from .errors import HwgenError, VerificationError
+from .training.options import MASK_GROUP_NAMES
 
 PROG = "hwgen"
-MASK_GROUP_NAMES = ("neuron", "input")   # quant.NAMED_GROUPS (importing quant imports torch)
+logger = logging.getLogger("hwgen")
 
 
 def _log(msg):
-    print(msg, file=sys.stderr, flush=True)
+    logger.info(msg)
+
+
+def _fraction(value):
+    """An accuracy or other fraction as hwgen prints them everywhere: 4 decimals."""
+    return f"{float(value):.4f}"
+
+
+def _progress_stream():
+    """Where training and sweep progress goes: stderr, unless ``-q``."""
+    return sys.stderr if logger.isEnabledFor(logging.INFO) else None
 
 
 def _hidden(text):
@@ -25,13 +47,65 @@ def _hidden(text):
     return sizes
 
 
-def _add_data_args(p):
+def _add_data_args(p, own=None):
+    """``--dataset`` / ``--data-dir``; ``own="train"``: also ``--train`` /
+    ``--test`` (a user's arrays), ``own="sim"``: ``--inputs`` / ``--labels``."""
     from .training.data import DATASETS
-    from .training.train import DEFAULTS
-    p.add_argument("--dataset", default=DEFAULTS["dataset"],
-                   help=f"dataset: {', '.join(DATASETS)} (default: %(default)s)")
+    from .training.options import DEFAULTS
+    p.add_argument("--dataset", default=None,
+                   help=f"dataset: {', '.join(DATASETS)} (default: {DEFAULTS['dataset']})")
     p.add_argument("--data-dir", help="directory holding the dataset files (fashion-mnist: the four "
                    "*-ubyte.gz files; default: the Debian package's /usr/share/datasets/fashion-mnist)")
+    if own == "train":
+        p.add_argument("--train", metavar="DATA", help="your own training data instead of --dataset: "
+                       "FILE.npz (arrays x, y), FILE.csv (label, then features, per line) or X.npy,Y.npy; "
+                       "x unsigned integers [N, features] or [N, C, H, W] (docs/cli.md, 'Your own data')")
+        p.add_argument("--test", metavar="DATA", help="your own test data (with --train), in the same forms")
+        p.add_argument("--input-bits", type=int, metavar="N",
+                       help="with --train: the inputs' width in bits (default: the fewest bits holding the "
+                            "largest value in the data)")
+        p.add_argument("--input-shape", type=_shape3, metavar="C,H,W",
+                       help="with --train: the image shape of flat [N, C*H*W] inputs (needed by --model cnn; "
+                            "default: 1,1,features)")
+    elif own == "sim":
+        p.add_argument("--inputs", metavar="FILE", help="your own test vectors instead of --dataset: X.npy, "
+                       "FILE.npz (x, and y if it has labels) or FILE.csv (label, then features, per line); "
+                       "unsigned integers of the artifact's input bits, [N, features] or [N, C, H, W]")
+        p.add_argument("--labels", metavar="Y.npy", help="with --inputs X.npy: the labels, to report accuracy")
+
+
+def _shape3(text):
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected C,H,W (three positive integers), got {text!r}")
+    return shape
+
+
+def _own_data(args):
+    """The :class:`~hwgen.training.data.Dataset` of ``--train`` / ``--test``,
+    or None for a named dataset (whose name goes into ``args.dataset``)."""
+    from .training.options import DEFAULTS
+    own = getattr(args, "train", None) or getattr(args, "test", None)
+    if not own:
+        for flag in ("input_bits", "input_shape"):
+            if getattr(args, flag, None) is not None:
+                raise HwgenError(f"--{flag.replace('_', '-')} describes --train data: add --train and --test")
+        args.dataset = args.dataset or DEFAULTS["dataset"]
+        return None
+    if not (args.train and args.test):
+        raise HwgenError(f"{'--train' if args.train else '--test'} needs {'--test' if args.train else '--train'} "
+                         f"too: your own data comes as a training and a test split")
+    if args.dataset or args.data_dir:
+        raise HwgenError("--train/--test give the data: drop --dataset and --data-dir")
+    from .training.data import user_dataset
+    data = user_dataset(args.train, args.test, input_bits=args.input_bits, input_shape=args.input_shape)
+    args.dataset = data.name
+    _log(f"your data: {len(data.x_train)} training and {len(data.x_test)} test examples, shape "
+         f"{'x'.join(map(str, data.image_shape))}, {data.input_bits}-bit inputs, {data.n_classes} classes")
+    return data
 
 
 def _int_at_least(low):
@@ -97,7 +171,7 @@ def _add_arch_args(p):
     p.add_argument("--fold", type=_fold_spec, action="append", default=[], metavar="LAYER=PExSIMD",
                    help="folded: this layer's folding (PE must divide its neurons or channels, SIMD "
                         "its inputs or window size); repeatable, overrides --target-cycles")
-    from .tools.synth import TARGETS
+    from .tools.targets import REGISTRY as TARGETS
     p.add_argument("--datapath", choices=["planes", "direct", "auto"], default="planes",
                    help="constant-weight layers (unrolled and conv): planes = one adder-tree input per "
                         "weight bit, one multiply per bit-plane; direct = one input per weight, one "
@@ -137,7 +211,7 @@ def _family(args):
 
 
 def _add_family_arg(p):
-    from .rtl import FAMILIES
+    from .core.design import FAMILIES
     p.add_argument("--family", choices=FAMILIES, default="generic",
                    help="generic: portable Verilog that every synthesis target maps; xc7: each neuron one "
                         "bit heap of AMD 7-series LUT6_2/CARRY4 primitives (about 30 %% fewer LUTs than "
@@ -158,9 +232,8 @@ def _fold_args(args):
 
 
 def _add_model_args(p, sweep=False):
-    from .training.quant import QUANTIZERS, SCALES, SELECTIONS
-    from .training.train import AUGMENTS, DEFAULTS, MODELS
-    _add_data_args(p)
+    from .training.options import AUGMENTS, DEFAULTS, MODELS, QUANTIZER_PRESETS, SCALES, SELECTIONS
+    _add_data_args(p, own=None if sweep else "train")
     p.add_argument("--model", default=DEFAULTS["model"], choices=MODELS,
                    help="network: mlp (dense blocks), cnn (3x3 convs, then dense blocks) or transformer "
                         "(BMT-style binarized Transformer over image rows; trains and exports its "
@@ -184,9 +257,9 @@ def _add_model_args(p, sweep=False):
                        help="weight bit mix: '1:0.6,2:0.4', an average such as '1.4' (= 1:0.6,2:0.4: "
                             "the two neighbouring widths), or '2' for homogeneous (default: %(default)s)")
         p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="default: %(default)s")
-        p.add_argument("--quantizer", default=DEFAULTS["quantizer"], choices=list(QUANTIZERS),
+        p.add_argument("--quantizer", default=DEFAULTS["quantizer"], choices=list(QUANTIZER_PRESETS),
                        help="forward/backward quantizer pair (docs/training.md): " + "; ".join(
-                           f"{q.name} = {q.summary.replace('%', '%%')}" for q in QUANTIZERS.values())
+                           f"{name} = {q['summary'].replace('%', '%%')}" for name, q in QUANTIZER_PRESETS.items())
                        + " (default: %(default)s)")
         p.add_argument("--selection", default=DEFAULTS["selection"], choices=SELECTIONS,
                        help="which weights get more bits (default: %(default)s)")
@@ -233,8 +306,9 @@ def _train_kwargs(args, sweep=False):
 
 def cmd_train(args):
     from .training.train import save_checkpoint, train
+    data = _own_data(args)
     _log(f"training on {args.dataset} with bits {args.bits} ...")
-    model, info = train(**_train_kwargs(args), data_dir=args.data_dir)
+    model, info = train(**_train_kwargs(args), data=data, data_dir=args.data_dir, log=_progress_stream())
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(model, info, args.output)
     _log(f"float (fake-quantized) test accuracy {info['float_accuracy']:.4f}; checkpoint: {args.output}")
@@ -344,20 +418,35 @@ def cmd_timing(args):
     _log(f"timing report: {out}")
 
 
-def _load_test_inputs(dataset, limit, data_dir=None):
+def _sim_vectors(args, model):
+    """``(x, y, what)``: the vectors ``hwgen sim`` checks (``--inputs``, or
+    the dataset's test split), checked against ``model``; ``y`` None where
+    there are no labels."""
+    from .core import vectors
     from .training.data import load_dataset
-    data = load_dataset(dataset, data_dir)
-    x, y = data.x_test, data.y_test
-    if limit is not None:
-        x, y = x[:limit], y[:limit]
-    return x, y
+    from .training.options import DEFAULTS
+    if args.inputs:
+        if args.dataset or args.data_dir:
+            raise HwgenError("--inputs gives the vectors: drop --dataset and --data-dir")
+        x, y = vectors.read_vectors(args.inputs, args.labels)
+        what = f"{args.inputs} (sha256 {vectors.sha256(args.inputs)[:16]})"
+    else:
+        if args.labels:
+            raise HwgenError("--labels goes with --inputs X.npy")
+        data = load_dataset(args.dataset or DEFAULTS["dataset"], args.data_dir)
+        x, y, what = data.x_test, data.y_test, f"the {data.name} test split"
+    x, y = vectors.check_for_model(model, x, y, name=f"the vectors of {args.inputs or what}")
+    if args.limit is not None:
+        x, y = x[:args.limit], None if y is None else y[:args.limit]
+    return x, y, what
 
 
 def cmd_sim(args):
     from .core import artifact
     from .tools.sim import simulate
     model = artifact.load(args.artifact)
-    x, _ = _load_test_inputs(args.dataset, args.limit, args.data_dir)
+    x, y, what = _sim_vectors(args, model)
+    _log(f"{len(x)} vectors from {what}")
     rtl_dir = Path(args.rtl)
     if args.netlist:
         from .tools.synth import synthesize
@@ -371,7 +460,9 @@ def cmd_sim(args):
     for simulator in args.simulator:
         res = simulate(model, rtl_dir, x, simulator=simulator,
                        backpressure=args.backpressure, log=_log)
-        print(f"{simulator}: {res['vectors']} vectors, {res['mismatches']} mismatches, "
+        accuracy = "" if y is None else \
+            f", accuracy {_fraction(np.mean(np.asarray(res['labels']) == y))} on the labels"
+        print(f"{simulator}: {res['vectors']} vectors, {res['mismatches']} mismatches{accuracy}, "
               f"{res['inferences_per_s']:.0f} inferences/s (build {res['build_s']:.1f} s)")
         if res["stalled"]:
             print(f"  the design stalled: {sum(l is None for l in res['labels'])} vectors got no output")
@@ -391,7 +482,7 @@ def cmd_sim(args):
                 print(f"  waveform of that image: {diag['waveform']}")
         failed |= res["mismatches"] > 0
     if failed:
-        raise HwgenError("the RTL does not match the golden reference")
+        raise VerificationError("the RTL does not match the golden reference")
 
 
 def cmd_equiv(args):
@@ -409,7 +500,7 @@ def cmd_equiv(args):
         Path(args.json).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     bad = [r["layer"] for r in results if r["result"] == "counterexample"]
     if bad:
-        raise HwgenError(f"layer {', '.join(bad)} of the RTL is not equivalent to the artifact")
+        raise VerificationError(f"layer {', '.join(bad)} of the RTL is not equivalent to the artifact")
     if args.strict and any(r["result"] != "proven" for r in results):
         raise HwgenError("--strict: not every layer was proven (skipped or timed out)")
 
@@ -422,10 +513,16 @@ def _flow_config(args):
     design = Design(arch=args.arch, pipeline=args.pipeline, family=_family(args),
                     datapaths="planes" if args.datapath == "auto" else args.datapath,
                     folding=fold["overrides"] if fold else {}, target_cycles=fold["target_cycles"] if fold else None)
-    return FlowConfig(train=_train_kwargs(args), data_dir=args.data_dir, frac_bits=args.frac_bits, design=design,
+    data = None
+    if _own_data(args) is not None:      # checks the arrays before anything trains
+        data = {"train": args.train, "test": args.test, "input_bits": args.input_bits,
+                "input_shape": list(args.input_shape) if args.input_shape else None}
+    return FlowConfig(train=_train_kwargs(args), data=data, data_dir=args.data_dir, frac_bits=args.frac_bits,
+                      design=design,
                       datapath="auto" if args.datapath == "auto" else None,
                       lut_budget=fold.get("lut_budget") if fold else None, area_target=args.area_target,
-                      targets=tuple(args.target), simulator=args.simulator)
+                      targets=tuple(args.target), simulator=args.simulator,
+                      timing=None if args.no_timing else args.pnr_target, prove=not args.no_prove)
 
 
 def _flags_beside_config(args):
@@ -454,6 +551,8 @@ def cmd_flow(args):
 
 def cmd_sweep(args):
     from .explore.sweep import sweep
+    from .training.options import DEFAULTS
+    args.dataset = args.dataset or DEFAULTS["dataset"]
     if args.model == "transformer":
         raise HwgenError("hwgen sweep covers whole integer networks (mlp, cnn); train transformers "
                          "with hwgen train")
@@ -467,16 +566,41 @@ def cmd_sweep(args):
     hardware = [(target, fold, args.pipeline, args.datapath) for target in args.synth or []]
     rows = sweep(out=Path(args.output), base=_train_kwargs(args, sweep=True), bits=args.bits,
                  quantizers=args.quantizer, selections=args.selection, scales=args.scale,
-                 seeds=args.seed, data_dir=args.data_dir, log=sys.stderr, hardware=hardware)
+                 seeds=args.seed, data_dir=args.data_dir, log=_progress_stream(), hardware=hardware,
+                 progress=sys.stderr.isatty() and logger.isEnabledFor(logging.INFO))
     print((Path(args.output) / "sweep.md").read_text())
     plots = "accuracy_vs_bits.png" + (", area_vs_bits.png, accuracy_vs_area.png" if hardware else "")
     _log(f"sweep: {len(rows)} configurations; {args.output}/sweep.json, sweep.md, {plots}")
 
 
+def _verbosity_parser(default):
+    """``-v`` / ``-q``, accepted before and after the command."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("-v", "--verbose", action="count", default=default,
+                   help="also print the tools' command lines (debug messages)")
+    p.add_argument("-q", "--quiet", action="count", default=default,
+                   help="print only warnings, errors and results (no progress)")
+    return p
+
+
+class _Subcommands:
+    """The subparsers action, giving every command ``-v`` / ``-q``."""
+
+    def __init__(self, action):
+        self.action, self.parent = action, _verbosity_parser(argparse.SUPPRESS)
+
+    def add_parser(self, name, **kw):
+        return self.action.add_parser(name, parents=[self.parent], **kw)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog=PROG, description="Heterogeneous-bitwidth binarized networks: "
-                                     "train, export, Amaranth RTL, Yosys area, cocotb bit-exact simulation.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+                                     "train, export, Amaranth RTL, Yosys area, cocotb bit-exact simulation.",
+                                     epilog="exit codes: 0 success, 1 verification failed (a mismatch or a "
+                                     "counterexample), 2 usage error or bad input, 3 a required tool or "
+                                     "dataset is not installed", parents=[_verbosity_parser(argparse.SUPPRESS)])
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = _Subcommands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     _add_train_command(sub)
     _add_export_command(sub)
     _add_rtl_command(sub)
@@ -514,7 +638,7 @@ def _add_rtl_command(sub):
 
 
 def _add_synth_command(sub):
-    from .tools.synth import TARGETS
+    from .tools.targets import REGISTRY as TARGETS
     p = sub.add_parser("synth", help="synthesize an RTL directory with Yosys and report area")
     p.add_argument("rtl_dir")
     p.add_argument("--target", action="append", choices=list(TARGETS),
@@ -530,7 +654,8 @@ def _add_synth_command(sub):
 
 
 def _add_timing_command(sub):
-    from .tools.timing import DEVICES
+    from .tools.targets import REGISTRY
+    DEVICES = {name: t.pnr for name, t in REGISTRY.items() if t.pnr}
     p = sub.add_parser("timing", help="place and route with nextpnr (iCE40 HX8K, ECP5-25k): Fmax, utilization")
     p.add_argument("rtl_dir")
     p.add_argument("--target", action="append", choices=list(DEVICES),
@@ -550,7 +675,7 @@ def _add_sim_command(sub):
     p = sub.add_parser("sim", help="prove RTL bit-exact against the golden reference in cocotb")
     p.add_argument("artifact")
     p.add_argument("--rtl", required=True, help="RTL directory (with rtl.json) to simulate")
-    _add_data_args(p)
+    _add_data_args(p, own="sim")
     p.add_argument("--simulator", action="append", choices=["verilator", "icarus"],
                    help="simulator, repeatable (default: verilator)")
     p.add_argument("--limit", type=int, help="only the first N test images")
@@ -578,7 +703,7 @@ def _add_equiv_command(sub):
 
 
 def _add_flow_command(sub):
-    from .tools.synth import TARGETS
+    from .tools.targets import REGISTRY as TARGETS
     p = sub.add_parser("flow", help="train, export, generate RTL, synthesize, simulate, report")
     _add_model_args(p)
     p.add_argument("-o", "--output", required=True, help="output directory")
@@ -586,6 +711,14 @@ def _add_flow_command(sub):
     p.add_argument("--target", action="append", choices=list(TARGETS),
                    help="synthesis target, repeatable (default: generic and ice40; xc7 with --family xc7)")
     p.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
+    from .tools.targets import REGISTRY
+    devices = [name for name, t in REGISTRY.items() if t.pnr]
+    p.add_argument("--pnr-target", default="auto", choices=["auto", *devices],
+                   help="place and route for Fmax on this device target; auto: the smallest device the "
+                        "design fits, by its logic cells counted before nextpnr (default: %(default)s)")
+    p.add_argument("--no-timing", action="store_true", help="no place and route (no Fmax in the report)")
+    p.add_argument("--no-prove", action="store_true",
+                   help="no SAT proof of the layers under the fan-in limit (hwgen equiv)")
     _add_arch_args(p)
     _add_family_arg(p)
     p.add_argument("--config", metavar="FLOW.json",
@@ -595,11 +728,11 @@ def _add_flow_command(sub):
 
 
 def _add_sweep_command(sub):
-    from .tools.synth import TARGETS
+    from .tools.targets import REGISTRY as TARGETS
+    from .training.options import QUANTIZER_PRESETS as QUANTIZERS, SCALES, SELECTIONS
     p = sub.add_parser("sweep", help="train a grid of bit mixes x quantizers x selection rules; "
                        "tables and plots of accuracy vs bits (resumable)")
     _add_model_args(p, sweep=True)
-    from .training.quant import QUANTIZERS, SCALES, SELECTIONS
     p.add_argument("--bits", nargs="+", default=["1", "1.4", "2", "3"],
                    help="bit mixes (default: %(default)s)")
     p.add_argument("--quantizer", nargs="+", default=["bnn"], choices=list(QUANTIZERS),
@@ -619,9 +752,21 @@ def _add_sweep_command(sub):
     p.add_argument("-o", "--output", required=True, help="sweep directory (resumed if it exists)")
     p.set_defaults(func=cmd_sweep)
 
+def _setup_logging(verbosity):
+    """hwgen's messages go to stderr through :mod:`logging`: INFO by default,
+    WARNING with ``-q``, DEBUG (the tools' command lines) with ``-v``."""
+    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    _setup_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
     if getattr(args, "target", "") is None and args.command != "synth":   # synth: cmd_synth, by the RTL
         family = getattr(args, "family", "generic")       # flow: RTL of primitives maps on one target
         args.target = ["ice40"] if args.command == "timing" else \
@@ -632,7 +777,7 @@ def main(argv=None):
         args.func(args)
     except HwgenError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

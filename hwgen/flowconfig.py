@@ -14,8 +14,8 @@ from .errors import HwgenError
 
 __all__ = ["FlowConfig"]
 
-_KEYS = ("train", "data_dir", "frac_bits", "design", "datapath", "lut_budget", "area_target", "targets",
-         "simulator")
+_KEYS = ("train", "data", "data_dir", "frac_bits", "design", "datapath", "lut_budget", "area_target", "targets",
+         "simulator", "timing", "prove")
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,11 @@ class FlowConfig:
     * ``train``: training options (those of ``hwgen train``, docs/training.md:
       ``dataset``, ``bits``, ``hidden``, ``epochs``, ``seed``, ...); the ones
       left out take their defaults.
+    * ``data``: your own data instead of ``train["dataset"]``: ``{"train":
+      DATA, "test": DATA, "input_bits": N or None, "input_shape": [C, H, W]
+      or None}``, each ``DATA`` a ``FILE.npz``, ``FILE.csv`` or
+      ``X.npy,Y.npy`` (:func:`hwgen.training.data.user_dataset`); None: the
+      named dataset.
     * ``data_dir``: where the dataset's files are (fashion-mnist).
     * ``frac_bits``: the export's scale fraction bits.
     * ``design``: the :class:`~hwgen.core.design.Design` (architecture, folding,
@@ -35,8 +40,14 @@ class FlowConfig:
       ``area_target`` LUTs instead of the design's ``target_cycles``.
     * ``targets``: synthesis targets (default: generic and ice40, or the
       design's family target); ``simulator``: ``verilator`` or ``icarus``.
+    * ``timing``: place and route for Fmax: ``"auto"`` (the smallest device
+      the design fits, :data:`hwgen.tools.timing.DEVICES`), a device target
+      (``ice40``, ``ecp5``), or None (no place and route).
+    * ``prove``: the SAT proof of the layers under the fan-in limit
+      (:func:`hwgen.prove`).
     """
     train: dict = field(default_factory=dict)
+    data: dict = None
     data_dir: str = None
     frac_bits: int = 8
     design: Design = field(default_factory=Design)
@@ -45,11 +56,15 @@ class FlowConfig:
     area_target: str = "ice40"
     targets: tuple = None
     simulator: str = "verilator"
+    timing: str = "auto"
+    prove: bool = True
 
     def __post_init__(self):
         if not isinstance(self.train, dict) or not all(isinstance(k, str) for k in self.train):
             raise HwgenError(f"flow config train must be a {{option: value}} object, not {self.train!r}")
         object.__setattr__(self, "train", dict(sorted(self.train.items())))
+        if self.data is not None:
+            self._check_data()
         if not isinstance(self.design, Design):
             raise HwgenError(f"flow config design must be a hwgen.Design, not {self.design!r}")
         if isinstance(self.frac_bits, bool) or not isinstance(self.frac_bits, int) or not 0 <= self.frac_bits <= 24:
@@ -73,6 +88,35 @@ class FlowConfig:
             _targets.get(target)
         if self.simulator not in ("verilator", "icarus"):
             raise HwgenError(f"flow config simulator must be 'verilator' or 'icarus', not {self.simulator!r}")
+        devices = [name for name, t in _targets.REGISTRY.items() if t.pnr]
+        if self.timing is not None and self.timing not in ("auto", *devices):
+            raise HwgenError(f"flow config timing must be 'auto', {', '.join(map(repr, devices))} or null, "
+                             f"not {self.timing!r}")
+        if self.timing not in (None, "auto"):
+            _targets.check_family(self.design.family, self.timing, "the flow config's timing")
+        if not isinstance(self.prove, bool):
+            raise HwgenError(f"flow config prove must be true or false, not {self.prove!r}")
+
+    def _check_data(self):
+        data = self.data
+        keys = {"train", "test", "input_bits", "input_shape"}
+        if not isinstance(data, dict) or set(data) - keys or not {"train", "test"} <= set(data):
+            raise HwgenError(f"flow config data must be {{'train': DATA, 'test': DATA, 'input_bits': N or null, "
+                             f"'input_shape': [C, H, W] or null}}, not {data!r}")
+        if not all(isinstance(data[k], str) and data[k] for k in ("train", "test")):
+            raise HwgenError("flow config data train and test must be file names (FILE.npz, FILE.csv or X.npy,Y.npy)")
+        bits = data.get("input_bits")
+        if bits is not None and (isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16):
+            raise HwgenError(f"flow config data input_bits must be an integer within 1..16 or null, not {bits!r}")
+        shape = data.get("input_shape")
+        if shape is not None and (not isinstance(shape, (list, tuple)) or len(shape) != 3 or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)):
+            raise HwgenError(f"flow config data input_shape must be [C, H, W] (positive integers) or null, "
+                             f"not {shape!r}")
+        if self.data_dir is not None:
+            raise HwgenError("flow config data gives the data: data_dir applies to a named dataset")
+        object.__setattr__(self, "data", {"train": data["train"], "test": data["test"], "input_bits": bits,
+                                          "input_shape": list(shape) if shape is not None else None})
 
     @property
     def fold(self):
@@ -89,9 +133,11 @@ class FlowConfig:
         return replace(self, train={**self.train, **options})
 
     def to_dict(self):
-        return {"train": dict(self.train), "data_dir": self.data_dir, "frac_bits": self.frac_bits,
+        return {"train": dict(self.train), "data": None if self.data is None else dict(self.data),
+                "data_dir": self.data_dir, "frac_bits": self.frac_bits,
                 "design": self.design.to_dict(), "datapath": self.datapath, "lut_budget": self.lut_budget,
-                "area_target": self.area_target, "targets": list(self.targets), "simulator": self.simulator}
+                "area_target": self.area_target, "targets": list(self.targets), "simulator": self.simulator,
+                "timing": self.timing, "prove": self.prove}
 
     @classmethod
     def from_dict(cls, data):

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import HwgenError
+from .errors import HwgenError, VerificationError
+from .versions import versions
 
 __all__ = ["TIMINGS", "TIMINGS_HEADING", "run_flow", "write_markdown"]
 
 #: the report.json entries that are wall-clock measurements; all others are
 #: byte-identical across runs with the same seed and inputs
-TIMINGS = ("timing_s", "bitexact.inferences_per_s")
+TIMINGS = ("timing_s", "bitexact.inferences_per_s", "timing.seconds", "proof.seconds")
 #: report.md's last section, the only one holding timings
 TIMINGS_HEADING = "Timings"
 
@@ -39,7 +40,7 @@ def run_flow(config, out, *, log=print):
     from .core import artifact, reference
     from .api import generate_rtl
     from .explore.budget import choose_design
-    from .training.data import load_dataset
+    from .training.data import load_dataset, user_dataset
     from .training.exporter import export_model
     from .tools.sim import simulate
     from .tools.synth import synthesize
@@ -50,7 +51,7 @@ def run_flow(config, out, *, log=print):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stages = _Stages(log)
-    data = load_dataset(train_kwargs["dataset"], config.data_dir)
+    data = user_dataset(**config.data) if config.data else load_dataset(train_kwargs["dataset"], config.data_dir)
 
     model, info = stages.run("train", lambda: train(data=data, **train_kwargs))
     save_checkpoint(model, info, out / "model.pt")
@@ -77,8 +78,12 @@ def run_flow(config, out, *, log=print):
     sim = stages.run("sim", lambda: simulate(integer, out / "rtl", data.x_test, simulator=config.simulator,
                                              log=log))
     rtl_acc = round(float((np.asarray(sim["labels"]) == data.y_test).mean()), 6)
+    timing = _timing(config, out / "rtl", area, manifest, stages, log)
+    proof = stages.run("prove", lambda: _proof(integer, out / "rtl", log)) if config.prove else \
+        {"result": "off", "reason": "--no-prove"}
     report = {
         "dataset": data.name,
+        "data": _data_entry(data),
         "avg_weight_bits": round(integer.avg_weight_bits(), 4),
         "bit_histogram": integer.bit_histogram(),
         "accuracy": {"float": round(info["float_accuracy"], 6), "integer": round(int_acc, 6),
@@ -88,21 +93,101 @@ def run_flow(config, out, *, log=print):
                      "inferences_per_s": round(sim["inferences_per_s"], 1)},
         "area": {t: dict(res["total"]) for t, res in area.items()},
         "area_per_layer": {t: res["per_module"] for t, res in area.items()},
+        "timing": timing,
+        "proof": proof,
         "rtl": _rtl_entry(manifest),
         "artifacts": {"model": "model.hwgen", "checkpoint": "model.pt", "verilog": "rtl/hwgen_top.v",
                       "rtlil": "rtl/hwgen_top.il"},
         "training": {k: v for k, v in info.items() if k not in ("float_accuracy", "input")},
         "timing_s": stages.timing,
         "config": config.to_dict(),
+        "versions": versions(),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     (out / "report.md").write_text(write_markdown(report))
     log(f"report: {out / 'report.json'}, {out / 'report.md'}")
     log(f"  accuracy float {report['accuracy']['float']:.4f} / integer {int_acc:.4f} / rtl {rtl_acc:.4f}; "
         f"{sim['mismatches']} mismatches over {sim['vectors']} vectors ({sim['simulator']})")
+    if "fmax_mhz" in timing:
+        log(f"  Fmax {timing['fmax_mhz']:.1f} MHz on {timing['device']}, {timing['logic_cells']:,}/"
+            f"{timing['logic_available']:,} logic cells")
+    elif timing["result"] != "off":
+        log(f"  no place and route: {timing['reason']}")
+    if proof["result"] != "off":
+        log(f"  proof: {proof['proven']} of {len(proof['layers'])} layers proven equal to the artifact, "
+            f"{proof['skipped']} skipped" + (f", {proof['counterexample']} with a counterexample"
+                                             if proof["counterexample"] else ""))
     if sim["mismatches"]:
-        raise HwgenError(f"RTL differs from the golden reference on {sim['mismatches']} test vectors")
+        raise VerificationError(f"RTL differs from the golden reference on {sim['mismatches']} test vectors")
+    if proof.get("counterexample"):
+        bad = [r["layer"] for r in proof["layers"] if r["result"] == "counterexample"]
+        raise VerificationError(f"the SAT proof found a counterexample: layer {', '.join(bad)} of the RTL "
+                                f"differs from the artifact (report.json, proof)")
     return report
+
+
+def _timing(config, rtl_dir, area, manifest, stages, log):
+    """Place and route on the device ``config.timing`` names, or with
+    ``"auto"`` on the smallest device the design fits; report.json's
+    ``timing``: :func:`~hwgen.tools.timing.place_and_route`'s result plus
+    ``tried`` (the devices it did not fit), or ``{"result", "reason"}``."""
+    from .tools.timing import DEVICES, DoesNotFitError, fit_advice, place_and_route
+    if config.timing is None:
+        return {"result": "off", "reason": "--no-timing"}
+    family = config.design.family
+    candidates = [config.timing] if config.timing != "auto" else \
+        sorted((t for t in DEVICES if family in _device_families(t)), key=lambda t: DEVICES[t]["capacity"])
+    if not candidates:
+        return {"result": "skipped", "reason": f"no open-source place and route maps {family} primitives"}
+    tried = []
+    for target in candidates:
+        dev = DEVICES[target]
+        lut4 = area.get(target, {}).get("total", {}).get("lut4")
+        if config.timing == "auto" and lut4 is not None and lut4 > dev["capacity"]:
+            # the flow's own synthesis already says so: no harness synthesis needed
+            tried.append({"target": target, "device": dev["device"], "needed": lut4,
+                          "available": dev["capacity"], "by": f"{target} synthesis, lut4"})
+            log(f"  {target}: {lut4:,} LUT4 > {dev['capacity']:,} {dev['logic']} of {dev['device']}: "
+                f"a larger device")
+            continue
+        try:
+            result = stages.run(f"timing_{target}", lambda t=target: place_and_route(rtl_dir, t, log=log))
+        except DoesNotFitError as exc:
+            tried.append({"target": target, "device": dev["device"], "needed": exc.needed,
+                          "available": exc.available, "by": "logic cell count before nextpnr"})
+            continue
+        return {**result, "tried": tried}
+    last = tried[-1]
+    return {"result": "does not fit", "tried": tried,
+            "reason": f"the design needs about {last['needed']:,} logic cells and {last['device']} has "
+                      f"{last['available']:,}; {fit_advice(last['target'], manifest['arch'])}"}
+
+
+def _device_families(target):
+    from .tools.targets import REGISTRY
+    return REGISTRY[target].families
+
+
+def _proof(integer, rtl_dir, log):
+    """report.json's ``proof``: the SAT proof's per-layer records and counts."""
+    from .api import prove
+    layers = prove(integer, rtl_dir, log=log)
+    seconds = {r["layer"]: r.pop("seconds") for r in layers if "seconds" in r}
+    counts = {k: sum(r["result"] == k for r in layers) for k in ("proven", "counterexample", "timeout", "skipped")}
+    result = "counterexample" if counts["counterexample"] else "proven" if counts["proven"] == len(layers) else \
+        "incomplete"
+    return {"result": result, "layers": layers, **counts, "seconds": seconds}
+
+
+def _data_entry(data):
+    """report.json's record of the data: the files read (user data) or the
+    dataset's name, and the sha256 of the test split the RTL was checked on
+    (its int64 inputs, then labels)."""
+    digest = hashlib.sha256(np.ascontiguousarray(data.x_test, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(data.y_test, dtype=np.int64).tobytes())
+    return {"name": data.name, "files": [dict(f) for f in data.files], "train_examples": len(data.x_train),
+            "test_examples": len(data.x_test), "test_sha256": digest.hexdigest(),
+            "input_shape": list(data.image_shape), "input_bits": data.input_bits, "classes": data.n_classes}
 
 
 def _resolve(config, defaults):
@@ -112,7 +197,10 @@ def _resolve(config, defaults):
     if unknown:
         raise HwgenError(f"the flow config's train has no option {', '.join(map(repr, unknown))} "
                          f"(options: {', '.join(defaults)})")
-    config = config.with_train(**{**defaults, **config.train})
+    if config.data and config.train.get("dataset", "user") != "user":
+        raise HwgenError(f"the flow config gives its own data; its train dataset {config.train['dataset']!r} "
+                         f"would not be used (leave it out)")
+    config = config.with_train(**{**defaults, **config.train, **({"dataset": "user"} if config.data else {})})
     model_kind, act_bits = config.train["model"], config.train["act_bits"]
     if model_kind not in ("mlp", "cnn") or act_bits != 1:
         raise HwgenError(f"hwgen flow ends in RTL, which this hwgen generates for --model mlp or cnn with "
@@ -141,7 +229,7 @@ def write_markdown(r):
     lines = [f"# hwgen report: {r['dataset']}", "",
              f"- average weight bits: **{r['avg_weight_bits']}** (histogram {r['bit_histogram']})",
              f"- accuracy (test split): float {r['accuracy']['float']:.4f}, integer "
-             f"{r['accuracy']['integer']:.4f}, RTL {r['accuracy']['rtl']}",
+             f"{r['accuracy']['integer']:.4f}, RTL {r['accuracy']['rtl']:.4f}",
              f"- bit-exact: {r['bitexact']['mismatches']} mismatches over {r['bitexact']['vectors']} "
              f"vectors ({r['bitexact']['simulator']})",
              f"- {r['rtl'].get('arch', 'unrolled')} architecture: latency {r['rtl']['latency_cycles']} cycles, "
@@ -201,9 +289,41 @@ def write_markdown(r):
         for name, counts in per_layer.items():
             lines.append(f"| {name} | " + " | ".join(str(counts[k]) for k in keys) + " |")
         lines += ["| **total** | " + " | ".join(f"**{r['area'][target][k]}**" for k in keys) + " |", ""]
+    lines += _timing_markdown(r.get("timing")) + _proof_markdown(r.get("proof"))
     # timings last: everything above is the same for the same seed and inputs
     lines += [f"## {TIMINGS_HEADING}", "",
               f"Simulation: {r['bitexact']['inferences_per_s']:.0f} inferences/s.", "",
               "| stage | s |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in r["timing_s"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _timing_markdown(t):
+    if not t:
+        return []
+    lines = ["## Place and route (nextpnr)", ""]
+    for tried in t.get("tried", []):
+        lines.append(f"- {tried['device']}: does not fit (needs about {tried['needed']:,} logic cells, has "
+                     f"{tried['available']:,}; {tried['by']})")
+    if "fmax_mhz" in t:
+        lines.append(f"- **{t['device']}**: Fmax **{t['fmax_mhz']:.1f} MHz** ({'meets' if t['met'] else 'misses'} "
+                     f"the {t['constraint_mhz']:g} MHz constraint), {t['logic_cells']:,} of "
+                     f"{t['logic_available']:,} logic cells, placer seed {t['seed']}")
+    else:
+        lines.append(f"- not run: {t['reason']}")
+    return lines + [""]
+
+
+def _proof_markdown(proof):
+    if not proof:
+        return []
+    if proof["result"] == "off":
+        return ["## SAT proof", "", "Not run (--no-prove).", ""]
+    lines = ["## SAT proof", "",
+             f"{proof['proven']} of {len(proof['layers'])} layers proven equal to the artifact for every input "
+             f"(Yosys SAT); {proof['skipped']} skipped: simulation checks them on the test vectors only.", "",
+             "| layer | result | note |", "|---|---|---|"]
+    for r in proof["layers"]:
+        note = r.get("reason") or (f"input {r['counterexample']}" if r["result"] == "counterexample" else "")
+        lines.append(f"| {r['layer']} | {r['result']} | {note} |")
+    return lines + [""]

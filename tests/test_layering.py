@@ -12,13 +12,14 @@ PKG = Path(__file__).resolve().parent.parent / "hwgen"
 ALLOWED = {
     "core": {"core", "errors"},
     "training": {"training", "core", "errors"},
-    "rtl": {"rtl", "core", "errors", "paths"},
-    "tools": {"tools", "rtl", "core", "errors", "paths"},
-    "explore": {"explore", "tools", "rtl", "core", "errors", "paths", "api", "training"},
+    "rtl": {"rtl", "core", "errors", "paths", "versions"},
+    "tools": {"tools", "rtl", "core", "errors", "paths", "versions"},
+    "explore": {"explore", "tools", "rtl", "core", "errors", "paths", "versions", "api", "training"},
 }
 #: modules that must never import torch (nor hwgen.training, which does)
 TORCH_FREE = ["core", "rtl", "tools", "explore/measure.py", "explore/budget.py", "explore/datapath.py",
-              "explore/breakdown.py", "api.py", "flowconfig.py", "__init__.py", "errors.py", "paths.py"]
+              "explore/breakdown.py", "api.py", "flowconfig.py", "__init__.py", "errors.py", "paths.py", "versions.py", "cli.py",
+              "__main__.py"]
 
 
 def imports(path):

@@ -2,6 +2,7 @@
 nextpnr place and route for Fmax."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -150,6 +151,12 @@ def test_place_and_route_reports_fmax(small_rtl, target):
     area = synthesize(small_rtl, target)["total"]
     assert res["logic_cells"] >= area["lut4"] * 0.9
     assert res["logic_cells"] <= res["logic_available"]
+    # the count made before nextpnr: ice40's packing estimate within 5 % of the packer's count; the
+    # ecp5 rule a lower bound
+    if target == "ice40":
+        assert abs(res["logic_estimate"] - res["logic_cells"]) <= 0.05 * res["logic_cells"]
+    else:
+        assert res["logic_estimate"] <= res["logic_cells"]
 
 
 def test_timing_cli_writes_its_report(small_rtl, tmp_path):
@@ -199,6 +206,25 @@ def test_synthesis_cache_by_content_hash(tmp_path, monkeypatch):
     assert synthesize(a, "generic")["cached"] is False
 
 
+@pytest.mark.slow
+def test_timing_says_the_demo_does_not_fit_the_hx8k_before_nextpnr(digits_run, tmp_path):
+    """The unrolled digits demo (about 12k LUT4) on the iCE40 HX8K (7,680
+    logic cells): hwgen timing counts the synthesized cells and stops with
+    exit code 2 and one sentence naming the cells needed and available and
+    what to try, before nextpnr runs (no nextpnr log)."""
+    rtl_dir = tmp_path / "rtl"
+    shutil.copytree(digits_run["rtl"], rtl_dir)
+    proc = hwgen("timing", rtl_dir, "--target", "ice40")
+    assert proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("hwgen: error: the design does not fit on iCE40 HX8K (ct256): it needs about ")
+    needed = int(line.split("about ")[1].split(" ")[0].replace(",", ""))
+    assert needed > 7680 and "the device has 7,680" in line
+    assert "--arch folded --lut-budget N" in line and "--target ecp5" in line
+    assert "Traceback" not in proc.stderr
+    assert not (rtl_dir / "timing" / "ice40" / "nextpnr.log").exists()
+
+
 def test_design_too_big_for_the_device_is_named():
     """nextpnr's placer error (measured: the digits demo on an HX8K) becomes one
     sentence saying the design does not fit and what to try for that
@@ -207,10 +233,10 @@ def test_design_too_big_for_the_device_is_named():
     log = "ERROR: Failed to expand region (0, 0) |_> (33, 33) of 10928 ICESTORM_LCs\n1 warning, 1 error\n"
     msg = _does_not_fit(log, "iCE40 HX8K (ct256)")
     assert msg.startswith("the design does not fit on iCE40 HX8K (ct256): it needs 10,928 ICESTORM_LC cells")
-    assert "--arch folded" in msg and "the ecp5 target" in msg
+    assert "--arch folded --lut-budget" in msg and "--target ecp5" in msg
     # a folded design is told to take fewer lanes, an ECP5 design not to try the ECP5
     msg = _does_not_fit(log, "ECP5-25k", "folded", "ecp5")
-    assert "fewer lanes" in msg and "--arch folded" not in msg and "ecp5 target" not in msg
+    assert "fewer lanes" in msg and "--arch folded" not in msg and "--target ecp5" not in msg
     assert _does_not_fit("ERROR: Unable to find a placement location for cell 'x'\n", "dev") is None
 
 

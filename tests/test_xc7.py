@@ -85,9 +85,9 @@ def test_cell_models_equal_yosys_models(tmp_path):
     CARRY4 as is, LUT6_2 under 24 INIT values (random, and the ternary-adder
     columns hwgen emits)."""
     import subprocess
-    from hwgen.paths import project_dir
+    from hwgen.paths import resource
     from hwgen.tools.synth import yosys_executable
-    shutil.copyfile(project_dir("rtl_templates") / "xc7_cells_sim.v", tmp_path / "ours.v")
+    shutil.copyfile(resource("rtl_templates", "xc7_cells_sim.v"), tmp_path / "ours.v")
     rng = np.random.default_rng(0)
     heap = Heap([bool(b) for b in rng.integers(0, 2, 64)], 32)
     inits = sorted({c[1] for c in heap.cells if c[0] == "lut"})[:8]

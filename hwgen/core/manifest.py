@@ -38,8 +38,9 @@ def read_manifest(rtl_dir):
 @dataclass(frozen=True)
 class Manifest:
     """What the RTL in ``path`` is: its top module and sources, the ports'
-    shape, latency and interval in clocks, one entry per layer, and the
-    design. ``data`` is the whole ``rtl.json`` (documented in
+    shape, latency and interval in clocks, one entry per layer, the
+    design, and the versions of the tools that generated it (``{}`` for an
+    rtl.json of hwgen 0.1, which did not record them). ``data`` is the whole ``rtl.json`` (documented in
     docs/format.md)."""
     path: Path
     top: str
@@ -53,6 +54,7 @@ class Manifest:
     layers: tuple
     verilog_sha256: str
     artifact_sha256: str
+    versions: dict
     data: dict
 
     @classmethod
@@ -74,7 +76,7 @@ class Manifest:
                    n_classes=data["n_classes"], latency=int(data["latency"]),
                    interval=int(data.get("interval", 1)), design=design, layers=tuple(data["layers"]),
                    verilog_sha256=data.get("verilog_sha256"), artifact_sha256=data.get("artifact_sha256"),
-                   data=data)
+                   versions=dict(data.get("versions") or {}), data=data)
 
     @classmethod
     def read(cls, rtl_dir):

@@ -479,7 +479,7 @@ def plot(rows, path, title):
 
 
 def sweep(*, out, base, bits, quantizers, selections, scales, seeds, data_dir=None, log=sys.stderr,
-          hardware=()):
+          hardware=(), progress=True):
     """Run (or resume) a sweep and write its summary files; returns the summary rows.
     ``hardware``: ``[(target, fold, pipeline, datapath)]`` to synthesize every
     run for (``fold``: None for unrolled, else
@@ -489,7 +489,8 @@ def sweep(*, out, base, bits, quantizers, selections, scales, seeds, data_dir=No
         raise HwgenError("a sweep needs at least one value for each of bits, quantizer, selection, "
                          "scale and seed")
     points = grid(bits=bits, quantizers=quantizers, selections=selections, scales=scales, seeds=seeds)
-    run_sweep(out=out, base=base, points=points, data_dir=data_dir, log=log, hardware=hardware)
+    run_sweep(out=out, base=base, points=points, data_dir=data_dir, log=log, hardware=hardware,
+              progress=progress)
     results = collect(out, base)
     rows = summarize(results)
     meta = dict(dataset=base["dataset"], model=base["model"], epochs=base["epochs"],

@@ -14,7 +14,8 @@ from pathlib import Path
 from ..core.design import Design
 from ..core.manifest import read_manifest
 from ..errors import HwgenError
-from ..paths import project_dir
+from ..paths import resource
+from ..versions import versions
 from .arith import FAMILIES
 
 __all__ = ["FAMILIES", "TOP", "generate", "input_words", "read_manifest", "rtlil_to_verilog"]
@@ -68,7 +69,7 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
     sim_sources = []
     if family != "generic":   # the primitives' models, for simulators (synthesis has its own)
         sim_sources = [f"{family}_cells_sim.v"]
-        shutil.copyfile(project_dir("rtl_templates") / sim_sources[0], outdir / sim_sources[0])
+        shutil.copyfile(resource("rtl_templates", sim_sources[0]), outdir / sim_sources[0])
     design = Design.of(model, folding=folding, datapaths=datapaths, pipeline=pipeline, family=family)
     manifest = {
         **_ports(model, top), "top": TOP, "sources": [f"{TOP}.v"],
@@ -82,6 +83,7 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
         "folding_choice": folding_choice,
         "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
         "design": design.to_dict(),
+        "versions": versions(),
     }
     (outdir / "rtl.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 from ..errors import HwgenError
-from ..paths import project_dir
-from ..rtl import read_manifest
+from ..paths import resource
+from ..core.manifest import read_manifest
 from .synth import yosys_executable
 
 __all__ = ["DEFAULT_MAX_FAN_IN", "reference_verilog", "check_layer", "check_rtl"]
@@ -121,7 +121,7 @@ def check_layer(layer, rtl_dir, module, score_width=None, timeout_s=300):
     gold, wa = reference_verilog(layer, "gold", score_width)
     (work / f"{name}.gold.v").write_text(gold)
     (work / f"{name}.gate.v").write_text(_wrapper(layer, module, score_width, wa))
-    script = (project_dir("rtl_templates") / "equiv.ys").read_text().format(
+    script = resource("rtl_templates", "equiv.ys").read_text().format(
         sources=" ".join(f"../{s}" for s in [*rtl["sources"], *rtl.get("sim_sources", [])]), name=name,
         module=module)
     (work / f"{name}.ys").write_text(script)

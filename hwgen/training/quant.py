@@ -19,16 +19,13 @@ import torch
 
 from ..core.artifact import MAX_BITS
 from ..errors import HwgenError
+from .options import QUANTIZER_PRESETS, SCALES, SELECTIONS
 
 __all__ = ["MAX_BITS", "parse_bits", "pullback", "mix_counts", "select_bits", "random_bits", "residual_binarize",
            "hbb", "hbb_quantize", "Quantizer", "QUANTIZERS", "get_quantizer", "SELECTIONS", "SCALES",
            "NAMED_GROUPS", "sign_swish", "sign_swish_grad", "prox_sign", "prox_sign_grad"]
 
 
-#: Bit-selection rules: which weights of a tensor get more bits.
-SELECTIONS = ("middle-out", "magnitude", "random")
-#: Scale granularity: one ``mu_b`` per tensor (the paper) or per output channel.
-SCALES = ("tensor", "channel")
 #: Mask groups by name, as ``(rows, cols)`` of a layer's ``[out, fan_in]``
 #: view: one bit count per output neuron / channel, or per input (the same
 #: for all of a layer's neurons).
@@ -182,21 +179,8 @@ class Quantizer:
         return prox_sign_grad(u, self.param(t))
 
 
-#: Named presets. Annealing parameters are part of the preset (docs/training.md).
-QUANTIZERS = {q.name: q for q in [
-    Quantizer("bc", "sign", "identity", raw_backward=True,
-              summary="BinaryConnect: sign / identity (plain straight-through)"),
-    Quantizer("bnn", "sign", "clip", raw_backward=True,
-              summary="BNN: sign / clip(w, -1, 1), gradient 1[|w| <= 1]"),
-    Quantizer("bnn+", "sign", "signswish", raw_backward=False, start=1.0, end=1.0,
-              summary="BNN+: sign / SignSwish_beta, beta = 1 on w / mu_1"),
-    Quantizer("proxconnect", "prox", "prox", raw_backward=False, start=0.0, end=1.0, hard_after=0.9,
-              summary="ProxConnect: prox quantizer both ways, rho 0 -> 1 linearly over the first 90 % "
-                      "of training (rho = 1 is sign), then hard sign"),
-    Quantizer("bnn++", "signswish", "signswish", raw_backward=False, start=1.0, end=2.0, hard_after=0.9,
-              summary="BNN++: SignSwish both ways, beta 1 -> 2 geometrically over the first 90 % of "
-                      "training, then hard sign forward with SignSwish_2 backward"),
-]}
+#: Named presets (:data:`hwgen.training.options.QUANTIZER_PRESETS`).
+QUANTIZERS = {name: Quantizer(name, **fields) for name, fields in QUANTIZER_PRESETS.items()}
 
 
 def get_quantizer(name):

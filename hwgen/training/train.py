@@ -10,28 +10,16 @@ import torch
 from .data import load_dataset
 from ..errors import HwgenError
 from .nn import HBBCNN, HBBMLP, HBBTransformer, finish_training, float_teacher, parse_conv_spec, set_progress
+from .options import AUGMENTS, DEFAULTS, LEGACY, MODELS
 from .quant import QUANTIZERS, SCALES, SELECTIONS, parse_bits
 
 __all__ = ["DEFAULTS", "LEGACY", "DISTILL_TEMPERATURE", "train", "train_teacher", "save_checkpoint",
            "load_checkpoint", "load_teacher", "evaluate", "build_model", "default_threads"]
 
-DEFAULTS = dict(dataset="digits", model="mlp", conv="c16,c16,p,c32,c32,p", dim=32, depth=2, heads=4,
-                bits="1.4", act_bits=1, hidden=[16, 16], augment="none", dropout=0.0, logit_scale=True,
-                distill=0.0, epochs=40, batch_size=64, lr=0.01, seed=0, quantizer="bnn",
-                selection="middle-out", scale="tensor", recompute_every=1, freeze_after=1.0, mask_group=None,
-                threads=0)
-
-#: What a checkpoint or sweep run recorded before an option existed was
-#: trained with, where that differs from today's default.
-LEGACY = dict(logit_scale=False)
-
 #: Softmax temperature of knowledge distillation (Hinton et al.): the
 #: student matches the teacher's ``softmax(z / T)``; the loss is scaled by
 #: ``T^2`` so that its gradients keep their size.
 DISTILL_TEMPERATURE = 4.0
-
-MODELS = ("mlp", "cnn", "transformer")
-AUGMENTS = ("none", "shift", "shift+flip")
 
 
 def augment_batch(x, shape, mode, gen, max_shift=2):
