@@ -9,8 +9,11 @@ import pytest
 from conftest import hwgen
 
 
-def assert_clean_error(proc, needle):
-    assert proc.returncode != 0
+def assert_clean_error(proc, needle, code=2):
+    """One ``hwgen: error:`` line naming ``needle``, last, no traceback, and
+    exit code ``code`` (2: usage or bad input, 1: verification failed, 3:
+    not installed)."""
+    assert proc.returncode == code, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     errors = [line for line in lines if line.startswith("hwgen: error:")]
@@ -94,7 +97,7 @@ def test_cnn_flow_from_the_command_line(tmp_path):
     into pixel-stream conv hardware with folded dense layers, synthesized and
     simulated bit-exact on all test images; the report lists the conv layers."""
     proc = hwgen("flow", "--model", "cnn", "--conv", "c4,p", "--hidden", "8", "--epochs", "2",
-                 "--arch", "folded", "--target", "generic", "-o", tmp_path / "f")
+                 "--arch", "folded", "--target", "generic", "--no-timing", "--no-prove", "-o", tmp_path / "f")
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "f" / "report.json").read_text())
     assert report["bitexact"] == {**report["bitexact"], "mismatches": 0, "vectors": 360}
@@ -188,12 +191,22 @@ def test_sim_catches_tampered_rtl_and_flow_reports(tmp_path):
     assert report["area"]["generic"]["cells"] > 0
     assert sum(report["bit_histogram"].values()) == 64 * 6 + 6 * 10
     assert (out / report["artifacts"]["verilog"]).is_file() and (out / "report.md").is_file()
+    # the default flow also places and routes (the smallest device it fits: the HX8K) and proves the
+    # layers under the fan-in limit (fc1: 6 inputs; fc0's 64 are skipped)
+    timing = report["timing"]
+    assert timing["target"] == "ice40" and timing["tried"] == [] and 1 < timing["fmax_mhz"] < 1000
+    assert 0 < timing["logic_cells"] <= timing["logic_available"] == 7680
+    proof = report["proof"]
+    assert [r["result"] for r in proof["layers"]] == ["skipped", "proven"] and proof["result"] == "incomplete"
+    assert proof["proven"] == 1 and proof["skipped"] == 1 and proof["counterexample"] == 0
+    assert f"Fmax **{timing['fmax_mhz']:.1f} MHz**" in md[0] and "| fc1 | proven |" in md[0]
+    assert report["versions"]["hwgen"] and report["data"]["name"] == "digits"
 
     sys.path.insert(0, str(Path(__file__).parent))
     from test_sim import tamper
     tamper(out / "rtl", tmp_path / "bad_rtl")
     proc = hwgen("sim", out / "model.hwgen", "--rtl", tmp_path / "bad_rtl")
-    assert_clean_error(proc, "does not match the golden reference")
+    assert_clean_error(proc, "does not match the golden reference", code=1)
     assert "360 vectors, 360 mismatches" in proc.stdout
 
 

@@ -225,6 +225,24 @@ def test_timing_says_the_demo_does_not_fit_the_hx8k_before_nextpnr(digits_run, t
     assert not (rtl_dir / "timing" / "ice40" / "nextpnr.log").exists()
 
 
+@pytest.mark.slow
+def test_flow_timing_auto_takes_the_smallest_device_the_design_fits(small_rtl):
+    """``timing="auto"``: a device whose LUT4 count from the flow's own
+    synthesis exceeds its logic cells is passed over without a harness
+    synthesis (here the iCE40, told it needs 9,000), and the next larger one
+    is placed and routed."""
+    from hwgen import FlowConfig
+    from hwgen.report import _Stages, _timing
+    manifest = rtl.read_manifest(small_rtl)
+    area = {"ice40": {"total": {"lut4": 9000}}}
+    result = _timing(FlowConfig(), small_rtl, area, manifest, _Stages(lambda m: None), lambda m: None)
+    assert result["target"] == "ecp5" and result["fmax_mhz"] > 1
+    assert result["tried"] == [{"target": "ice40", "device": "iCE40 HX8K (ct256)", "needed": 9000,
+                                "available": 7680, "by": "ice40 synthesis, lut4"}]
+    off = _timing(FlowConfig(timing=None), small_rtl, area, manifest, None, None)
+    assert off == {"result": "off", "reason": "--no-timing"}
+
+
 def test_design_too_big_for_the_device_is_named():
     """nextpnr's placer error (measured: the digits demo on an HX8K) becomes one
     sentence saying the design does not fit and what to try for that

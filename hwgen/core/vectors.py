@@ -44,6 +44,9 @@ def sha256(path):
 
 def _load_npy(path):
     try:
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise HwgenError(f"{path}: not a readable .npy file (no NumPy header)")
         return np.load(path, allow_pickle=False)
     except ValueError as exc:      # an object array needs pickle
         raise HwgenError(f"{path}: cannot read the array without pickle ({exc}); save plain integer "

@@ -137,20 +137,23 @@ def load_dataset(name, data_dir=None):
     return loader(data_dir)
 
 
-def _shape_of(x, input_shape, where):
-    if x.ndim == 4:
-        if input_shape is not None and tuple(input_shape) != tuple(x.shape[1:]):
-            raise HwgenError(f"{where} are images {list(x.shape[1:])}, not the --input-shape "
-                             f"{list(input_shape)}")
-        return tuple(int(d) for d in x.shape[1:])
-    if x.ndim != 2:
-        raise HwgenError(f"{where} have shape {list(x.shape)}; expected [N, features] or [N, C, H, W]")
-    if input_shape is not None:
-        if int(np.prod(input_shape)) != x.shape[1]:
-            raise HwgenError(f"{where} have {x.shape[1]} features, but --input-shape "
-                             f"{'x'.join(map(str, input_shape))} has {int(np.prod(input_shape))}")
-        return tuple(int(d) for d in input_shape)
-    return (1, 1, int(x.shape[1]))
+def _image_shape(splits, input_shape):
+    """``(C, H, W)`` of the user's inputs: ``input_shape``, else that of an
+    ``[N, C, H, W]`` split, else ``(1, 1, features)``; every split must agree."""
+    images = [tuple(int(d) for d in x.shape[1:]) for _, x in splits if x.ndim == 4]
+    shape = tuple(int(d) for d in input_shape) if input_shape is not None else \
+        images[0] if images else (1, 1, int(splits[0][1].shape[1]) if splits[0][1].ndim == 2 else 0)
+    for where, x in splits:
+        if x.ndim == 4 and tuple(x.shape[1:]) != shape:
+            raise HwgenError(f"the {where} inputs are images {list(x.shape[1:])}, not {list(shape)}"
+                             + (" (--input-shape)" if input_shape is not None else ""))
+        if x.ndim == 2 and x.shape[1] != int(np.prod(shape)):
+            raise HwgenError(f"the {where} inputs have {x.shape[1]} features, not the {int(np.prod(shape))} of "
+                             f"{'x'.join(map(str, shape))}" + (" (--input-shape)" if input_shape is not None else ""))
+        if x.ndim not in (2, 4):
+            raise HwgenError(f"the {where} inputs have shape {list(x.shape)}; expected [N, features] or "
+                             f"[N, C, H, W]")
+    return shape
 
 
 def user_dataset(train, test, *, input_bits=None, input_shape=None):
@@ -168,10 +171,7 @@ def user_dataset(train, test, *, input_bits=None, input_shape=None):
         x, y, read = vectors.read_spec(spec, need_labels=True)
         raw[split] = (np.asarray(x), y)
         files += [{"split": split, **f} for f in read]
-    shape = _shape_of(raw["train"][0], input_shape, "the training inputs")
-    test_shape = _shape_of(raw["test"][0], input_shape or shape, "the test inputs")
-    if test_shape != shape:
-        raise HwgenError(f"the test inputs are {list(test_shape)}, the training inputs {list(shape)}")
+    shape = _image_shape([(split, x) for split, (x, _) in raw.items()], input_shape)
     features = int(np.prod(shape))
     checked = {}
     for split, (x, y) in raw.items():
