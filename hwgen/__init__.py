@@ -20,7 +20,7 @@ import importlib
 from .core.artifact import Artifact, Layer, load
 from .core.design import Design
 from .core.manifest import Manifest
-from .errors import ArtifactError, HwgenError
+from .errors import ArtifactError, HwgenError, NotInstalledError, VerificationError
 from .flowconfig import FlowConfig
 
 __version__ = "0.2.0.dev0"   # pyproject.toml reads it (the one place it is set)
@@ -38,7 +38,7 @@ _LAZY = {
 }
 
 __all__ = ["__version__", "Artifact", "Layer", "load", "Design", "Manifest", "FlowConfig", "HwgenError",
-           "ArtifactError", *_LAZY]
+           "ArtifactError", "VerificationError", "NotInstalledError", *_LAZY]
 
 
 def __getattr__(name):

@@ -98,7 +98,8 @@ def run_flow(config, out, *, log=print):
         "rtl": _rtl_entry(manifest),
         "artifacts": {"model": "model.hwgen", "checkpoint": "model.pt", "verilog": "rtl/hwgen_top.v",
                       "rtlil": "rtl/hwgen_top.il"},
-        "training": {k: v for k, v in info.items() if k not in ("float_accuracy", "input")},
+        "training": {k: ({b: round(f, 12) for b, f in v.items()} if k == "mix" else v)   # 0.6, not 0.6000000000000001
+                     for k, v in info.items() if k not in ("float_accuracy", "input")},
         "timing_s": stages.timing,
         "config": config.to_dict(),
         "versions": versions(),
@@ -168,10 +169,16 @@ def _device_families(target):
     return REGISTRY[target].families
 
 
+#: seconds the flow's SAT proof may take per layer (hwgen equiv's default is 300)
+PROOF_TIMEOUT_S = 60
+
+
 def _proof(integer, rtl_dir, log):
-    """report.json's ``proof``: the SAT proof's per-layer records and counts."""
+    """report.json's ``proof``: the SAT proof's per-layer records and counts
+    (a layer that takes over :data:`PROOF_TIMEOUT_S` is recorded as a
+    timeout; ``hwgen equiv --timeout`` gives it longer)."""
     from .api import prove
-    layers = prove(integer, rtl_dir, log=log)
+    layers = prove(integer, rtl_dir, timeout_s=PROOF_TIMEOUT_S, log=log)
     seconds = {r["layer"]: r.pop("seconds") for r in layers if "seconds" in r}
     counts = {k: sum(r["result"] == k for r in layers) for k in ("proven", "counterexample", "timeout", "skipped")}
     result = "counterexample" if counts["counterexample"] else "proven" if counts["proven"] == len(layers) else \

@@ -226,7 +226,7 @@ def test_cnn_flow_on_xc7_primitives(tmp_path):
     dense neurons are bit heaps, synthesized for xc7 (the default target
     then) and simulated bit-exact on all 360 test images."""
     proc = hwgen("flow", "--model", "cnn", "--conv", "c4,p", "--hidden", "8", "--epochs", "2",
-                 "--family", "xc7", "-o", tmp_path / "f")
+                 "--family", "xc7", "--no-prove", "-o", tmp_path / "f")
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "f" / "report.json").read_text())
     assert report["bitexact"] == {**report["bitexact"], "mismatches": 0, "vectors": 360}
