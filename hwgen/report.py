@@ -25,9 +25,10 @@ class _Stages:
     def run(self, name, fn):
         self.log(f"[{name}]")
         t0 = time.perf_counter()
-        result = fn()
-        self.timing[name] = round(time.perf_counter() - t0, 2)
-        return result
+        try:
+            return fn()
+        finally:    # a stage that raised (a device the design does not fit) took its time too
+            self.timing[name] = round(time.perf_counter() - t0, 2)
 
 
 def run_flow(config, out, *, log=print):
