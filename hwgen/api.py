@@ -135,12 +135,19 @@ def simulate(artifact: Artifact, rtl_dir, inputs, labels=None, simulators: Seque
                      runs=runs)
 
 
-def prove(artifact: Artifact, rtl_dir, *, max_fan_in=None, timeout_s=300, log=None) -> list:
-    """Yosys SAT proofs that each layer of the RTL in ``rtl_dir`` with a
-    fan-in of at most ``max_fan_in`` equals ``artifact``'s layer for every
-    input vector: one record per layer, ``result`` ``proven``,
-    ``counterexample`` (with the input), ``timeout`` or ``skipped`` (with the
-    reason)."""
+def prove(artifact: Artifact, rtl_dir, *, method: str = "auto", max_fan_in: int | None = None,
+          timeout_s: float = 300, log=None) -> list:
+    """Prove every layer of the RTL in ``rtl_dir`` and its argmax equal to
+    ``artifact`` for every input: one record per layer and one for the
+    argmax, ``result`` "proven", "counterexample" (with the input),
+    "unproven" or "skipped" (with the reason) or "timeout".
+
+    ``method`` (see :data:`hwgen.tools.equiv.METHODS`): "symbolic" reads
+    each layer's exact linear forms off the netlist (any fan-in); "sat"
+    runs Yosys SAT against a reference circuit for fan-ins up to
+    ``max_fan_in``; "auto" uses SAT where the symbolic proof cannot follow
+    the netlist. :func:`hwgen.tools.equiv.summarize` counts the records."""
     from .tools.equiv import DEFAULT_MAX_FAN_IN, check_rtl
-    return check_rtl(artifact, rtl_dir, max_fan_in=DEFAULT_MAX_FAN_IN if max_fan_in is None else max_fan_in,
+    return check_rtl(artifact, rtl_dir, method=method,
+                     max_fan_in=DEFAULT_MAX_FAN_IN if max_fan_in is None else max_fan_in,
                      timeout_s=timeout_s, log=log)

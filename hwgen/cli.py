@@ -123,6 +123,34 @@ def _int_at_least(low):
 _nonneg_int, _positive_int = _int_at_least(0), _int_at_least(1)
 
 
+def _float_within(low, high, *, open_low=False):
+    """A parse-time range check: finite, ``low < value`` (``open_low``) or
+    ``low <= value``, and ``value <= high``; nan and inf never pass."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        ok = (value > low if open_low else value >= low) and value <= high   # False for nan
+        if not ok or value in (float("inf"), float("-inf")):
+            side = f"> {low:g}" if open_low else f">= {low:g}"
+            raise argparse.ArgumentTypeError(f"expected a finite number {side} and <= {high:g}, got {text!r}")
+        return value
+    return parse
+
+
+def _int_within(low, high):
+    def parse(text):
+        value = _int_at_least(low)(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"expected an integer within {low}..{high}, got {text!r}")
+        return value
+    return parse
+
+
+_positive_float = _float_within(0, float("inf"), open_low=True)
+
+
 def _add_pipeline_arg(p):
     p.add_argument("--pipeline", type=_nonneg_int, default=0, metavar="K",
                    help="register every K adder levels inside each layer (folded: inside each lane), "
@@ -248,9 +276,11 @@ def _add_model_args(p, sweep=False):
                    help="transformer blocks (default: %(default)s)")
     p.add_argument("--heads", type=int, default=DEFAULTS["heads"],
                    help="transformer attention heads (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="default: %(default)s")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="default: %(default)s")
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="Adam learning rate, cosine-annealed "
+    p.add_argument("--epochs", type=_positive_int, default=DEFAULTS["epochs"], help="default: %(default)s")
+    p.add_argument("--batch-size", type=_positive_int, default=DEFAULTS["batch_size"],
+                   help="default: %(default)s")
+    p.add_argument("--lr", type=_float_within(0, 10, open_low=True), default=DEFAULTS["lr"],
+                   help="Adam learning rate, cosine-annealed "
                    "(default: %(default)s)")
     if not sweep:
         p.add_argument("--bits", default=DEFAULTS["bits"],
@@ -268,7 +298,7 @@ def _add_model_args(p, sweep=False):
     p.add_argument("--augment", default=DEFAULTS["augment"], choices=AUGMENTS,
                    help="training augmentation: random shifts of up to 2 pixels, plus left-right flips "
                         "(for clothes, not digits) (default: %(default)s)")
-    p.add_argument("--dropout", type=float, default=DEFAULTS["dropout"],
+    p.add_argument("--dropout", type=_float_within(0, 0.99), default=DEFAULTS["dropout"],
                    help="dropout on the dense layers' inputs during training (default: %(default)s)")
     p.add_argument("--logit-scale", action=argparse.BooleanOptionalAction, default=DEFAULTS["logit_scale"],
                    help="learn a positive factor on the class scores (a softmax temperature; export drops "
@@ -291,7 +321,7 @@ def _add_model_args(p, sweep=False):
                         "layer's outputs, C its fan-in. 'neuron': one bit count per neuron or output "
                         "channel, so that unrolled area follows the average bits; 'input': one per "
                         "input of each layer, shared by its neurons (default: per weight)")
-    p.add_argument("--threads", type=int, default=DEFAULTS["threads"],
+    p.add_argument("--threads", type=_int_within(0, 1024), default=DEFAULTS["threads"],
                    help="torch CPU threads (default: 0 = all cores)")
 
 
@@ -445,9 +475,10 @@ def cmd_sim(args):
     from .core import artifact
     from .tools.sim import simulate
     model = artifact.load(args.artifact)
+    rtl_dir = Path(args.rtl)
+    _check_edited(args, model, rtl_dir)
     x, y, what = _sim_vectors(args, model)
     _log(f"{len(x)} vectors from {what}")
-    rtl_dir = Path(args.rtl)
     if args.netlist:
         from .tools.synth import synthesize
         res = synthesize(rtl_dir, args.netlist, log=_log)
@@ -485,24 +516,42 @@ def cmd_sim(args):
         raise VerificationError("the RTL does not match the golden reference")
 
 
+def _check_edited(args, model, rtl_dir):
+    """``hwgen sim`` / ``hwgen equiv``: refuse RTL whose Verilog or artifact
+    is not the one rtl.json records, unless --allow-edited (then say so)."""
+    from .core import artifact
+    from .core.manifest import check_integrity, read_manifest
+    digests = {_sha256(args.artifact), hashlib.sha256(artifact.dumps(model)).hexdigest()}
+    for what in check_integrity(rtl_dir, read_manifest(rtl_dir), digests, allow_edited=args.allow_edited):
+        _log(f"--allow-edited: {what}")
+
+
 def cmd_equiv(args):
     from .core import artifact
-    from .tools.equiv import check_rtl
+    from .tools.equiv import check_rtl, summarize
     model = artifact.load(args.artifact)
-    _log(f"proving the layers of {args.rtl} equal to reference circuits (Yosys SAT) ...")
-    results = check_rtl(model, args.rtl, max_fan_in=args.max_fan_in, timeout_s=args.timeout, log=_log)
+    _check_edited(args, model, Path(args.rtl))
+    _log(f"proving the layers and the argmax of {args.rtl} equal to the artifact ({args.method}) ...")
+    results = check_rtl(model, args.rtl, method=args.method, max_fan_in=args.max_fan_in,
+                        timeout_s=args.timeout, log=_log)
     for r in results:
-        detail = r.get("reason") or f"{r['seconds']} s, log {Path(args.rtl) / r['log']}"
+        detail = r.get("reason") or f"{r['method']}, {r['seconds']} s" + \
+            (f", log {Path(args.rtl) / r['log']}" if r.get("log") else "")
         print(f"{r['layer']}: {r['result']} ({detail})")
         if r["result"] == "counterexample":
-            print(f"  input on which the RTL and the reference differ: {r['counterexample']}")
+            what = "scores" if r["layer"] == "argmax" else "input"
+            print(f"  {what} on which the RTL and the artifact differ: {r['counterexample']}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    bad = [r["layer"] for r in results if r["result"] == "counterexample"]
-    if bad:
-        raise VerificationError(f"layer {', '.join(bad)} of the RTL is not equivalent to the artifact")
-    if args.strict and any(r["result"] != "proven" for r in results):
-        raise HwgenError("--strict: not every layer was proven (skipped or timed out)")
+    summary = summarize(results)
+    print(f"{summary['proven']} of {summary['total']} parts proven (layers and argmax)")
+    if summary["counterexample"]:
+        raise VerificationError(f"{', '.join(summary['counterexample'])} of the RTL "
+                                f"{'is' if len(summary['counterexample']) == 1 else 'are'} not equivalent "
+                                f"to the artifact")
+    if not summary["complete"] and not args.allow_partial:
+        raise VerificationError(f"only {summary['proven']} of {summary['total']} parts proven; not proven: "
+                                f"{', '.join(summary['not_proven'])} (--allow-partial accepts this)")
 
 
 def _flow_config(args):
@@ -624,7 +673,8 @@ def _add_export_command(sub):
     p = sub.add_parser("export", help="freeze a checkpoint into an integer model artifact")
     p.add_argument("checkpoint")
     p.add_argument("-o", "--output", required=True, help="artifact file to write (.hwgen)")
-    p.add_argument("--frac-bits", type=int, default=8, help="fixed-point bits of the scales (default: 8)")
+    p.add_argument("--frac-bits", type=_int_within(0, 24), default=8,
+                   help="fixed-point bits of the scales, 0..24 (default: 8)")
     p.set_defaults(func=cmd_export)
 
 
@@ -678,27 +728,38 @@ def _add_sim_command(sub):
     _add_data_args(p, own="sim")
     p.add_argument("--simulator", action="append", choices=["verilator", "icarus"],
                    help="simulator, repeatable (default: verilator)")
-    p.add_argument("--limit", type=int, help="only the first N test images")
+    p.add_argument("--limit", type=_positive_int, help="only the first N test images")
+    p.add_argument("--allow-edited", action="store_true",
+                   help="simulate RTL whose Verilog or artifact differs from what rtl.json records")
     p.add_argument("--netlist", choices=["generic", "ice40", "xc7"],
                    help="synthesize the RTL for this target first and simulate the gate netlist "
                         "(ice40: SB_* cells, xc7: LUT/CARRY4/FDRE cells, with Yosys's cell models)")
-    p.add_argument("--backpressure", type=float, default=0.0,
+    p.add_argument("--backpressure", type=_float_within(0, 0.99), default=0.0,
                    help="probability the sink stalls a cycle (default: 0)")
     p.set_defaults(func=cmd_sim)
 
 
 def _add_equiv_command(sub):
-    from .tools.equiv import DEFAULT_MAX_FAN_IN
-    p = sub.add_parser("equiv", help="prove small layers of the RTL equal to the artifact for every "
-                       "input (Yosys SAT against a reference circuit)")
+    from .tools.equiv import DEFAULT_MAX_FAN_IN, METHODS
+    p = sub.add_parser("equiv", help="prove every layer and the argmax of the RTL equal to the artifact "
+                       "for every input (exits 1 unless all of it is proven)")
     p.add_argument("artifact")
     p.add_argument("--rtl", required=True, help="RTL directory (with rtl.json) to check")
-    p.add_argument("--max-fan-in", type=int, default=DEFAULT_MAX_FAN_IN,
-                   help="skip layers with a larger fan-in; SAT time grows exponentially with it "
-                        "(default: %(default)s)")
-    p.add_argument("--timeout", type=float, default=300, help="seconds per layer (default: %(default)s)")
-    p.add_argument("--strict", action="store_true", help="also fail when a layer is skipped or times out")
-    p.add_argument("--json", help="write the per-layer results here")
+    p.add_argument("--method", default="auto", choices=METHODS,
+                   help="symbolic: the netlist's exact linear forms, any fan-in; sat: Yosys SAT against "
+                        "a reference circuit, small fan-ins; auto: symbolic, then SAT where the symbolic "
+                        "proof cannot follow the netlist (default: %(default)s)")
+    p.add_argument("--max-fan-in", type=_positive_int, default=DEFAULT_MAX_FAN_IN,
+                   help="SAT proofs only for layers up to this fan-in; SAT time grows exponentially with "
+                        "it (default: %(default)s)")
+    p.add_argument("--timeout", type=_positive_float, default=300,
+                   help="seconds per SAT proof (default: %(default)s)")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="exit 0 when no counterexample was found though not every part was proven")
+    p.add_argument("--allow-edited", action="store_true",
+                   help="verify RTL whose Verilog or artifact differs from what rtl.json records")
+    p.add_argument("--strict", action="store_true", help=argparse.SUPPRESS)   # the default since 0.2
+    p.add_argument("--json", help="write the per-part results here")
     p.set_defaults(func=cmd_equiv)
 
 
@@ -707,7 +768,8 @@ def _add_flow_command(sub):
     p = sub.add_parser("flow", help="train, export, generate RTL, synthesize, simulate, report")
     _add_model_args(p)
     p.add_argument("-o", "--output", required=True, help="output directory")
-    p.add_argument("--frac-bits", type=int, default=8, help="fixed-point bits of the scales (default: 8)")
+    p.add_argument("--frac-bits", type=_int_within(0, 24), default=8,
+                   help="fixed-point bits of the scales, 0..24 (default: 8)")
     p.add_argument("--target", action="append", choices=list(TARGETS),
                    help="synthesis target, repeatable (default: generic and ice40; xc7 with --family xc7)")
     p.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
@@ -718,7 +780,7 @@ def _add_flow_command(sub):
                         "design fits, by its logic cells counted before nextpnr (default: %(default)s)")
     p.add_argument("--no-timing", action="store_true", help="no place and route (no Fmax in the report)")
     p.add_argument("--no-prove", action="store_true",
-                   help="no SAT proof of the layers under the fan-in limit (hwgen equiv)")
+                   help="no proof of the layers and the argmax (hwgen equiv)")
     _add_arch_args(p)
     _add_family_arg(p)
     p.add_argument("--config", metavar="FLOW.json",

@@ -116,14 +116,14 @@ def run_flow(config, out, *, log=print):
     elif timing["result"] != "off":
         log(f"  no place and route: {timing['reason']}")
     if proof["result"] != "off":
-        log(f"  proof: {proof['proven']} of {len(proof['layers'])} layers proven equal to the artifact, "
-            f"{proof['skipped']} skipped" + (f", {proof['counterexample']} with a counterexample"
-                                             if proof["counterexample"] else ""))
+        log(f"  proof: {proof['proven']} of {len(proof['layers'])} parts (layers and argmax) proven equal to "
+            f"the artifact" + (f"; not proven: {', '.join(proof['not_proven'])}" if proof["not_proven"] else "")
+            + (f"; {proof['counterexample']} with a counterexample" if proof["counterexample"] else ""))
     if sim["mismatches"]:
         raise VerificationError(f"RTL differs from the golden reference on {sim['mismatches']} test vectors")
     if proof.get("counterexample"):
         bad = [r["layer"] for r in proof["layers"] if r["result"] == "counterexample"]
-        raise VerificationError(f"the SAT proof found a counterexample: layer {', '.join(bad)} of the RTL "
+        raise VerificationError(f"the proof found a counterexample: {', '.join(bad)} of the RTL "
                                 f"differs from the artifact (report.json, proof)")
     return report
 
@@ -170,21 +170,26 @@ def _device_families(target):
     return REGISTRY[target].families
 
 
-#: seconds the flow's SAT proof may take per layer (hwgen equiv's default is 300)
+#: seconds the flow's SAT proof may take per part (hwgen equiv's default is 300)
 PROOF_TIMEOUT_S = 60
 
 
 def _proof(integer, rtl_dir, log):
-    """report.json's ``proof``: the SAT proof's per-layer records and counts
-    (a layer that takes over :data:`PROOF_TIMEOUT_S` is recorded as a
-    timeout; ``hwgen equiv --timeout`` gives it longer)."""
+    """report.json's ``proof``: :func:`hwgen.prove`'s records (every layer
+    and the argmax) and their counts; ``result`` "proven" (all of it),
+    "counterexample" or "incomplete" (``not_proven`` names the parts)."""
     from .api import prove
+    from .tools.equiv import summarize
     layers = prove(integer, rtl_dir, timeout_s=PROOF_TIMEOUT_S, log=log)
-    seconds = {r["layer"]: r.pop("seconds") for r in layers if "seconds" in r}
-    counts = {k: sum(r["result"] == k for r in layers) for k in ("proven", "counterexample", "timeout", "skipped")}
-    result = "counterexample" if counts["counterexample"] else "proven" if counts["proven"] == len(layers) else \
-        "incomplete"
-    return {"result": result, "layers": layers, **counts, "seconds": seconds}
+    seconds = {r["layer"]: r.pop("seconds") for r in layers if r.get("seconds") is not None}
+    for r in layers:
+        r.pop("seconds", None)
+    counts = {k: sum(r["result"] == k for r in layers)
+              for k in ("proven", "counterexample", "unproven", "timeout", "skipped")}
+    summary = summarize(layers)
+    result = "counterexample" if counts["counterexample"] else "proven" if summary["complete"] else "incomplete"
+    return {"result": result, "layers": layers, **counts, "not_proven": summary["not_proven"],
+            "seconds": seconds}
 
 
 def _data_entry(data):
@@ -326,12 +331,14 @@ def _proof_markdown(proof):
     if not proof:
         return []
     if proof["result"] == "off":
-        return ["## SAT proof", "", "Not run (--no-prove).", ""]
-    lines = ["## SAT proof", "",
-             f"{proof['proven']} of {len(proof['layers'])} layers proven equal to the artifact for every input "
-             f"(Yosys SAT); {proof['skipped']} skipped: simulation checks them on the test vectors only.", "",
-             "| layer | result | note |", "|---|---|---|"]
+        return ["## Proof", "", "Not run (--no-prove).", ""]
+    missing = proof.get("not_proven", [])
+    lines = ["## Proof", "",
+             f"{proof['proven']} of {len(proof['layers'])} parts (layers and argmax) proven equal to the "
+             f"artifact for every input" + (f"; not proven: {', '.join(missing)} (simulation checks those on "
+                                            f"the test vectors only)" if missing else "") + ".", "",
+             "| part | result | method | note |", "|---|---|---|---|"]
     for r in proof["layers"]:
         note = r.get("reason") or (f"input {r['counterexample']}" if r["result"] == "counterexample" else "")
-        lines.append(f"| {r['layer']} | {r['result']} | {note} |")
+        lines.append(f"| {r['layer']} | {r['result']} | {r.get('method', '')} | {note} |")
     return lines + [""]

@@ -160,3 +160,15 @@ def hwgen(*args, cwd=None, env=None):
     ``env``: variables to set on top of this process's environment."""
     return subprocess.run([sys.executable, "-m", "hwgen.cli", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, env={**os.environ, **(env or {})})
+
+
+def assert_clean_error(proc, needle, code=2):
+    """One ``hwgen: error:`` line naming ``needle``, last, no traceback, and
+    exit code ``code`` (2: usage or bad input, 1: verification failed, 3:
+    not installed)."""
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("hwgen: error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], proc.stderr
+    assert needle in errors[0], proc.stderr

@@ -6,19 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import hwgen
-
-
-def assert_clean_error(proc, needle, code=2):
-    """One ``hwgen: error:`` line naming ``needle``, last, no traceback, and
-    exit code ``code`` (2: usage or bad input, 1: verification failed, 3:
-    not installed)."""
-    assert proc.returncode == code, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    errors = [line for line in lines if line.startswith("hwgen: error:")]
-    assert len(errors) == 1 and lines[-1] == errors[0], proc.stderr
-    assert needle in errors[0], proc.stderr
+from conftest import assert_clean_error, hwgen
 
 
 @pytest.mark.parametrize("verb", ["train", "export", "rtl", "synth", "timing", "sim", "equiv", "flow", "sweep"])
@@ -191,21 +179,25 @@ def test_sim_catches_tampered_rtl_and_flow_reports(tmp_path):
     assert report["area"]["generic"]["cells"] > 0
     assert sum(report["bit_histogram"].values()) == 64 * 6 + 6 * 10
     assert (out / report["artifacts"]["verilog"]).is_file() and (out / "report.md").is_file()
-    # the default flow also places and routes (the smallest device it fits: the HX8K) and proves the
-    # layers under the fan-in limit (fc1: 6 inputs; fc0's 64 are skipped)
+    # the default flow also places and routes (the smallest device it fits: the HX8K) and proves
+    # every layer (fc0's 64 inputs symbolically) and the argmax
     timing = report["timing"]
     assert timing["target"] == "ice40" and timing["tried"] == [] and 1 < timing["fmax_mhz"] < 1000
     assert 0 < timing["logic_cells"] <= timing["logic_available"] == 7680
     proof = report["proof"]
-    assert [r["result"] for r in proof["layers"]] == ["skipped", "proven"] and proof["result"] == "incomplete"
-    assert proof["proven"] == 1 and proof["skipped"] == 1 and proof["counterexample"] == 0
-    assert f"Fmax **{timing['fmax_mhz']:.1f} MHz**" in md[0] and "| fc1 | proven |" in md[0]
+    assert [r["result"] for r in proof["layers"]] == ["proven"] * 3 and proof["result"] == "proven"
+    assert [r["layer"] for r in proof["layers"]] == ["fc0", "fc1", "argmax"] and proof["not_proven"] == []
+    assert proof["proven"] == 3 and proof["skipped"] == 0 and proof["counterexample"] == 0
+    assert f"Fmax **{timing['fmax_mhz']:.1f} MHz**" in md[0] and "| fc0 | proven | symbolic |" in md[0]
     assert report["versions"]["hwgen"] and report["data"]["name"] == "digits"
 
     sys.path.insert(0, str(Path(__file__).parent))
     from test_sim import tamper
     tamper(out / "rtl", tmp_path / "bad_rtl")
+    # edited Verilog is refused before it is simulated, then verified on purpose
     proc = hwgen("sim", out / "model.hwgen", "--rtl", tmp_path / "bad_rtl")
+    assert_clean_error(proc, "is not the Verilog rtl.json records", code=2)
+    proc = hwgen("sim", out / "model.hwgen", "--rtl", tmp_path / "bad_rtl", "--allow-edited")
     assert_clean_error(proc, "does not match the golden reference", code=1)
     assert "360 vectors, 360 mismatches" in proc.stdout
 

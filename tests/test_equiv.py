@@ -1,5 +1,8 @@
-"""Formal equivalence (Yosys SAT) of generated layers with the reference circuit."""
+"""Formal equivalence of generated RTL with the artifact: the symbolic proof
+of every layer (hwgen.tools.symbolic), Yosys SAT against a reference
+circuit, and the argmax."""
 import copy
+import hashlib
 import itertools
 import json
 import re
@@ -10,9 +13,10 @@ import pytest
 from hwgen import rtl
 
 from hwgen.core import artifact
-from hwgen.tools.equiv import check_layer, check_rtl, reference_verilog
+from hwgen.tools.equiv import check_layer, check_rtl, reference_verilog, summarize
+from hwgen.tools.symbolic import prove_layer
 
-from conftest import hwgen, random_cnn, random_model
+from conftest import assert_clean_error, hwgen, random_cnn, random_model
 
 pytestmark = pytest.mark.slow
 
@@ -39,18 +43,38 @@ def all_inputs(layer):
     (2, [8, 4, 2], 1, 4),    # 1-bit unsigned pixels
     (3, [5, 8, 8, 3], 2, 2),
 ])
-def test_small_random_networks_are_proven(tmp_path, seed, sizes, input_bits, frac_bits):
+@pytest.mark.parametrize("method", ["symbolic", "sat"])
+def test_small_random_networks_are_proven(tmp_path, seed, sizes, input_bits, frac_bits, method):
     model = random_model(np.random.default_rng(seed), sizes, input_bits=input_bits, frac_bits=frac_bits,
                          prune=0.25)
     rtl.generate(model, tmp_path / "rtl")
-    results = check_rtl(model, tmp_path / "rtl", timeout_s=240)
-    assert [r["result"] for r in results] == ["proven"] * len(model.layers), results
+    results = check_rtl(model, tmp_path / "rtl", method=method, timeout_s=240)
+    assert [r["result"] for r in results] == ["proven"] * (len(model.layers) + 1), results
+    assert [r["method"] for r in results] == [method] * len(model.layers) + ["sat"]
+    assert results[-1]["layer"] == "argmax"
     assert all(r["weight_bits"] == int(l.nbits.astype(int).sum()) for r, l in zip(results, model.layers))
+    assert summarize(results)["complete"]
 
 
+@pytest.mark.parametrize("seed,sizes,input_bits", [(20, [64, 24, 10], 5), (21, [100, 40, 30, 10], 8)])
+def test_wide_layers_are_proven_symbolically(tmp_path, seed, sizes, input_bits):
+    """Fan-ins of 24 to 100, out of SAT's reach, proven in seconds."""
+    model = random_model(np.random.default_rng(seed), sizes, input_bits=input_bits, frac_bits=6, prune=0.2)
+    rtl.generate(model, tmp_path / "rtl")
+    results = check_rtl(model, tmp_path / "rtl", timeout_s=240)
+    assert [r["result"] for r in results] == ["proven"] * (len(model.layers) + 1), results
+
+
+def _prove(method, layer, rtl_dir, module, score_width):
+    if method == "sat":
+        return check_layer(layer, rtl_dir, module, score_width, timeout_s=240)
+    return prove_layer(layer, rtl_dir, module, score_width)
+
+
+@pytest.mark.parametrize("method", ["symbolic", "sat"])
 @pytest.mark.parametrize("seed", range(6))
-def test_verdict_agrees_with_exhaustive_enumeration(tmp_path, seed):
-    """RTL generated from a model with one weight's plane bit flipped: SAT's
+def test_verdict_agrees_with_exhaustive_enumeration(tmp_path, seed, method):
+    """RTL generated from a model with one weight's plane bit flipped: the
     verdict must match a brute-force comparison over every input, and a
     counterexample must really separate the two layers."""
     rng = np.random.default_rng(100 + seed)
@@ -61,7 +85,7 @@ def test_verdict_agrees_with_exhaustive_enumeration(tmp_path, seed):
     o, j = map(int, np.argwhere(layer.nbits > 0)[rng.integers(int((layer.nbits > 0).sum()))])
     tampered.layers[k].planes[0, o, j] ^= 1
     man = rtl.generate(tampered, tmp_path / "rtl")
-    res = check_layer(layer, tmp_path / "rtl", man["layers"][k]["module"], man["score_width"], timeout_s=240)
+    res = _prove(method, layer, tmp_path / "rtl", man["layers"][k]["module"], man["score_width"])
     differing = [x for x in all_inputs(layer)
                  if layer_outputs(layer, x) != layer_outputs(tampered.layers[k], x)]
     if differing:
@@ -75,7 +99,8 @@ def test_verdict_agrees_with_exhaustive_enumeration(tmp_path, seed):
         assert differing
 
 
-def test_narrow_score_port_is_a_counterexample(tmp_path):
+@pytest.mark.parametrize("method", ["symbolic", "sat"])
+def test_narrow_score_port_is_a_counterexample(tmp_path, method):
     """The reference is wider than the RTL's scores: an RTL whose score 0
     wraps around (kept to 2 bits, sign-extended) is caught, not hidden."""
     model = random_model(np.random.default_rng(7), [4, 3], input_bits=3, frac_bits=4)
@@ -90,7 +115,7 @@ def test_narrow_score_port_is_a_counterexample(tmp_path):
     assert line, "score 0's assignment not found"
     path.write_text(text[:line.start()] + f"  wire [{w - 1}:0] t0 = {line.group(1)};\n"
                     f"  assign y[{w - 1}:0] = {{ {{{w - 1}{{t0[1]}}}}, t0[0] }};" + text[line.end():])
-    res = check_layer(layer, tmp_path / "rtl", man["layers"][0]["module"], w, timeout_s=240)
+    res = _prove(method, layer, tmp_path / "rtl", man["layers"][0]["module"], w)
     assert res["result"] == "counterexample"
     x = res["counterexample"]
     assert not -2 <= layer_outputs(layer, x)[0] <= 1
@@ -107,9 +132,9 @@ def test_reference_refuses_what_it_does_not_model():
 @pytest.mark.parametrize("folded", [False, True])
 def test_conv_window_datapaths_are_proven(tmp_path, folded):
     """A CNN's conv layer: its window datapath (fan-in channels x 3 x 3) is
-    proven equal to the reference circuit of its neurons; folded dense layers
-    are skipped as sequential; RTL with one conv plane bit flipped is a
-    counterexample."""
+    proven equal to its neurons, and so is fc0 (fan-in 27, symbolically);
+    folded dense layers are skipped as sequential; RTL with one conv plane
+    bit flipped is a counterexample, by either method."""
     rng = np.random.default_rng(12)
     model = random_cnn(rng, (1, 5, 5), [(3, (3, 3), 1)], [4, 3], input_bits=2, frac_bits=3, prune=0.2)
     folding = [None, (1, 1), (1, 1)] if folded else None
@@ -117,37 +142,47 @@ def test_conv_window_datapaths_are_proven(tmp_path, folded):
     results = check_rtl(model, tmp_path / "rtl", timeout_s=240)
     assert results[0]["result"] == "proven", results[0]
     if folded:
-        assert [r["result"] for r in results[1:]] == ["skipped", "skipped"]
+        assert [r["result"] for r in results[1:3]] == ["skipped", "skipped"]
         assert "folded" in results[1]["reason"]
     else:
-        assert [r["result"] for r in results[1:]] == ["skipped", "proven"]   # fc0: fan-in 27 > 12
+        assert [r["result"] for r in results[1:3]] == ["proven", "proven"]   # fc0: fan-in 27
+    assert results[3]["layer"] == "argmax"
     tampered = copy.deepcopy(model)
     o, j = map(int, np.argwhere(model.layers[0].nbits > 0)[0])
     tampered.layers[0].planes[0, o, j] ^= 1
     rtl.generate(tampered, tmp_path / "bad", folding=folding)
-    bad = check_rtl(model, tmp_path / "bad", timeout_s=240, max_fan_in=9)[0]
-    assert bad["result"] == "counterexample"
-    x = bad["counterexample"]
-    assert layer_outputs(model.layers[0], x) != layer_outputs(tampered.layers[0], x)
+    for method in ("symbolic", "sat"):
+        bad = check_rtl(model, tmp_path / "bad", method=method, timeout_s=240, max_fan_in=9)[0]
+        assert bad["result"] == "counterexample" and bad["method"] == method
+        x = bad["counterexample"]
+        assert layer_outputs(model.layers[0], x) != layer_outputs(tampered.layers[0], x)
 
 
-def test_cli_proves_skips_and_fails(tmp_path):
+def test_cli_proves_all_and_fails(tmp_path):
+    """hwgen equiv: exit 0 only when every layer and the argmax are proven;
+    1 on a counterexample, and 1 on a partial proof unless --allow-partial."""
     model = random_model(np.random.default_rng(4), [6, 20, 3], input_bits=2, frac_bits=3)
     artifact.save(model, tmp_path / "m.hwgen")
     rtl.generate(model, tmp_path / "rtl")
     proc = hwgen("equiv", tmp_path / "m.hwgen", "--rtl", tmp_path / "rtl", "--json", tmp_path / "eq.json")
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "eq.json").read_text())
-    assert [r["result"] for r in results] == ["proven", "skipped"]   # fc1 has fan-in 20 > 12
-    assert "fc1: skipped (fan-in 20 > 12" in proc.stdout
-    strict = hwgen("equiv", tmp_path / "m.hwgen", "--rtl", tmp_path / "rtl", "--strict")
-    assert strict.returncode == 2 and "not every layer was proven" in strict.stderr
-    # RTL of another model: a counterexample, one error line, exit 1
+    assert [r["result"] for r in results] == ["proven"] * 3
+    assert "3 of 3 parts proven" in proc.stdout
+    # SAT alone stops at the fan-in limit: fc1 (fan-in 20) is not proven, and that is a failure
+    sat = hwgen("equiv", tmp_path / "m.hwgen", "--rtl", tmp_path / "rtl", "--method", "sat")
+    assert "fc1: skipped (fan-in 20 > 12" in sat.stdout
+    assert_clean_error(sat, "only 2 of 3 parts proven; not proven: fc1 (--allow-partial accepts this)", code=1)
+    partial = hwgen("equiv", tmp_path / "m.hwgen", "--rtl", tmp_path / "rtl", "--method", "sat",
+                    "--allow-partial")
+    assert partial.returncode == 0, partial.stderr
+    # RTL of another model: refused as generated from another artifact, unless --allow-edited
     other = random_model(np.random.default_rng(5), [6, 20, 3], input_bits=2, frac_bits=3)
-    rtl.generate(other, tmp_path / "other")
-    bad = hwgen("equiv", tmp_path / "m.hwgen", "--rtl", tmp_path / "other", "--max-fan-in", "6")
+    rtl.generate(other, tmp_path / "other", artifact_sha256=hashlib.sha256(artifact.dumps(other)).hexdigest())
+    refused = hwgen("equiv", tmp_path / "m.hwgen", "--rtl", tmp_path / "other")
+    assert_clean_error(refused, "was generated from another artifact", code=2)
+    bad = hwgen("equiv", tmp_path / "m.hwgen", "--rtl", tmp_path / "other", "--allow-edited")
     assert bad.returncode == 1      # verification failed: a counterexample
     assert "fc0: counterexample" in bad.stdout and "input on which" in bad.stdout
-    assert bad.stderr.strip().splitlines()[-1] == \
-        "hwgen: error: layer fc0 of the RTL is not equivalent to the artifact"
-    assert "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].startswith("hwgen: error: fc0")
+    assert "not equivalent to the artifact" in bad.stderr and "Traceback" not in bad.stderr

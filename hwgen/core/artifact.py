@@ -10,6 +10,7 @@ documented in ``docs/format.md``; :func:`load` validates every field and raises
 import hashlib
 import io
 import json
+import math
 import zipfile
 from dataclasses import dataclass, field
 
@@ -326,6 +327,10 @@ def _int_list(entry, key, n, where):
     return value
 
 
+#: the most bytes one array member may hold (a 4096 x 4096 layer of 3 planes is 48 MiB)
+MAX_MEMBER_BYTES = 1 << 30
+
+
 def _read_array(zf, names, desc, where, dtype):
     _need(_get(desc, "dtype", str, where) == dtype, f"{where}.dtype must be {dtype!r}, not {desc['dtype']!r}")
     shape = _get(desc, "shape", list, where)
@@ -333,15 +338,22 @@ def _read_array(zf, names, desc, where, dtype):
           f"{where}.shape {shape!r} must be a list of non-negative integers")
     path = _get(desc, "file", str, where)
     _need(path in names, f"{where}.file {path!r} is missing from the archive")
+    # sized in Python integers before anything is read: no int64 product to wrap, and a member
+    # is never decompressed past the size its shape implies (a zip bomb stops here)
+    itemsize = np.dtype(dtype).itemsize
+    size = math.prod(shape) * itemsize
+    _need(size <= MAX_MEMBER_BYTES, f"{where}: shape {shape} needs {size:,} bytes, more than the "
+                                    f"{MAX_MEMBER_BYTES:,} an artifact array may hold")
+    info = zf.getinfo(path)
+    _need(info.file_size == size, f"{where}: {path!r} holds {info.file_size} bytes, shape {shape} needs {size}")
     try:
-        raw = zf.read(path)
+        with zf.open(info) as member:
+            raw = member.read(size + 1)
     except Exception as exc:
         raise ArtifactError(f"{where}: cannot read {path!r} ({exc.__class__.__name__}: {exc})") from None
+    _need(len(raw) == size, f"{where}: {path!r} holds {len(raw)} bytes, shape {shape} needs {size}")
     _need(hashlib.sha256(raw).hexdigest() == _get(desc, "sha256", str, where),
           f"{where}: {path!r} does not match its SHA-256 (corrupt or edited)")
-    itemsize = np.dtype(dtype).itemsize
-    _need(len(raw) == int(np.prod(shape, dtype=np.int64)) * itemsize,
-          f"{where}: {path!r} holds {len(raw)} bytes, shape {shape} needs {int(np.prod(shape)) * itemsize}")
     return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape).astype(dtype)
 
 
@@ -351,6 +363,7 @@ def _validate(model):
     _need(0 <= model.scale_frac_bits <= 24, f"scale_frac_bits {model.scale_frac_bits} is not within 0..24")
     _need(1 <= model.input_bits <= 16, f"input_bits {model.input_bits} is not within 1..16")
     _need(model.n_classes >= 2, f"n_classes {model.n_classes} must be at least 2")
+    _need(model.input_features >= 1, f"input_features {model.input_features} must be at least 1")
     fan_in, names, act_bits = model.input_features, set(), None
     for i, layer in enumerate(model.layers):
         where = f"layer {i} ({layer.name})"
@@ -369,6 +382,7 @@ def _validate(model):
                   f"previous layer's output_bits {act_bits}")
         _need(layer.nbits.ndim == 2, f"{where}: nbits must be 2-D [out, in], has shape {layer.nbits.shape}")
         _need(layer.out_features >= 1, f"{where}: has no outputs")
+        _need(layer.in_features >= 1, f"{where}: has no inputs (fan-in 0)")
         if layer.op == "conv2d":
             _need(not last, f"{where}: the last layer must be dense (it produces the class scores)")
             c, h, w = layer.in_shape
@@ -404,7 +418,10 @@ def _validate(model):
         if layer.output == "threshold":
             _need(1 <= layer.output_bits <= 4, f"{where}: output_bits {layer.output_bits} is not within 1..4")
             _need(np.isin(layer.direction, (-1, 1)).all(), f"{where}: direction must be +1 or -1")
-            _need((np.abs(layer.threshold) < _INT_LIMIT).all(), f"{where}: a threshold exceeds 2^40 in magnitude")
+            # compared as is: np.abs(-2^63) is -2^63, which passed an |x| < 2^40 check
+            _need(((layer.threshold > -_INT_LIMIT) & (layer.threshold < _INT_LIMIT)).all(),
+                  f"{where}: a threshold exceeds 2^40 in magnitude")
         else:
-            _need((np.abs(layer.bias) < _INT_LIMIT).all(), f"{where}: a bias exceeds 2^40 in magnitude")
+            _need(((layer.bias > -_INT_LIMIT) & (layer.bias < _INT_LIMIT)).all(),
+                  f"{where}: a bias exceeds 2^40 in magnitude")
     _need(fan_in == model.n_classes, f"the last layer has {fan_in} outputs but n_classes is {model.n_classes}")

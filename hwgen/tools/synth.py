@@ -138,7 +138,8 @@ def synthesize(rtl_dir, target="generic", log=None):
                 shutil.copyfile(models, netlist_dir / "cells_sim.v")
                 sources.append("cells_sim.v")
             (netlist_dir / "rtl.json").write_text(json.dumps(
-                dict(rtl, sources=sources, sim_sources=[], netlist_of=str(rtl_dir), target=target),
+                dict(rtl, sources=sources, sim_sources=[], netlist_of=str(rtl_dir), target=target,
+                     verilog_sha256=hashlib.sha256((netlist_dir / sources[0]).read_bytes()).hexdigest()),
                 indent=2, sort_keys=True) + "\n")
     result["netlist"] = str(netlist_dir.relative_to(rtl_dir)) if (netlist_dir / "rtl.json").is_file() else None
     return result
