@@ -7,13 +7,12 @@ imports what it runs. Exit codes (docs/cli.md): 0 success, 1 verification
 failed, 2 usage error or bad input, 3 a tool or dataset is not installed.
 """
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
 import sys
 from pathlib import Path
-
-import numpy as np
 
 from . import __version__
 from .errors import HwgenError, VerificationError
@@ -472,6 +471,7 @@ def _sim_vectors(args, model):
 
 
 def cmd_sim(args):
+    import numpy as np
     from .core import artifact
     from .tools.sim import simulate
     model = artifact.load(args.artifact)
@@ -825,10 +825,46 @@ def _setup_logging(verbosity):
     logger.propagate = False
 
 
+#: the directory each command writes into, which it holds locked while it runs
+_WRITES_INTO = {"rtl": "output", "flow": "output", "sweep": "output", "synth": "rtl_dir",
+                "timing": "rtl_dir", "sim": "rtl", "equiv": "rtl"}
+
+
+def _run(args):
+    from .core.fileio import LOCK_NAME, locked
+    attr = _WRITES_INTO.get(args.command)
+    if attr is None or getattr(args, attr, None) is None:
+        return args.func(args)
+    directory = Path(getattr(args, attr))
+    if directory.exists() and not directory.is_dir():
+        raise HwgenError(f"{directory} is a file, not a directory")
+    if args.command in ("synth", "timing", "sim", "equiv") and not directory.is_dir():
+        raise HwgenError(f"{directory} does not exist: point it at a directory written by 'hwgen rtl'")
+    created = not directory.exists()
+    try:
+        with locked(directory):
+            return args.func(args)
+    except BaseException:
+        if created:   # a command refused before it wrote anything leaves no directory behind
+            (directory / LOCK_NAME).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                directory.rmdir()          # only if empty
+        raise
+
+
 def main(argv=None):
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:   # also during the imports and the parser's set-up
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
+    verbosity = getattr(args, "verbose", 0) - getattr(args, "quiet", 0)
+    _setup_logging(verbosity)
     if getattr(args, "target", "") is None and args.command != "synth":   # synth: cmd_synth, by the RTL
         family = getattr(args, "family", "generic")       # flow: RTL of primitives maps on one target
         args.target = ["ice40"] if args.command == "timing" else \
@@ -836,13 +872,20 @@ def main(argv=None):
     if getattr(args, "simulator", "") is None:
         args.simulator = ["verilator"]
     try:
-        args.func(args)
+        _run(args)
     except HwgenError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    except OSError as exc:      # a path under a file, a full disk, no permission: the OS's words
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{PROG}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except (ValueError, RuntimeError, MemoryError) as exc:   # e.g. torch refusing a setting
+        if verbosity > 0:
+            raise
+        print(f"{PROG}: error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+              f" (run with -v for where)", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import HwgenError, VerificationError
+from .core.fileio import write_text
 from .versions import versions
 
 __all__ = ["TIMINGS", "TIMINGS_HEADING", "run_flow", "write_markdown"]
@@ -105,8 +106,8 @@ def run_flow(config, out, *, log=print):
         "config": config.to_dict(),
         "versions": versions(),
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    (out / "report.md").write_text(write_markdown(report))
+    write_text(out / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    write_text(out / "report.md", write_markdown(report))
     log(f"report: {out / 'report.json'}, {out / 'report.md'}")
     log(f"  accuracy float {report['accuracy']['float']:.4f} / integer {int_acc:.4f} / rtl {rtl_acc:.4f}; "
         f"{sim['mismatches']} mismatches over {sim['vectors']} vectors ({sim['simulator']})")

@@ -226,9 +226,10 @@ def dumps(model):
 
 
 def save(model, path):
-    """Write ``model`` (an :class:`Artifact`) to ``path``."""
-    with open(path, "wb") as f:
-        f.write(dumps(model))
+    """Write ``model`` (an :class:`Artifact`) to ``path``, atomically (a
+    temporary file renamed into place: never half-written)."""
+    from .fileio import write_bytes
+    write_bytes(path, dumps(model))
 
 
 def load(path):

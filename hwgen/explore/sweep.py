@@ -17,6 +17,7 @@ summary then adds area columns, the area of each heterogeneous mix relative
 to the 2-bit homogeneous one, ``area_vs_bits.png`` and ``accuracy_vs_area.png``
 (with the Pareto front).
 """
+import hashlib
 import itertools
 import json
 import statistics
@@ -86,10 +87,34 @@ def _measure(integer, target, fold, pipeline, datapath, log):
             "datapaths": datapaths}
 
 
+def _digest(result):
+    """sha256 of a run record's canonical JSON, its own ``sha256`` left out."""
+    body = {k: v for k, v in result.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=_json_default).encode()).hexdigest()
+
+
 def _write_json(path, result):
+    result = dict(result)
+    # JSON round trip first, so that the digest is of what a reader will parse back
+    result = json.loads(json.dumps({k: v for k, v in result.items() if k != "sha256"}, default=_json_default))
+    result["sha256"] = _digest(result)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=True, default=_json_default) + "\n")
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)  # atomic: a run is either recorded whole or not at all
+
+
+def read_run(path):
+    """A run record ``runs/<key>.json``, or None where it does not parse or
+    its ``sha256`` does not match its contents (edited or corrupt: the run is
+    redone, and left out of the summary until then). A record of a sweep
+    that predates the hash has none and is read as it is."""
+    try:
+        r = json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(r, dict) or ("sha256" in r and r["sha256"] != _digest(r)):
+        return None
+    return r
 
 
 def _run_hardware(runs_dir, results, hardware, log):
@@ -135,10 +160,10 @@ def run_sweep(*, out, base, points, data_dir=None, log=sys.stderr, progress=True
     for point in points:
         path = runs_dir / f"{_key(base['model'], point)}.json"
         if path.exists():
-            try:
-                done = json.loads(path.read_text())
-            except ValueError:
-                done = None  # a run interrupted while writing: redo it
+            done = read_run(path)   # None: interrupted while writing, or edited: redo it
+            if done is None and log is not None:
+                print(f"sweep: {path} does not parse or does not match its sha256: running it again",
+                      file=log, flush=True)
             if done is not None:
                 differ = _base_differences(done, base)
                 if differ:   # the key names the grid point only: never mix two bases under one name
@@ -234,9 +259,8 @@ def collect(out, base):
     grids run into it, so several smaller grids can share one summary."""
     results = []
     for path in sorted((Path(out) / "runs").glob("*.json")):
-        try:
-            r = json.loads(path.read_text())
-        except ValueError:
+        r = read_run(path)
+        if r is None:
             continue
         if not _base_differences(r, base):
             results.append(r)

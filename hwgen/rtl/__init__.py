@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ..core.design import Design
+from ..core.fileio import write_text
 from ..core.manifest import read_manifest
 from ..errors import HwgenError
 from ..paths import resource
@@ -65,8 +66,11 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
     # twice cost minutes; tests/test_rtl.py checks the two agree byte for byte).
     il = rtlil.convert(top, name=TOP, emit_src=False)
     text = rtlil_to_verilog(il)
-    (outdir / f"{TOP}.v").write_text(text)
-    (outdir / f"{TOP}.il").write_text(il)
+    # each file renamed into place whole; rtl.json removed first and written last, so a run
+    # killed halfway leaves no rtl.json (which every later step refuses), never a half-written file
+    (outdir / "rtl.json").unlink(missing_ok=True)
+    write_text(outdir / f"{TOP}.v", text)
+    write_text(outdir / f"{TOP}.il", il)
     sim_sources = []
     if family != "generic":   # the primitives' models, for simulators (synthesis has its own)
         sim_sources = [f"{family}_cells_sim.v"]
@@ -88,7 +92,7 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
         "design": design.to_dict(),
         "versions": versions(),
     }
-    (outdir / "rtl.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_text(outdir / "rtl.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 

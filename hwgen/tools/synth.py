@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..core.fileio import write_bytes
 from ..errors import HwgenError, NotInstalledError
 from ..paths import find_tool, resource
 from . import targets as _targets
@@ -175,17 +176,41 @@ def _cache_key(work_dir, sources, script, liberty_source):
     return h.hexdigest()
 
 
+#: a cache entry's list of its files and their sha256, written last
+_CACHE_INDEX = "sha256.json"
+
+
 def _cache_store(entry, files):
-    """Copy ``files`` (name -> path) into cache ``entry`` atomically."""
+    """Copy ``files`` (name -> path) into cache ``entry`` atomically, with
+    the sha256 of each (:data:`_CACHE_INDEX`)."""
     tmp = entry.with_name(f".{entry.name}.{os.getpid()}")
     try:
         tmp.mkdir(parents=True, exist_ok=True)
+        index = {}
         for name, path in files.items():
             if path.is_file():
                 shutil.copyfile(path, tmp / name)
+                index[name] = hashlib.sha256((tmp / name).read_bytes()).hexdigest()
+        (tmp / _CACHE_INDEX).write_text(json.dumps(index, sort_keys=True) + "\n")
         os.replace(tmp, entry)
     except OSError:   # a full or read-only cache only costs the next run its time
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cache_check(entry):
+    """Why cache ``entry`` cannot be used (no index, a file missing or not
+    the one stored, a stat.json that does not parse), or None."""
+    try:
+        index = json.loads((entry / _CACHE_INDEX).read_text())
+        if not isinstance(index, dict) or "stat.json" not in index:
+            return "its index lists no stat.json"
+        for name, digest in index.items():
+            if Path(name).name != name or hashlib.sha256((entry / name).read_bytes()).hexdigest() != digest:
+                return f"{name} is not the file stored"
+        json.loads((entry / "stat.json").read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def synthesize_sources(work_dir, sources, top, target="generic", log=None):
@@ -221,11 +246,19 @@ def synthesize_sources(work_dir, sources, top, target="generic", log=None):
     entry = cache / _cache_key(work_dir, sources, script, source if target == "asic" else None) \
         if cache else None
     t0 = time.perf_counter()
-    cached = entry is not None and (entry / "stat.json").is_file()
+    cached = entry is not None and entry.is_dir()
+    if cached:
+        problem = _cache_check(entry)
+        if problem:   # evicted and recomputed: a corrupt or edited entry never reaches a report
+            if log:
+                log(f"  yosys: cache entry {entry.name[:12]} failed its check ({problem}): evicted, "
+                    f"synthesizing again")
+            shutil.rmtree(entry, ignore_errors=True)
+            cached = False
     if cached:
         for name, path in outputs.items():
             if (entry / name).is_file():
-                shutil.copyfile(entry / name, path)
+                write_bytes(path, (entry / name).read_bytes())
         log_path.write_text(f"cached result {entry} (hwgen synthesis cache; HWGEN_CACHE=off disables it)\n")
         if log:
             log(f"  yosys: {target} synthesis of {top}: cached ({entry.name[:12]})")
