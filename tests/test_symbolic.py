@@ -22,22 +22,7 @@ from hwgen.tools.equiv import check_argmax, check_rtl, summarize
 from hwgen.tools.symbolic import Unsupported, _Reach, compare_threshold, prove_layer
 
 from conftest import random_cnn, random_model
-
-
-def outputs(layer, x):
-    """``layer`` on fan-in vector ``x`` by numpy (independent of hwgen's proof)."""
-    x = np.asarray(x, dtype=np.int64)
-    a = x if layer.input == "uint" else 2 * x - 1
-    y = layer.weights() @ a
-    if layer.output == "scores":
-        return (y + layer.bias).tolist()
-    thr = layer.threshold.reshape(layer.out_features, -1)[:, 0]
-    return np.where(layer.direction > 0, y >= thr, y <= thr).astype(int).tolist()
-
-
-def all_inputs(layer):
-    levels = range(2 ** layer.input_bits) if layer.input == "uint" else range(2)
-    return itertools.product(levels, repeat=layer.in_features)
+from test_equiv import all_inputs, layer_outputs as outputs
 
 
 def reachable(layer, o):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .design import Design
+from .vectors import sha256 as _sha256
 from ..errors import HwgenError
 
 __all__ = ["Manifest", "read_manifest", "check_integrity"]
@@ -41,15 +42,6 @@ def read_manifest(rtl_dir):
             if not name or p.is_absolute() or ".." in p.parts or len(p.parts) != 1:
                 raise HwgenError(f"{path}: {key} names {name!r}, which is not a file of the RTL directory")
     return manifest
-
-
-def _sha256(path):
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_integrity(rtl_dir, manifest, artifact_digests=None, *, allow_edited=False):
