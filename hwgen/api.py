@@ -6,8 +6,12 @@ imports torch: whoever only receives an artifact needs none. (The torch side,
 :func:`hwgen.export` and the layers, is in :mod:`hwgen.training.exporter` and
 :mod:`hwgen.training.nn`.)
 """
+import contextlib
 import hashlib
+import os
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -19,6 +23,16 @@ from .errors import HwgenError
 from .core.manifest import Manifest
 
 __all__ = ["generate_rtl", "resolve_folding", "synthesize", "place_and_route", "simulate", "SimResult", "prove"]
+
+
+def _locked(directory, function):
+    """The output directory's lock (:func:`hwgen.core.fileio.locked`) for an
+    API call, named for whoever waits on it; a directory that is not there
+    is left to the call to report."""
+    from .core.fileio import locked
+    if not Path(directory).is_dir() and function != "generate_rtl":
+        return contextlib.nullcontext()
+    return locked(directory, f"hwgen.{function} in process {os.getpid()} ({' '.join(sys.argv[:1])})")
 
 
 def resolve_folding(artifact: Artifact, design: Design):
@@ -65,9 +79,10 @@ def generate_rtl(artifact: Artifact, out_dir, design: Design = None, *, datapath
         raise HwgenError(f"design must be a hwgen.Design, not a {type(design).__name__}")
     folding = resolve_folding(artifact, design)
     sha = artifact_sha256 or hashlib.sha256(_artifact.dumps(artifact)).hexdigest()
-    data = rtl.generate(artifact, out_dir, sha, pipeline=design.pipeline, folding=folding,
-                        datapaths=design.datapath_list(artifact), datapath_choice=datapath_choice,
-                        folding_choice=folding_choice, family=design.family)
+    with _locked(out_dir, "generate_rtl"):
+        data = rtl.generate(artifact, out_dir, sha, pipeline=design.pipeline, folding=folding,
+                            datapaths=design.datapath_list(artifact), datapath_choice=datapath_choice,
+                            folding_choice=folding_choice, family=design.family)
     return Manifest.from_dict(data, out_dir)
 
 
@@ -78,7 +93,8 @@ def synthesize(rtl_dir, targets: Iterable[str] = ("generic",), *, log=None) -> d
     and the netlist's path; docs/flow.md describes them."""
     from .tools.synth import synthesize as _synthesize
     targets = [targets] if isinstance(targets, str) else list(targets)
-    return {target: _synthesize(rtl_dir, target, log=log) for target in targets}
+    with _locked(rtl_dir, "synthesize"):
+        return {target: _synthesize(rtl_dir, target, log=log) for target in targets}
 
 
 def place_and_route(rtl_dir, targets: Iterable[str] = ("ice40",), *, freq=None, seed=1, timeout=None,
@@ -88,7 +104,9 @@ def place_and_route(rtl_dir, targets: Iterable[str] = ("ice40",), *, freq=None, 
     the utilization."""
     from .tools.timing import place_and_route as _pnr
     targets = [targets] if isinstance(targets, str) else list(targets)
-    return {target: _pnr(rtl_dir, target, freq=freq, seed=seed, log=log, timeout=timeout) for target in targets}
+    with _locked(rtl_dir, "place_and_route"):
+        return {target: _pnr(rtl_dir, target, freq=freq, seed=seed, log=log, timeout=timeout)
+                for target in targets}
 
 
 @dataclass
@@ -97,30 +115,39 @@ class SimResult:
     which any simulator's RTL output (label or scores) differs from the
     integer golden model; ``runs`` holds each simulator's full record;
     ``labels`` the RTL's labels (first simulator) and ``accuracy`` their
-    agreement with the labels given, if any."""
+    agreement with the labels given, if any. ``boundary_mismatches``
+    counts the boundary vectors (built from the weights, through the
+    network and through each layer alone) that any simulator got wrong;
+    each run's ``"boundary"`` entry has the details and the coverage."""
     vectors: int
     mismatches: int
     labels: list
     accuracy: float = None
     runs: dict = field(default_factory=dict)
+    boundary_mismatches: int = 0
 
     @property
     def ok(self) -> bool:
-        """True where every simulator agreed with the golden model on every vector."""
-        return self.mismatches == 0
+        """True where every simulator agreed with the golden model on every
+        vector, the boundary vectors included."""
+        return self.mismatches == 0 and self.boundary_mismatches == 0
 
 
 def simulate(artifact: Artifact, rtl_dir, inputs, labels=None, simulators: Sequence[str] = ("verilator",), *,
-             backpressure=0.0, log=None) -> SimResult:
+             backpressure=0.0, boundary: bool = True, log=None) -> SimResult:
     """Stream ``inputs`` (int ``[N, input_features]``) through the RTL in
     ``rtl_dir`` in each of ``simulators`` (``verilator``, ``icarus``; cocotb)
-    and compare every output with ``artifact``'s integer golden model."""
-    from .tools.sim import simulate as _simulate
+    and compare every output with ``artifact``'s integer golden model.
+    With ``boundary`` (default) the boundary vectors of
+    :mod:`hwgen.tools.boundary` are simulated too."""
+    from .tools.sim import boundary_failures, simulate as _simulate
     simulators = [simulators] if isinstance(simulators, str) else list(simulators)
     if not simulators:
         raise HwgenError("simulate needs at least one simulator")
-    runs = {s: _simulate(artifact, rtl_dir, inputs, simulator=s, backpressure=backpressure, log=log)
-            for s in simulators}
+    with _locked(rtl_dir, "simulate"):
+        runs = {s: _simulate(artifact, rtl_dir, inputs, simulator=s, backpressure=backpressure, log=log,
+                             boundary=boundary)
+                for s in simulators}
     bad = np.zeros(len(runs[simulators[0]]["labels"]), bool)
     for run in runs.values():
         bad[run["mismatched"]] = True
@@ -132,7 +159,7 @@ def simulate(artifact: Artifact, rtl_dir, inputs, labels=None, simulators: Seque
             raise HwgenError(f"labels have shape {labels.shape}, expected ({len(out_labels)},)")
         accuracy = float(np.mean([got == want for got, want in zip(out_labels, labels.tolist())]))
     return SimResult(vectors=len(out_labels), mismatches=int(bad.sum()), labels=out_labels, accuracy=accuracy,
-                     runs=runs)
+                     runs=runs, boundary_mismatches=max(boundary_failures(r) for r in runs.values()))
 
 
 def prove(artifact: Artifact, rtl_dir, *, method: str = "auto", max_fan_in: int | None = None,
@@ -148,6 +175,7 @@ def prove(artifact: Artifact, rtl_dir, *, method: str = "auto", max_fan_in: int 
     ``max_fan_in``; "auto" uses SAT where the symbolic proof cannot follow
     the netlist. :func:`hwgen.tools.equiv.summarize` counts the records."""
     from .tools.equiv import DEFAULT_MAX_FAN_IN, check_rtl
-    return check_rtl(artifact, rtl_dir, method=method,
-                     max_fan_in=DEFAULT_MAX_FAN_IN if max_fan_in is None else max_fan_in,
-                     timeout_s=timeout_s, log=log)
+    with _locked(rtl_dir, "prove"):
+        return check_rtl(artifact, rtl_dir, method=method,
+                         max_fan_in=DEFAULT_MAX_FAN_IN if max_fan_in is None else max_fan_in,
+                         timeout_s=timeout_s, log=log)

@@ -489,8 +489,9 @@ def cmd_sim(args):
         _log(f"simulating the synthesized {args.netlist} netlist {rtl_dir}")
     failed = False
     for simulator in args.simulator:
-        res = simulate(model, rtl_dir, x, simulator=simulator,
-                       backpressure=args.backpressure, log=_log)
+        res = simulate(model, rtl_dir, x, simulator=simulator, backpressure=args.backpressure, log=_log,
+                       boundary=args.boundary, **({"boundary_variants": args.boundary_variants}
+                                                  if args.boundary_variants else {}))
         accuracy = "" if y is None else \
             f", accuracy {_fraction(np.mean(np.asarray(res['labels']) == y))} on the labels"
         print(f"{simulator}: {res['vectors']} vectors, {res['mismatches']} mismatches{accuracy}, "
@@ -512,8 +513,36 @@ def cmd_sim(args):
             if diag["waveform"]:
                 print(f"  waveform of that image: {diag['waveform']}")
         failed |= res["mismatches"] > 0
+        if "boundary" in res:
+            failed |= _print_boundary(res["boundary"])
     if failed:
         raise VerificationError("the RTL does not match the golden reference")
+
+
+def _print_boundary(b):
+    """Print ``hwgen sim``'s boundary-vector lines; True if any mismatched."""
+    net = b["network"]
+    print(f"  boundary vectors of {net['layer']}, through the network: {net['vectors']}, "
+          f"{net['mismatches']} mismatches")
+    for mm in net["first_mismatches"][:3]:
+        print(f"    vector {mm['vector']} ({mm['what']}): expected label {mm['expected_label']} scores "
+              f"{mm['expected_scores']}, got label {mm['got_label']} scores {mm['got_scores']}")
+    print("  boundary vectors, through each layer's own module:")
+    bad = net["mismatches"] > 0
+    for rec in b["layers"]:
+        if rec["harness"] is None:
+            print(f"    {rec['layer']}: {rec['note']}")
+            continue
+        cover = "" if rec["covered"] is None else \
+            f", {rec['covered']}/{rec['neurons']} neurons met on both sides of their thresholds"
+        print(f"    {rec['layer']}: {rec['vectors']} ({rec['harness']} {rec['module']}){cover}, "
+              f"{rec['mismatches']} mismatches{' (the module stalled)' if rec.get('stalled') else ''}")
+        for mm in rec["first_mismatches"][:3]:
+            got = "no output came out" if mm["neuron"] is None else \
+                f"neuron {mm['neuron']} expected {mm['expected']}, got {mm['got']}"
+            print(f"      vector {mm['vector']} ({mm['what']}): {got}")
+        bad |= bool(rec["mismatches"])
+    return bad
 
 
 def _check_edited(args, model, rtl_dir):
@@ -712,9 +741,9 @@ def _add_timing_command(sub):
                    help="device family, repeatable: " + ", ".join(f"{k} = {v['device']}, {v['freq']} MHz "
                                                                  f"constraint" for k, v in DEVICES.items())
                    + " (default: ice40)")
-    p.add_argument("--freq", type=float, help="clock constraint in MHz (default: per target, above)")
+    p.add_argument("--freq", type=_positive_float, help="clock constraint in MHz (default: per target, above)")
     p.add_argument("--seed", type=int, default=1, help="placer seed (default: %(default)s)")
-    p.add_argument("--timeout", type=float, metavar="SECONDS",
+    p.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
                    help="stop nextpnr after this long, with an error (default: no limit; on a nearly full "
                         "device its router may never finish)")
     p.add_argument("--json", help="where to write the JSON report (default: RTLDIR/timing/timing.json)")
@@ -736,6 +765,13 @@ def _add_sim_command(sub):
                         "(ice40: SB_* cells, xc7: LUT/CARRY4/FDRE cells, with Yosys's cell models)")
     p.add_argument("--backpressure", type=_float_within(0, 0.99), default=0.0,
                    help="probability the sink stalls a cycle (default: 0)")
+    p.add_argument("--no-boundary", dest="boundary", action="store_false",
+                   help="simulate the given vectors only, without the boundary vectors built from the "
+                        "weights (every neuron's sum next to its threshold, through the network and "
+                        "through each layer's own module)")
+    p.add_argument("--boundary-variants", type=_int_within(1, 64), default=None, metavar="K",
+                   help="versions of each boundary vector, with other inputs carrying the same sum "
+                        "(default: 8, hwgen.tools.boundary.DEFAULT_VARIANTS)")
     p.set_defaults(func=cmd_sim)
 
 
@@ -838,6 +874,9 @@ def _run(args):
     directory = Path(getattr(args, attr))
     if directory.exists() and not directory.is_dir():
         raise HwgenError(f"{directory} is a file, not a directory")
+    blocked = next((p for p in directory.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise HwgenError(f"cannot create {directory}: {blocked} is a file, not a directory")
     if args.command in ("synth", "timing", "sim", "equiv") and not directory.is_dir():
         raise HwgenError(f"{directory} does not exist: point it at a directory written by 'hwgen rtl'")
     created = not directory.exists()

@@ -1,6 +1,7 @@
 """``hwgen flow``: every stage in order, then ``report.json`` and ``report.md``."""
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -38,7 +39,15 @@ def run_flow(config, out, *, log=print):
     ``out``: train, export, golden reference, RTL, synthesis, simulation,
     then ``report.json`` (which embeds the config, with every training
     option resolved) and ``report.md``. Returns the report; raises
-    :class:`HwgenError` on any mismatch."""
+    :class:`HwgenError` on any mismatch. ``out`` is locked
+    (:func:`hwgen.core.fileio.locked`) while the flow runs."""
+    from .core.fileio import locked
+    out = Path(out)
+    with locked(out, f"hwgen.run_flow in process {os.getpid()}"):
+        return _run_flow(config, out, log)
+
+
+def _run_flow(config, out, log):
     from .core import artifact, reference
     from .api import generate_rtl
     from .explore.budget import choose_design
@@ -91,7 +100,7 @@ def run_flow(config, out, *, log=print):
         "accuracy": {"float": round(info["float_accuracy"], 6), "integer": round(int_acc, 6),
                      "rtl": rtl_acc},
         "bitexact": {"simulator": sim["simulator"], "vectors": sim["vectors"],
-                     "mismatches": sim["mismatches"],
+                     "mismatches": sim["mismatches"], "boundary": _boundary_entry(sim),
                      "inferences_per_s": round(sim["inferences_per_s"], 1)},
         "area": {t: dict(res["total"]) for t, res in area.items()},
         "area_per_layer": {t: res["per_module"] for t, res in area.items()},
@@ -120,8 +129,16 @@ def run_flow(config, out, *, log=print):
         log(f"  proof: {proof['proven']} of {len(proof['layers'])} parts (layers and argmax) proven equal to "
             f"the artifact" + (f"; not proven: {', '.join(proof['not_proven'])}" if proof["not_proven"] else "")
             + (f"; {proof['counterexample']} with a counterexample" if proof["counterexample"] else ""))
+    b = report["bitexact"]["boundary"]
+    if b:
+        log(f"  boundary vectors: {b['vectors']}, {b['mismatches']} mismatches; {b['covered']} of "
+            f"{b['neurons']} threshold neurons met on both sides"
+            + (f"; not simulated alone: {', '.join(b['not_alone'])}" if b["not_alone"] else ""))
     if sim["mismatches"]:
         raise VerificationError(f"RTL differs from the golden reference on {sim['mismatches']} test vectors")
+    if b and b["mismatches"]:
+        raise VerificationError(f"RTL differs from the golden reference on {b['mismatches']} boundary vectors "
+                                f"(report.json, bitexact.boundary)")
     if proof.get("counterexample"):
         bad = [r["layer"] for r in proof["layers"] if r["result"] == "counterexample"]
         raise VerificationError(f"the proof found a counterexample: {', '.join(bad)} of the RTL "
@@ -239,13 +256,36 @@ def _rtl_entry(manifest):
             "folding_choice": manifest["folding_choice"]}
 
 
+def _boundary_entry(sim):
+    """report.json's summary of the boundary vectors of a simulate() result (None: not run)."""
+    b = sim.get("boundary")
+    if not b:
+        return None
+    layers = [{k: rec[k] for k in ("layer", "module", "harness", "vectors", "mismatches", "neurons", "covered",
+                                    "exact")} for rec in b["layers"]]
+    return {"variants": b["variants"], "network_vectors": b["network"]["vectors"],
+            "vectors": b["network"]["vectors"] + sum(r["vectors"] for r in layers if r["harness"]),
+            "mismatches": b["network"]["mismatches"] + sum(r["mismatches"] or 0 for r in layers),
+            "neurons": sum(r["neurons"] for r in layers if r["covered"] is not None),
+            "covered": sum(r["covered"] for r in layers if r["covered"] is not None and r["harness"]),
+            "not_alone": [r["layer"] for r in layers if not r["harness"]],
+            "layers": layers}
+
+
+def _boundary_line(b):
+    if not b:
+        return ""
+    return (f"; boundary vectors: {b['mismatches']} mismatches over {b['vectors']}, {b['covered']} of "
+            f"{b['neurons']} threshold neurons met on both sides")
+
+
 def write_markdown(r):
     lines = [f"# hwgen report: {r['dataset']}", "",
              f"- average weight bits: **{r['avg_weight_bits']}** (histogram {r['bit_histogram']})",
              f"- accuracy (test split): float {r['accuracy']['float']:.4f}, integer "
              f"{r['accuracy']['integer']:.4f}, RTL {r['accuracy']['rtl']:.4f}",
              f"- bit-exact: {r['bitexact']['mismatches']} mismatches over {r['bitexact']['vectors']} "
-             f"vectors ({r['bitexact']['simulator']})",
+             f"vectors ({r['bitexact']['simulator']})" + _boundary_line(r['bitexact'].get('boundary')),
              f"- {r['rtl'].get('arch', 'unrolled')} architecture: latency {r['rtl']['latency_cycles']} cycles, "
              f"{r['rtl']['throughput']}"
              + (f" (pipelined: a register every {r['rtl']['pipeline']} adder levels)"

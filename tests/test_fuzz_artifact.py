@@ -6,6 +6,7 @@ hang. Mutations are seeded, so a failure names a mutant that reproduces.
 import hashlib
 import io
 import json
+import math
 import signal
 import zipfile
 from contextlib import contextmanager
@@ -253,3 +254,142 @@ def test_command_line_on_mutants_exits_cleanly(tmp_path):
             assert proc.returncode == 2 and proc.stderr.startswith("hwgen: error:"), f"{what}: {proc.stderr}"
             assert len(proc.stderr.strip().splitlines()) == 1, f"{what}: {proc.stderr}"
     assert seen >= 8
+
+
+# --------------------------------------------------------------------------- hostile archives
+
+INT64_EXTREMES = [np.iinfo(np.int64).min, np.iinfo(np.int64).min + 1, np.iinfo(np.int64).max, -(2 ** 40),
+                  2 ** 40]
+N_HOSTILE = 180
+
+
+def _zip(entries):
+    """An archive of ``(name, bytes or (zeros, n), compress)``; zeros are
+    streamed into the member, so a 1 GB bomb never sits in memory."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compresslevel=1) as z:
+        for name, data, compress in entries:
+            kind = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+            if isinstance(data, tuple):
+                info = zipfile.ZipInfo(name)
+                info.compress_type = kind
+                with z.open(info, "w", force_zip64=True) as f:
+                    chunk, left = bytes(1 << 20), data[1]
+                    while left:
+                        f.write(chunk[:min(left, len(chunk))])
+                        left -= min(left, len(chunk))
+            else:
+                info = zipfile.ZipInfo(name)
+                info.compress_type = kind
+                z.writestr(info, data)
+    return out.getvalue()
+
+
+def hostile_mutants(base, n=N_HOSTILE, seed=0):
+    """``(blob, what)``: int64 extremes in every int64 array, shapes whose
+    products wrap int64, zip bombs (members and manifests expanding 16 MB
+    to 1 GB from about a megabyte), duplicate members, members named with
+    ``..`` and absolute paths."""
+    import warnings
+    rng = np.random.default_rng(seed)
+    manifest, members = unpack(base)
+    descs = [(i, f, d) for i, layer in enumerate(manifest["layers"]) for f, d in layer["arrays"].items()]
+    for k in range(n):
+        m, mem = json.loads(json.dumps(manifest)), dict(members)
+        i, field, desc = descs[rng.integers(len(descs))]
+        desc = m["layers"][i]["arrays"][field]
+        kind = k % 6
+        if kind == 0 and desc["dtype"] == "int64":
+            values = np.frombuffer(mem[desc["file"]], dtype="<i8").copy()
+            where = rng.integers(values.size) if rng.random() < 0.5 else slice(None)
+            values[where] = INT64_EXTREMES[rng.integers(len(INT64_EXTREMES))]
+            mem[desc["file"]] = values.tobytes()
+            desc["sha256"] = hashlib.sha256(values.tobytes()).hexdigest()
+            yield pack(m, mem), f"hostile: {desc['file']}[{where}] = int64 extreme"
+        elif kind == 1:
+            desc["shape"] = [[2 ** 24, 2 ** 24, 2 ** 16], [2 ** 24] * 4, [0, 2 ** 24], [2 ** 63, 2],
+                             [-1, -1]][rng.integers(5)]
+            yield pack(m, mem), f"hostile: {desc['file']} shape {desc['shape']}"
+        elif kind == 2:
+            size = (1 << 30) if k < 12 else int(rng.choice([1 << 24, 1 << 26, 1 << 28]))
+            desc["dtype"] = {"nbits": "uint8", "planes": "uint8", "alpha": "int64", "threshold": "int64",
+                             "direction": "int8", "bias": "int64"}[field]
+            item = np.dtype(desc["dtype"]).itemsize
+            desc["shape"] = [size // item // (1 << 20), 1 << 20]
+            entries = [("manifest.json", json.dumps(m).encode(), False)] + \
+                [(name, (("zeros", math.prod(desc["shape"]) * item) if name == desc["file"] else raw), True)
+                 for name, raw in mem.items()]
+            yield _zip(entries), f"hostile: zip bomb, {desc['file']} expands to {size:,} bytes"
+        elif kind == 3:
+            entries = [("manifest.json", (("zeros", int(rng.choice([1 << 24, 1 << 28])))), True)] + \
+                [(name, raw, False) for name, raw in mem.items()]
+            yield _zip(entries), "hostile: manifest.json is a zip bomb"
+        elif kind == 4:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")       # zipfile warns about the duplicate name
+                other = bytes(len(mem[desc["file"]]))
+                dup = "manifest.json" if rng.random() < 0.3 else desc["file"]
+                entries = [("manifest.json", json.dumps(m).encode(), False)] + \
+                    [(name, raw, False) for name, raw in mem.items()] + \
+                    [(dup, other if dup != "manifest.json" else b"{}", False)]
+                yield _zip(entries), f"hostile: {dup} twice"
+        else:
+            name = ["../" + desc["file"], "/etc/" + desc["file"], "a/../../" + desc["file"]][rng.integers(3)]
+            mem[name] = mem.pop(desc["file"])
+            desc["file"] = name
+            yield pack(m, mem), f"hostile: member named {name!r}"
+
+
+def test_hostile_archives_fail_clearly_or_load_the_same_model_within_512_mb(tmp_path):
+    """Each hostile mutant is refused with one clear line, or loads as a model
+    that predicts exactly what the original does; loading all of them (zip
+    bombs of up to 1 GB from a file of about a megabyte among them) keeps
+    the process's peak memory under 512 MB."""
+    for base in sorted(BASES):
+        blob = artifact.dumps(BASES[base]())
+        (tmp_path / f"{base}.hwgen").write_bytes(blob)
+        for k, (mutant, what) in enumerate(hostile_mutants(blob, seed=len(base))):
+            (tmp_path / f"{base}-{k:03d}.hwgen").write_bytes(mutant)
+            (tmp_path / f"{base}-{k:03d}.txt").write_text(what)
+    script = (
+        "import json, sys\nfrom pathlib import Path\nimport numpy as np\n"
+        "from hwgen.core import artifact, reference\nfrom hwgen.errors import ArtifactError\n"
+        "d = Path(sys.argv[1]); out = {}\n"
+        "for base in ('conv', 'dense'):\n"
+        "    orig = artifact.load(d / f'{base}.hwgen')\n"
+        "    x = np.random.default_rng(0).integers(0, 2 ** orig.input_bits, (16, orig.input_features))\n"
+        "    want = reference.infer(orig, x).scores.tolist()\n"
+        "    for p in sorted(d.glob(f'{base}-*.hwgen')):\n"
+        "        size = p.stat().st_size\n"
+        "        try:\n"
+        "            m = artifact.load(p)\n"
+        "        except ArtifactError as exc:\n"
+        "            out[p.name] = ['rejected', str(exc), size]\n"
+        "            continue\n"
+        "        same = reference.infer(m, x).scores.tolist() == want\n"
+        "        out[p.name] = ['loaded', same, size]\n"
+        # VmHWM: this process's own peak (ru_maxrss would carry over the parent's from before exec)
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+        "out['peak_mb'] = int(hwm.split()[1]) / 1024\n"
+        "print(json.dumps(out))\n")
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    out = json.loads(proc.stdout)
+    peak = out.pop("peak_mb")
+    kinds = {}
+    for name, (verdict, detail, size) in out.items():
+        what = (tmp_path / name.replace(".hwgen", ".txt")).read_text()
+        kind = what.split(",")[0].split(" = ")[0].split(" shape ")[0]
+        kinds.setdefault(verdict, set()).add(what.split(":")[1].split()[0] if verdict else kind)
+        if verdict == "rejected":
+            assert detail and "\n" not in detail and "Traceback" not in detail, (what, detail)
+        else:
+            assert detail is True, f"{what}: loaded, but predicts differently"
+        if "zip bomb" in what:
+            assert verdict == "rejected" and size < (2 << 20), (what, size)
+    assert len(out) == 2 * N_HOSTILE
+    assert peak < 512, f"peak memory {peak:.0f} MB"
+    assert sum(v == "rejected" for v, _, _ in out.values()) > N_HOSTILE

@@ -12,9 +12,10 @@ import pytest
 
 from hwgen import rtl
 from hwgen.core import artifact
+from hwgen.errors import HwgenError
 from hwgen.core.artifact import ArtifactError
 
-from conftest import assert_clean_error, hwgen, random_model
+from conftest import assert_clean_error, hwgen, random_cnn, random_model
 
 
 def _model():
@@ -119,6 +120,7 @@ def test_rtl_json_sources_cannot_leave_the_rtl_directory(tmp_path):
     (["export", "x.pt", "-o", "x.hwgen", "--frac-bits", "100"], "--frac-bits"),
     (["sim", "m.hwgen", "--rtl", "r", "--limit", "-1"], "--limit"),
     (["sim", "m.hwgen", "--rtl", "r", "--backpressure", "inf"], "--backpressure"),
+    (["sim", "m.hwgen", "--rtl", "r", "--boundary-variants", "0"], "--boundary-variants"),
     (["equiv", "m.hwgen", "--rtl", "r", "--timeout", "0"], "--timeout"),
 ])
 def test_out_of_range_options_are_usage_errors(argv, needle):
@@ -139,3 +141,20 @@ def test_edited_verilog_is_refused_unless_allowed(tmp_path):
     proc = hwgen("equiv", tmp_path / "m.hwgen", "--rtl", tmp_path / "rtl", "--allow-edited")
     assert proc.returncode == 0, proc.stderr        # a comment changes nothing: still proven
     assert "--allow-edited:" in proc.stderr and "3 of 3 parts proven" in proc.stdout
+
+
+def test_designs_beyond_the_size_limits_are_refused_before_generation(tmp_path):
+    """A conv layer on a 300 x 300 map, and an unrolled 4096-1100-10 MLP, stop
+    at once with the figure, the limit and the override, instead of running
+    Amaranth for minutes (issue 30: a 1x4096x4096 conv ended in a traceback)."""
+    rng = np.random.default_rng(0)
+    cnn = random_cnn(rng, (1, 300, 300), [(1, (3, 3), 3)], [4], input_bits=2, max_bits=1)
+    artifact.save(cnn, tmp_path / "cnn.hwgen")
+    proc = hwgen("rtl", tmp_path / "cnn.hwgen", "-o", tmp_path / "rtl")
+    assert_clean_error(proc, "layer conv0 has 90,000 pixels in its 300x300 input map")
+    assert "HWGEN_SIZE_LIMITS=off" in proc.stderr and not (tmp_path / "rtl").exists()
+    wide = random_model(rng, [4096, 1100, 10], input_bits=1, max_bits=1, prune=0.0)
+    with pytest.raises(HwgenError, match=r"4,516,600 weight bits.*--arch folded"):
+        rtl.generate(wide, tmp_path / "wide")
+    rtl.check_size(wide, folding=[(1, 1), (1, 1)])          # folded: within the limits
+    rtl.check_size(wide, size_limits=False)                 # the override

@@ -47,6 +47,32 @@ def test_a_held_lock_refuses_another_process_and_names_it(tmp_path):
             pass
 
 
+def test_the_python_api_locks_its_directories_too(tmp_path):
+    """hwgen.generate_rtl, synthesize, simulate and prove refuse a directory
+    that a command of another process holds, naming it; run_flow locks its
+    output directory for what it calls."""
+    import hwgen
+    model = random_model(np.random.default_rng(0), [6, 5, 3], input_bits=2)
+    hwgen.generate_rtl(model, tmp_path / "rtl")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom hwgen.core.fileio import locked\n"
+        "with locked(sys.argv[1], 'hwgen sim m.hwgen --rtl rtl'):\n    print('held', flush=True)\n"
+        "    time.sleep(60)\n"), str(tmp_path / "rtl")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        x = np.zeros((2, 6), dtype=np.int64)
+        for call in (lambda: hwgen.generate_rtl(model, tmp_path / "rtl"),
+                     lambda: hwgen.synthesize(tmp_path / "rtl"),
+                     lambda: hwgen.simulate(model, tmp_path / "rtl", x),
+                     lambda: hwgen.prove(model, tmp_path / "rtl")):
+            with pytest.raises(HwgenError, match=r"in use by another hwgen command \('hwgen sim m.hwgen"):
+                call()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert hwgen.prove(model, tmp_path / "rtl")[0]["result"] == "proven"   # free again
+
+
 def test_two_flows_into_one_directory_one_runs_one_is_refused(tmp_path):
     first = subprocess.Popen([sys.executable, "-m", "hwgen.cli", *FLOW, "-o", str(tmp_path / "one")],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

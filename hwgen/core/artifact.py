@@ -266,8 +266,15 @@ def loads(blob):
     """Parse and validate artifact bytes into a :class:`Model`."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(blob))
-        names = set(zf.namelist())
+        listed = zf.namelist()
+        names = set(listed)
+        twice = sorted({n for n in listed if listed.count(n) > 1})
+        _need(not twice, f"the archive holds {', '.join(twice)} more than once (tools differ on which copy "
+                         f"they read)")
         _need("manifest.json" in names, "no manifest.json inside (not an hwgen artifact?)")
+        _need(zf.getinfo("manifest.json").file_size <= MAX_MANIFEST_BYTES,
+              f"manifest.json expands to {zf.getinfo('manifest.json').file_size:,} bytes, more than the "
+              f"{MAX_MANIFEST_BYTES:,} a manifest may hold")
         manifest = json.loads(zf.read("manifest.json").decode("utf-8"))
     except ArtifactError:
         raise
@@ -281,6 +288,8 @@ def loads(blob):
           f"format version {manifest.get('version')!r} is not supported (this hwgen reads versions "
           f"{', '.join(map(str, _READS))})")
     layers = []
+    # what the members may expand to, all together: hwgen stores them uncompressed
+    budget = _Budget(max(MIN_EXPANSION_BYTES, MAX_EXPANSION * len(blob)))
     for i, entry in enumerate(_get(manifest, "layers", list, "manifest")):
         where = f"layers[{i}]"
         name = _get(entry, "name", str, where)
@@ -295,7 +304,7 @@ def loads(blob):
             _need(1 <= kw["output_bits"] <= 4, f"{where}.output_bits must be within 1..4")
         for fname in ("nbits", "planes", "alpha") + _OUTPUT_FIELDS[output]:
             desc = _get(arrays, fname, dict, f"{where}.arrays")
-            kw[fname] = _read_array(zf, names, desc, f"{where}.arrays.{fname}", _FIELDS[fname][0])
+            kw[fname] = _read_array(zf, names, desc, f"{where}.arrays.{fname}", _FIELDS[fname][0], budget)
         op = _get(entry, "op", str, where) if manifest["version"] >= 2 else "dense"
         _need(op in ("dense", "conv2d"), f"{where}.op must be 'dense' or 'conv2d', not {op!r}")
         if op == "conv2d":
@@ -330,9 +339,28 @@ def _int_list(entry, key, n, where):
 
 #: the most bytes one array member may hold (a 4096 x 4096 layer of 3 planes is 48 MiB)
 MAX_MEMBER_BYTES = 1 << 30
+#: manifest.json is read whole: a manifest larger than this is refused unread
+MAX_MANIFEST_BYTES = 1 << 24
+#: the arrays together may expand to this many times the archive's size (at least
+#: MIN_EXPANSION_BYTES): hwgen writes them uncompressed (ZIP_STORED, ratio 1); a
+#: re-zipped artifact compresses a few times; a zip bomb, a thousand
+MAX_EXPANSION = 64
+MIN_EXPANSION_BYTES = 1 << 24
 
 
-def _read_array(zf, names, desc, where, dtype):
+class _Budget:
+    """Bytes the archive's arrays may still expand to."""
+
+    def __init__(self, limit):
+        self.limit, self.left = limit, limit
+
+    def take(self, n, where):
+        _need(n <= self.left, f"{where}: the archive's arrays expand to more than {self.limit:,} bytes, "
+                              f"{MAX_EXPANSION} times its size (a zip bomb?)")
+        self.left -= n
+
+
+def _read_array(zf, names, desc, where, dtype, budget=None):
     _need(_get(desc, "dtype", str, where) == dtype, f"{where}.dtype must be {dtype!r}, not {desc['dtype']!r}")
     shape = _get(desc, "shape", list, where)
     _need(all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 1 << 24 for n in shape),
@@ -347,6 +375,8 @@ def _read_array(zf, names, desc, where, dtype):
                                     f"{MAX_MEMBER_BYTES:,} an artifact array may hold")
     info = zf.getinfo(path)
     _need(info.file_size == size, f"{where}: {path!r} holds {info.file_size} bytes, shape {shape} needs {size}")
+    if budget is not None:
+        budget.take(size, where)
     try:
         with zf.open(info) as member:
             raw = member.read(size + 1)

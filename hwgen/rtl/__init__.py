@@ -6,10 +6,13 @@ synthesis steps read. The same artifact always gives byte-identical files.
 """
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from ..core.design import Design
 from ..core.fileio import write_text
@@ -19,13 +22,14 @@ from ..paths import resource
 from ..versions import versions
 from .arith import FAMILIES
 
-__all__ = ["FAMILIES", "TOP", "generate", "input_words", "read_manifest", "rtlil_to_verilog"]
+__all__ = ["FAMILIES", "SIZE_LIMITS", "TOP", "check_size", "generate", "input_words", "read_manifest",
+           "rtlil_to_verilog"]
 
 TOP = "hwgen_top"
 
 
 def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, datapaths=None,
-             datapath_choice=None, folding_choice=None, family="generic"):
+             datapath_choice=None, folding_choice=None, family="generic", size_limits=None):
     """Emit the network's RTL into ``outdir``; returns the manifest dict.
 
     ``folding = None`` gives the unrolled network (one inference per clock):
@@ -49,13 +53,15 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
     LUT6_2 / CARRY4 primitives (:mod:`hwgen.rtl.xc7`): such RTL synthesizes
     for the ``xc7`` target only, and simulates with models of those cells
     (``rtl_templates/xc7_cells_sim.v``), copied next to it (``rtl.json``:
-    ``family``, ``sim_sources``)."""
+    ``family``, ``sim_sources``). The design's size is checked against
+    :data:`SIZE_LIMITS` first (:func:`check_size`)."""
     from amaranth.back import rtlil
 
     from .argmax import Argmax
     from .network import Network, StreamNetwork
 
     datapaths = _check_options(model, pipeline, datapaths, family)
+    check_size(model, folding, size_limits)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     conv = any(layer.op == "conv2d" for layer in model.layers)
@@ -94,6 +100,47 @@ def generate(model, outdir, artifact_sha256=None, pipeline=0, folding=None, data
     }
     write_text(outdir / "rtl.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+#: what hwgen generates without being told otherwise: beyond these, elaboration takes
+#: hours or more memory than a workstation has (a 1x4096x4096 conv layer ran
+#: `hwgen rtl` for minutes and failed). ``HWGEN_SIZE_LIMITS=off`` (or
+#: ``generate(..., size_limits=False)``) lifts them.
+SIZE_LIMITS = {
+    "map_pixels": 1 << 16,          # H x W of a conv layer's input map (256 x 256)
+    "fan_in": 1 << 16,              # a neuron's inputs
+    "neurons": 1 << 16,             # a layer's neurons (a conv layer's channels)
+    "unrolled_weight_bits": 1 << 22,   # weight bits built as constant adders (unrolled layers)
+}
+
+
+def check_size(model, folding=None, size_limits=None):
+    """One clear :class:`HwgenError` where the design exceeds
+    :data:`SIZE_LIMITS`, naming the layer, the figure and the override.
+    ``size_limits``: None reads ``HWGEN_SIZE_LIMITS`` ("off": no limits)."""
+    if size_limits is None:
+        size_limits = os.environ.get("HWGEN_SIZE_LIMITS", "on").strip().lower() not in ("off", "0", "no")
+    if not size_limits:
+        return
+    lift = "; set HWGEN_SIZE_LIMITS=off to generate it anyway"
+    unrolled = 0
+    for k, layer in enumerate(model.layers):
+        figures = {"fan_in": layer.in_features, "neurons": layer.out_features}
+        if layer.op == "conv2d":
+            figures["map_pixels"] = layer.in_shape[1] * layer.in_shape[2]
+        for key, value in figures.items():
+            if value > SIZE_LIMITS[key]:
+                what = {"fan_in": "inputs per neuron", "neurons": "neurons",
+                        "map_pixels": f"pixels in its {layer.in_shape[1]}x{layer.in_shape[2]} input map"
+                        if layer.op == "conv2d" else ""}[key]
+                raise HwgenError(f"layer {layer.name} has {value:,} {what}, more than the {SIZE_LIMITS[key]:,} "
+                                 f"hwgen generates RTL for{lift}")
+        if folding is None or folding[k] is None:
+            unrolled += int(layer.nbits.astype(np.int64).sum())
+    if unrolled > SIZE_LIMITS["unrolled_weight_bits"]:
+        raise HwgenError(f"the unrolled layers hold {unrolled:,} weight bits, more than the "
+                         f"{SIZE_LIMITS['unrolled_weight_bits']:,} hwgen builds as constant adders; fold the "
+                         f"network (hwgen rtl --arch folded){lift}")
 
 
 def _check_options(model, pipeline, datapaths, family):
@@ -180,6 +227,8 @@ def _describe(layer, fifos):
         entry.update(datapath_module=entry["module"] + (".datapath" if inner is not layer else ""),
                      datapath_latency=inner.latency)
     if layer.layer.op == "conv2d":
+        if sch is not None:   # the folded layer over windows inside it, which hwgen sim drives alone
+            entry["window_module"] = entry["module"] + ".datapath"
         entry.update(op="conv2d", in_shape=list(layer.layer.in_shape), kernel=list(layer.layer.kernel),
                      pool=layer.layer.pool, out_shape=list(layer.layer.out_shape), interval=layer.interval)
     if layer.layer.name in fifos:   # the FIFO in front of a folded conv layer

@@ -7,19 +7,24 @@ hand-edited file or a synthesized netlist is checked the same way.
 """
 import json
 import os
+import re
 import shutil
+import string
 import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
+
 from ..core import reference
 from ..errors import HwgenError, NotInstalledError
 from ..paths import resource, resource_dir
 from ..rtl import input_words, read_manifest
+from .boundary import DEFAULT_VARIANTS, golden_codes, layer_vectors, network_inputs
 
-__all__ = ["SIMULATORS", "simulate"]
+__all__ = ["SIMULATORS", "simulate", "simulate_layers", "boundary_failures", "module_ports"]
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -50,7 +55,8 @@ def _prepare_icarus():
 
 
 def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpressure=0.0,
-             seed=0, diagnose=True, log=None, progress_every=30.0):
+             seed=0, diagnose=True, log=None, progress_every=30.0, boundary=True,
+             boundary_variants=DEFAULT_VARIANTS):
     """Simulate ``x`` (int [N, features]) through the RTL in ``rtl_dir``.
 
     All vectors stream through the HDL harness ``rtl_templates/hwgen_tb.v``
@@ -68,6 +74,14 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
     ``diagnosis`` (image, layer, neuron, expected, got, waveform).
     With ``log``, a line every ``progress_every`` seconds of a long run says
     how many vectors have come out and about how long the rest will take.
+
+    With ``boundary`` (default), boundary vectors (:mod:`hwgen.tools.boundary`,
+    ``boundary_variants`` versions of each) are simulated too: the first
+    layer's through the whole network, after ``x`` in the same run, and
+    every layer's through that layer's own module in a harness of its own
+    (:func:`simulate_layers`). ``out["boundary"]`` has both, with each
+    layer's coverage; ``vectors``, ``mismatches`` and ``labels`` stay those
+    of ``x``.
     Raises :class:`HwgenError` if the simulation cannot run at all.
     """
     if simulator not in SIMULATORS:
@@ -79,6 +93,15 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
     x = reference.check_inputs(model, x)
     if not len(x):
         raise HwgenError("no input vectors to simulate")
+    n_user = len(x)
+    sets = []
+    if boundary:
+        t = time.perf_counter()
+        sets = [layer_vectors(layer, boundary_variants, seed) for layer in model.layers]
+        x = np.concatenate([x, network_inputs(model, sets[0], seed)])
+        if log:
+            log(f"  {sum(len(s.inputs) for s in sets)} boundary vectors built from the weights in "
+                f"{time.perf_counter() - t:.1f} s")
     golden = reference.infer(model, x)
     sources = _check_rtl(model, rtl, rtl_dir, golden)
     (_prepare_verilator if simulator == "verilator" else _prepare_icarus)()
@@ -101,15 +124,196 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
     t2 = time.perf_counter()
     # a design that stalls leaves unwritten (x) outputs: they count as mismatches
     labels, mismatched, first = _compare(_read_outputs(work / "outputs.hex", len(x)), golden, rtl)
-    out = {"simulator": simulator, "vectors": len(x), "mismatches": len(mismatched), "mismatched": mismatched,
-           "first_mismatches": first,
-           "labels": labels, "cycles": result["cycles"], "stalled": bool(result.get("timed_out")),
+    user = [k for k in mismatched if k < n_user]
+    out = {"simulator": simulator, "vectors": n_user, "mismatches": len(user), "mismatched": user,
+           "first_mismatches": [f for f in first if f["vector"] < n_user],
+           "labels": labels[:n_user], "cycles": result["cycles"], "stalled": bool(result.get("timed_out")),
            "inferences_per_s": len(x) / max(result["wall_s"], 1e-9), "build_s": t1 - t0, "run_s": t2 - t1}
     if mismatched and diagnose:
         if log:
             log(f"  {len(mismatched)} mismatches; re-running vector {first[0]['vector']} with probes and "
                 f"waves ...")
         out["diagnosis"] = _diagnose(model, rtl, sources, x, golden, first[0]["vector"], simulator, work)
+    if sets:
+        bad = [k - n_user for k in mismatched if k >= n_user]
+        shown = [dict(f, vector=f["vector"] - n_user) for f in first if f["vector"] >= n_user]
+        out["boundary"] = {
+            "variants": boundary_variants,
+            "network": {"layer": model.layers[0].name, "vectors": len(x) - n_user, "mismatches": len(bad),
+                        "mismatched": bad,
+                        "first_mismatches": [dict(f, what=_what(sets[0], f["vector"])) for f in shown]},
+            "layers": simulate_layers(model, rtl_dir, sets, simulator=simulator, work_dir=work / "layers",
+                                      backpressure=backpressure, seed=seed, log=log),
+        }
+    return out
+
+
+def boundary_failures(result):
+    """Boundary-vector mismatches in a :func:`simulate` result (network and layers)."""
+    b = result.get("boundary")
+    if not b:
+        return 0
+    return b["network"]["mismatches"] + sum(layer["mismatches"] or 0 for layer in b["layers"])
+
+
+def _what(vectors, k):
+    """What boundary vector ``k`` of a layer is for, in words."""
+    neuron, label = vectors.what[k]
+    if neuron is None:
+        return f"the layer's {label} input"
+    where = {"below": "just below its threshold", "at": "at its threshold", "above": "just above its threshold",
+             "max": "at its largest sum", "min": "at its smallest sum"}.get(
+                 label, f"on an input that tells its {label.replace('scale', 'plane')} scale +-1 apart")
+    return f"neuron {neuron} {where}"
+
+
+# --------------------------------------------------------------------------- per-layer harnesses
+
+_PORT = re.compile(r"^\s*(input|output)\s+(?:signed\s+)?(?:\[(\d+):(\d+)\]\s+)?(\\\S+|[A-Za-z_][\w$]*)\s*;")
+_STREAM_PORTS = {"clk", "rst", "i__payload", "i__valid", "i__ready", "o__payload", "o__valid", "o__ready"}
+
+
+def module_ports(sources, module):
+    """``{port: (direction, width)}`` of Verilog module ``module`` (as
+    Yosys writes modules: one declaration a line), or None if no source
+    defines it."""
+    head = re.compile(r"^module\s+(\\\S+|[A-Za-z_][\w$]*)\s*\(")
+    for src in sources:
+        ports, inside = {}, False
+        with open(src) as f:
+            for line in f:
+                if not inside:
+                    m = head.match(line)
+                    inside = bool(m) and m.group(1).lstrip("\\") == module
+                    continue
+                if line.startswith("endmodule"):
+                    return ports
+                m = _PORT.match(line)
+                if m:
+                    width = 1 if m.group(2) is None else abs(int(m.group(2)) - int(m.group(3))) + 1
+                    ports[m.group(4)] = (m.group(1), width)
+    return None
+
+
+def _layer_harness(layer, record, sources, score_width):
+    """How to drive ``layer``'s own module: ``(module, "stream" | "combinational"
+    | "pipelined", ports)``, or ``(None, None, reason)``. A conv layer is
+    driven window by window through its datapath."""
+    names = [record.get("datapath_module") or record.get("window_module")] if layer.op == "conv2d" else \
+        [record.get("module"), record.get("datapath_module")]
+    in_width = layer.in_features * layer.input_bits
+    out_width = layer.out_features * (score_width if layer.output == "scores" else 1)
+    reasons = []
+    for name in dict.fromkeys(n for n in names if n):
+        ports = module_ports(sources, name)
+        if ports is None:
+            reasons.append(f"no module {name}")
+            continue
+        names_ = set(ports)
+        if names_ == _STREAM_PORTS:
+            kind, x, y = "stream", "i__payload", "o__payload"
+        elif names_ == {"x", "y"}:
+            kind, x, y = "combinational", "x", "y"
+        elif {"x", "y", "clk"} <= names_ <= {"x", "y", "clk", "rst", "advance"}:
+            kind, x, y = "pipelined", "x", "y"
+        else:
+            reasons.append(f"{name} has ports {', '.join(sorted(ports))}")
+            continue
+        if ports[x][1] != in_width or ports[y][1] != out_width:
+            reasons.append(f"{name}'s ports {x} / {y} are {ports[x][1]} / {ports[y][1]} bits, the layer's "
+                           f"{in_width} / {out_width}")
+            continue
+        return name, kind, ports
+    return None, None, "; ".join(reasons) or "rtl.json names no module for it"
+
+
+def simulate_layers(model, rtl_dir, sets, *, simulator="verilator", work_dir=None, backpressure=0.0, seed=0,
+                    log=None):
+    """Each layer's boundary vectors (``sets``, one
+    :class:`~hwgen.tools.boundary.LayerVectors` per layer) through that
+    layer's own module, in the batch harness behind an adapter
+    (``rtl_templates/hwgen_layer_dut.v``), compared with the artifact.
+    One record per layer (``sets[k]`` None: layer ``k`` is left out):
+    ``layer``, ``module``, ``harness`` (None where
+    the module cannot be driven alone, e.g. a synthesized netlist, with
+    ``note`` saying why), ``vectors``, ``mismatches``, ``mismatched`` (their indices),
+    ``first_mismatches`` (``vector``, ``neuron``, ``what``, ``expected``,
+    ``got``), ``neurons``, ``covered`` (threshold neurons whose threshold
+    was met on both sides; None for scores), ``exact``."""
+    if simulator not in SIMULATORS:
+        raise HwgenError(f"unknown simulator {simulator!r}; choose one of {', '.join(SIMULATORS)}")
+    (_prepare_verilator if simulator == "verilator" else _prepare_icarus)()
+    rtl_dir = Path(rtl_dir).resolve()
+    rtl = read_manifest(rtl_dir)
+    sources = [rtl_dir / name for name in [*rtl["sources"], *rtl.get("sim_sources", [])]]
+    records = {r.get("name"): r for r in rtl.get("layers", [])}
+    work = Path(work_dir or rtl_dir / "sim" / simulator / "layers").resolve()
+    template = string.Template(resource("rtl_templates", "hwgen_layer_dut.v").read_text())
+    out = []
+    for layer, vectors in zip(model.layers, sets):
+        if vectors is None:
+            continue
+        rec = {"layer": layer.name, "module": None, "harness": None, "vectors": len(vectors.inputs),
+               "mismatches": None, "mismatched": [], "first_mismatches": [], "neurons": vectors.neurons,
+               "covered": vectors.covered, "exact": vectors.exact, "note": vectors.note}
+        out.append(rec)
+        if not len(vectors.inputs):
+            continue
+        module, kind, ports = _layer_harness(layer, records.get(layer.name, {}), sources, rtl["score_width"])
+        if module is None:
+            rec["note"] = f"not simulated alone: {ports}"
+            continue
+        rec.update(module=module, harness=kind)
+        lat = int(records[layer.name].get("datapath_latency", records[layer.name].get("latency", 0))) \
+            if kind == "pipelined" else 0
+        here = work / layer.name
+        here.mkdir(parents=True, exist_ok=True)
+        if kind == "stream":
+            conn = ", ".join(f".{p}({p})" for p in sorted(_STREAM_PORTS))
+        else:
+            conn = [".x(i__payload)", ".y(o__payload)"] + \
+                [f".{p}({p})" for p in ("clk", "rst", "advance") if p in ports]
+            conn = ", ".join(conn)
+        stalls = kind == "stream" or kind == "combinational" or "advance" in ports
+        adapter = here / "hwgen_layer_dut.v"
+        adapter.write_text(template.substitute(
+            stream=int(kind == "stream"), latency=lat, in_width=ports["i__payload" if kind == "stream" else "x"][1],
+            out_width=ports["o__payload" if kind == "stream" else "y"][1], module=f"\\{module} ",
+            connections=conn))
+        bits = layer.input_bits
+        words = [sum(int(c) << (j * bits) for j, c in enumerate(row)) for row in vectors.inputs]
+        (here / "inputs.hex").write_text("".join(f"{w:x}\n" for w in words))
+        (here / "outputs.hex").unlink(missing_ok=True)
+        n = len(words)
+        interval = max(int(records[layer.name].get("interval", 1)), int(records[layer.name].get("cycles", 0)) + 2)
+        params = {"N": n, "N_IN": n, "IN_W": ports["i__payload" if kind == "stream" else "x"][1],
+                  "OUT_W": ports["o__payload" if kind == "stream" else "y"][1], "SEED": seed + 1,
+                  "STALL_PER_256": min(255, round(256 * backpressure)) if stalls else 0,
+                  "MAX_CYCLES": 64 + lat + int(4 * (interval + lat) * n / (1 - backpressure))}
+        if log:
+            log(f"  layer {layer.name}: {n} boundary vectors through {module} alone ({kind}) ...")
+        runner = _build(simulator, [resource("rtl_templates", "hwgen_tb.v"), adapter, *sources], "hwgen_tb",
+                        here / "build", {"DUT": "hwgen_layer_dut"}, params, here / "build.log")
+        result = _test(runner, simulator, "test_batch", "hwgen_tb", here, here / "build", here / "test.log", {})
+        got = _read_outputs(here / "outputs.hex", n)
+        want = golden_codes(layer, vectors.inputs)
+        width = params["OUT_W"] // layer.out_features
+        bad = []
+        for k, word in enumerate(got):
+            if word is None:
+                bad.append((k, None))
+                continue
+            values = _scores(word, 0, width, layer.out_features) if layer.output == "scores" else \
+                [(word >> o) & 1 for o in range(layer.out_features)]
+            o = next((o for o in range(layer.out_features) if values[o] != want[k][o]), None)
+            if o is not None:
+                bad.append((k, o, int(want[k][o]), values[o]))
+        rec["mismatches"] = len(bad)
+        rec["mismatched"] = [b[0] for b in bad]
+        rec["stalled"] = bool(result.get("timed_out"))
+        rec["first_mismatches"] = [
+            {"vector": b[0], "what": _what(vectors, b[0]), "neuron": None if len(b) == 2 else b[1],
+             "expected": None if len(b) == 2 else b[2], "got": None if len(b) == 2 else b[3]} for b in bad[:10]]
     return out
 
 

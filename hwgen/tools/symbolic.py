@@ -522,6 +522,14 @@ class _Reach:
             return None
         return lo_u + ((window & -window).bit_length() - 1) + self.base
 
+    def last_in(self, lo, hi):
+        """The largest reachable sum in ``lo..hi-1``, or None."""
+        lo_u, hi_u = max(lo - self.base, 0), hi - self.base
+        if hi_u <= lo_u:
+            return None
+        window = (self.sets >> lo_u) & ((1 << (hi_u - lo_u)) - 1)
+        return lo_u + window.bit_length() - 1 + self.base if window else None
+
     def witness(self, total):
         """An assignment ``{var: 0|1}`` whose sum is ``total`` (reachable)."""
         u, x = total - self.base, {}
