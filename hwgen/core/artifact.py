@@ -7,6 +7,7 @@ names each array's dtype, shape and SHA-256. No pickle anywhere. The format is
 documented in ``docs/format.md``; :func:`load` validates every field and raises
 :class:`~hwgen.errors.ArtifactError` naming the first problem it finds.
 """
+import collections
 import hashlib
 import io
 import json
@@ -268,7 +269,7 @@ def loads(blob):
         zf = zipfile.ZipFile(io.BytesIO(blob))
         listed = zf.namelist()
         names = set(listed)
-        twice = sorted({n for n in listed if listed.count(n) > 1})
+        twice = sorted(n for n, k in collections.Counter(listed).items() if k > 1)
         _need(not twice, f"the archive holds {', '.join(twice)} more than once (tools differ on which copy "
                          f"they read)")
         _need("manifest.json" in names, "no manifest.json inside (not an hwgen artifact?)")
