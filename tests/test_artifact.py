@@ -30,7 +30,7 @@ def test_bytes_are_deterministic(model):
     assert artifact.dumps(model) == artifact.dumps(random_model(np.random.default_rng(0), [6, 5, 4, 3]))
 
 
-def _rewrite(blob, edit):
+def _rewrite(blob, edit, compression=zipfile.ZIP_STORED):
     """Re-pack an artifact after ``edit(manifest, members)`` changed it."""
     zin = zipfile.ZipFile(io.BytesIO(blob))
     members = {n: zin.read(n) for n in zin.namelist()}
@@ -38,7 +38,7 @@ def _rewrite(blob, edit):
     edit(manifest, members)
     members["manifest.json"] = json.dumps(manifest).encode()
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as z:
+    with zipfile.ZipFile(out, "w", compression) as z:
         for n, raw in members.items():
             z.writestr(n, raw)
     return out.getvalue()

@@ -1,7 +1,6 @@
 """Regression tests for the defects a hostile-user review found (issue 30):
 each failed before its fix."""
 import hashlib
-import io
 import json
 import subprocess
 import sys
@@ -16,24 +15,11 @@ from hwgen.errors import HwgenError
 from hwgen.core.artifact import ArtifactError
 
 from conftest import assert_clean_error, hwgen, random_cnn, random_model
+from test_artifact import _rewrite as _rebuild
 
 
 def _model():
     return random_model(np.random.default_rng(0), [6, 5, 3], input_bits=2)
-
-
-def _rebuild(blob, edit, compression=zipfile.ZIP_STORED):
-    """The artifact ``blob`` with ``edit(manifest, files)`` applied, re-zipped."""
-    zin = zipfile.ZipFile(io.BytesIO(blob))
-    files = {n: zin.read(n) for n in zin.namelist()}
-    manifest = json.loads(files["manifest.json"])
-    edit(manifest, files)
-    files["manifest.json"] = json.dumps(manifest).encode()
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return out.getvalue()
 
 
 def _resign(desc, files, raw):
