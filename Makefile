@@ -32,8 +32,9 @@ $(LIBDIR)/osu018_stdcells.lib:
 demo: $(STAMP)
 	$(BIN)/hwgen flow --dataset digits --bits 1.4 -o out/demo
 
+# one pytest worker per core (pytest-xdist); worksteal evens out the long simulation tests
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 clean:
 	rm -rf out .pytest_cache

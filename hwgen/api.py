@@ -98,14 +98,15 @@ def synthesize(rtl_dir, targets: Iterable[str] = ("generic",), *, log=None) -> d
 
 
 def place_and_route(rtl_dir, targets: Iterable[str] = ("ice40",), *, freq=None, seed=1, timeout=None,
-                    log=None) -> dict:
+                    effort: str = "full", log=None) -> dict:
     """``{target: result}``: nextpnr place and route (``ice40``: HX8K,
     ``ecp5``: 25k) of the RTL in ``rtl_dir``, with the Fmax it reached and
-    the utilization."""
+    the utilization; ``effort`` ``"full"`` (nextpnr's timing-driven
+    defaults) or ``"fast"`` (:data:`hwgen.tools.timing.EFFORTS`)."""
     from .tools.timing import place_and_route as _pnr
     targets = [targets] if isinstance(targets, str) else list(targets)
     with _locked(rtl_dir, "place_and_route"):
-        return {target: _pnr(rtl_dir, target, freq=freq, seed=seed, log=log, timeout=timeout)
+        return {target: _pnr(rtl_dir, target, freq=freq, seed=seed, log=log, timeout=timeout, effort=effort)
                 for target in targets}
 
 

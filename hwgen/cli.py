@@ -439,7 +439,7 @@ def cmd_synth(args):
 def cmd_timing(args):
     from .tools.timing import format_table, place_and_route
     results = [place_and_route(args.rtl_dir, target, freq=args.freq, seed=args.seed, log=_log,
-                               timeout=args.timeout) for target in args.target]
+                               timeout=args.timeout, effort=args.effort) for target in args.target]
     print(format_table(results))
     out = Path(args.json or Path(args.rtl_dir) / "timing" / "timing.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -600,7 +600,8 @@ def _flow_config(args):
                       datapath="auto" if args.datapath == "auto" else None,
                       lut_budget=fold.get("lut_budget") if fold else None, area_target=args.area_target,
                       targets=tuple(args.target), simulator=args.simulator,
-                      timing=None if args.no_timing else args.pnr_target, prove=not args.no_prove)
+                      timing=None if args.no_timing else args.pnr_target, timing_effort=args.timing_effort,
+                      prove=not args.no_prove)
 
 
 def _flags_beside_config(args):
@@ -746,6 +747,9 @@ def _add_timing_command(sub):
     p.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
                    help="stop nextpnr after this long, with an error (default: no limit; on a nearly full "
                         "device its router may never finish)")
+    p.add_argument("--effort", choices=["full", "fast"], default="full",
+                   help="full: nextpnr's timing-driven placement and routing; fast: the electrostatic placer, "
+                        "not timing-driven, about a third of the time (default: %(default)s)")
     p.add_argument("--json", help="where to write the JSON report (default: RTLDIR/timing/timing.json)")
     p.set_defaults(func=cmd_timing)
 
@@ -815,6 +819,10 @@ def _add_flow_command(sub):
                    help="place and route for Fmax on this device target; auto: the smallest device the "
                         "design fits, by its logic cells counted before nextpnr (default: %(default)s)")
     p.add_argument("--no-timing", action="store_true", help="no place and route (no Fmax in the report)")
+    p.add_argument("--timing-effort", choices=["fast", "full"], default="fast",
+                   help="place-and-route effort (hwgen timing --effort): fast, the electrostatic placer, not "
+                        "timing-driven, about a third of the time; full, nextpnr's timing-driven defaults "
+                        "(default: %(default)s)")
     p.add_argument("--no-prove", action="store_true",
                    help="no proof of the layers and the argmax (hwgen equiv)")
     _add_arch_args(p)

@@ -15,7 +15,7 @@ from .errors import HwgenError
 __all__ = ["FlowConfig"]
 
 _KEYS = ("train", "data", "data_dir", "frac_bits", "design", "datapath", "lut_budget", "area_target", "targets",
-         "simulator", "timing", "prove")
+         "simulator", "timing", "timing_effort", "prove")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,10 @@ class FlowConfig:
     * ``timing``: place and route for Fmax: ``"auto"`` (the smallest device
       the design fits, :data:`hwgen.tools.timing.DEVICES`), a device target
       (``ice40``, ``ecp5``), or None (no place and route).
+    * ``timing_effort``: ``"fast"`` (default: the electrostatic placer, not
+      timing-driven, about a third of the time) or ``"full"`` (nextpnr's
+      timing-driven defaults, as ``hwgen timing`` runs);
+      :data:`hwgen.tools.timing.EFFORTS`.
     * ``prove``: the SAT proof of the layers under the fan-in limit
       (:func:`hwgen.prove`).
     """
@@ -57,6 +61,7 @@ class FlowConfig:
     targets: tuple = None
     simulator: str = "verilator"
     timing: str = "auto"
+    timing_effort: str = "fast"
     prove: bool = True
 
     def __post_init__(self):
@@ -94,6 +99,8 @@ class FlowConfig:
                              f"not {self.timing!r}")
         if self.timing not in (None, "auto"):
             _targets.check_family(self.design.family, self.timing, "the flow config's timing")
+        if self.timing_effort not in ("fast", "full"):
+            raise HwgenError(f"flow config timing_effort must be 'fast' or 'full', not {self.timing_effort!r}")
         if not isinstance(self.prove, bool):
             raise HwgenError(f"flow config prove must be true or false, not {self.prove!r}")
 
@@ -137,7 +144,7 @@ class FlowConfig:
                 "data_dir": self.data_dir, "frac_bits": self.frac_bits,
                 "design": self.design.to_dict(), "datapath": self.datapath, "lut_budget": self.lut_budget,
                 "area_target": self.area_target, "targets": list(self.targets), "simulator": self.simulator,
-                "timing": self.timing, "prove": self.prove}
+                "timing": self.timing, "timing_effort": self.timing_effort, "prove": self.prove}
 
     @classmethod
     def from_dict(cls, data):

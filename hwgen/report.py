@@ -2,7 +2,9 @@
 import hashlib
 import json
 import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,13 @@ TIMINGS_HEADING = "Timings"
 class _Stages:
     def __init__(self, log):
         self.log, self.timing = log, {}
+
+    def beside(self, tag):
+        """Stages that run beside these, in another thread: the same
+        ``timing`` record, and log lines that start with ``tag |``."""
+        other = _Stages(lambda msg: self.log(f"{tag} | {msg}"))
+        other.timing = self.timing
+        return other
 
     def run(self, name, fn):
         self.log(f"[{name}]")
@@ -83,15 +92,34 @@ def _run_flow(config, out, log):
                                                 config.design.pipeline, family, log=log, stage=stages.run)
     manifest = stages.run("rtl", lambda: generate_rtl(integer, out / "rtl", design, datapath_choice=choice,
                                                       folding_choice=fold_choice, artifact_sha256=sha).data)
+    from .tools.timing import DEVICES
     area = {}
-    for target in targets:
-        area[target] = stages.run(f"synth_{target}", lambda t=target: synthesize(out / "rtl", t, log=log))
-    sim = stages.run("sim", lambda: simulate(integer, out / "rtl", data.x_test, simulator=config.simulator,
-                                             log=log))
+    ready = {t: threading.Event() for t in targets if t in DEVICES}
+
+    def _synth(target):
+        area[target] = stages.run(f"synth_{target}", lambda: synthesize(out / "rtl", target, log=log))
+        if target in ready:
+            ready[target].set()
+
+    # place and route (one core, minutes) runs beside the rest of the flow; the synthesis of the
+    # place-and-route devices comes first ("auto" reads their LUT counts)
+    stop = threading.Event()
+    with ThreadPoolExecutor(1, thread_name_prefix="hwgen-timing") as pool:
+        if config.timing is not None:
+            log("[timing] place and route runs beside the rest of the flow; its lines start with 'timing |'")
+        pending = pool.submit(_timing, config, out / "rtl", area, manifest, stages.beside("timing"), stop, ready)
+        try:
+            for target in sorted(targets, key=lambda t: t not in DEVICES):
+                _synth(target)
+            sim = stages.run("sim", lambda: simulate(integer, out / "rtl", data.x_test,
+                                                     simulator=config.simulator, log=log))
+            proof = stages.run("prove", lambda: _proof(integer, out / "rtl", log)) if config.prove else \
+                {"result": "off", "reason": "--no-prove"}
+        except BaseException:
+            stop.set()      # the flow has failed: nextpnr is killed, not waited for
+            raise
+        timing = pending.result()
     rtl_acc = round(float((np.asarray(sim["labels"]) == data.y_test).mean()), 6)
-    timing = _timing(config, out / "rtl", area, manifest, stages, log)
-    proof = stages.run("prove", lambda: _proof(integer, out / "rtl", log)) if config.prove else \
-        {"result": "off", "reason": "--no-prove"}
     report = {
         "dataset": data.name,
         "data": _data_entry(data),
@@ -121,8 +149,8 @@ def _run_flow(config, out, log):
     log(f"  accuracy float {report['accuracy']['float']:.4f} / integer {int_acc:.4f} / rtl {rtl_acc:.4f}; "
         f"{sim['mismatches']} mismatches over {sim['vectors']} vectors ({sim['simulator']})")
     if "fmax_mhz" in timing:
-        log(f"  Fmax {timing['fmax_mhz']:.1f} MHz on {timing['device']}, {timing['logic_cells']:,}/"
-            f"{timing['logic_available']:,} logic cells")
+        log(f"  Fmax {timing['fmax_mhz']:.1f} MHz on {timing['device']} ({timing['effort']} effort), "
+            f"{timing['logic_cells']:,}/{timing['logic_available']:,} logic cells")
     elif timing["result"] != "off":
         log(f"  no place and route: {timing['reason']}")
     if proof["result"] != "off":
@@ -146,41 +174,94 @@ def _run_flow(config, out, log):
     return report
 
 
-def _timing(config, rtl_dir, area, manifest, stages, log):
+#: "auto" place and route passes over a device whose LUT4 count, from the flow's
+#: own synthesis, is over this share of its logic cells: carries and flip-flops
+#: need more cells than the LUTs alone (the digits demo: 7,252 LUT4 in 8,956
+#: iCE40 cells), and a device that full may not route at all
+AUTO_FILL = 0.9
+
+
+def _timing(config, rtl_dir, area, manifest, stages, stop=None, ready=None):
     """Place and route on the device ``config.timing`` names, or with
-    ``"auto"`` on the smallest device the design fits; report.json's
+    ``"auto"`` on the smallest device the design fits, at
+    ``config.timing_effort``; report.json's
     ``timing``: :func:`~hwgen.tools.timing.place_and_route`'s result plus
-    ``tried`` (the devices it did not fit), or ``{"result", "reason"}``."""
-    from .tools.timing import DEVICES, DoesNotFitError, fit_advice, place_and_route
+    ``tried`` (the devices it did not fit), or ``{"result", "reason"}``.
+    ``stop`` (a :class:`threading.Event`) kills the tool that is running.
+
+    With ``"auto"``, ``area`` holds the flow's own synthesis of each device
+    target, filled in by another thread as it goes (``ready``: ``{target:
+    Event}``, set once ``area[target]`` is in), and the largest device's
+    harness is synthesized meanwhile, for a design the smaller devices
+    turn out too small for (it is stopped once a smaller one is taken)."""
+    from .tools.timing import DEVICES, DoesNotFitError, fit_advice, place_and_route, synthesize_harness
     if config.timing is None:
         return {"result": "off", "reason": "--no-timing"}
+    log = stages.log
     family = config.design.family
-    candidates = [config.timing] if config.timing != "auto" else \
+    auto = config.timing == "auto"
+    candidates = [config.timing] if not auto else \
         sorted((t for t in DEVICES if family in _device_families(t)), key=lambda t: DEVICES[t]["capacity"])
     if not candidates:
         return {"result": "skipped", "reason": f"no open-source place and route maps {family} primitives"}
+    ready = ready or {}
+    done = threading.Event()
+    either = _Either(done, stop)
     tried = []
-    for target in candidates:
-        dev = DEVICES[target]
-        lut4 = area.get(target, {}).get("total", {}).get("lut4")
-        if config.timing == "auto" and lut4 is not None and lut4 > dev["capacity"]:
-            # the flow's own synthesis already says so: no harness synthesis needed
-            tried.append({"target": target, "device": dev["device"], "needed": lut4,
-                          "available": dev["capacity"], "by": f"{target} synthesis, lut4"})
-            log(f"  {target}: {lut4:,} LUT4 > {dev['capacity']:,} {dev['logic']} of {dev['device']}: "
-                f"a larger device")
-            continue
+    with ThreadPoolExecutor(1, thread_name_prefix="hwgen-harness") as ahead:
+        pending = {}
+        if auto and len(candidates) > 1:
+            last = candidates[-1]
+            pending[last] = ahead.submit(stages.run, f"harness_{last}",
+                                         lambda: synthesize_harness(rtl_dir, last, log=log, stop=either))
         try:
-            result = stages.run(f"timing_{target}", lambda t=target: place_and_route(rtl_dir, t, log=log))
-        except DoesNotFitError as exc:
-            tried.append({"target": target, "device": dev["device"], "needed": exc.needed,
-                          "available": exc.available, "by": "logic cell count before nextpnr"})
-            continue
-        return {**result, "tried": tried}
+            for target in candidates:
+                dev = DEVICES[target]
+                if auto and target in ready:
+                    _wait(ready[target], stop)
+                lut4 = area.get(target, {}).get("total", {}).get("lut4")
+                if auto and lut4 is not None and lut4 > AUTO_FILL * dev["capacity"]:
+                    # the flow's own synthesis already says so: no harness synthesis needed
+                    tried.append({"target": target, "device": dev["device"], "needed": lut4,
+                                  "available": dev["capacity"],
+                                  "by": f"{target} synthesis, lut4" + (f" over {AUTO_FILL:.0%} of the device"
+                                                                       if lut4 <= dev["capacity"] else "")})
+                    log(f"  {target}: {lut4:,} LUT4 > {AUTO_FILL:.0%} of the {dev['capacity']:,} "
+                        f"{dev['logic']} of {dev['device']}: a larger device")
+                    continue
+                try:
+                    harness = pending.pop(target).result() if target in pending else None
+                    result = stages.run(f"timing_{target}", lambda t=target, h=harness: place_and_route(
+                        rtl_dir, t, log=log, effort=config.timing_effort, stop=stop, harness=h))
+                except DoesNotFitError as exc:
+                    tried.append({"target": target, "device": dev["device"], "needed": exc.needed,
+                                  "available": exc.available, "by": "logic cell count before nextpnr"})
+                    continue
+                return {**result, "tried": tried}
+        finally:
+            done.set()      # a harness synthesized ahead and not needed is stopped
     last = tried[-1]
     return {"result": "does not fit", "tried": tried,
             "reason": f"the design needs about {last['needed']:,} logic cells and {last['device']} has "
                       f"{last['available']:,}; {fit_advice(last['target'], manifest['arch'])}"}
+
+
+class _Either:
+    """Set when any of its events (None: never) is."""
+
+    def __init__(self, *events):
+        self.events = [e for e in events if e is not None]
+
+    def is_set(self):
+        return any(e.is_set() for e in self.events)
+
+
+def _wait(event, stop):
+    """Wait for ``event``; raise :class:`~hwgen.tools.timing.Stopped` if ``stop`` is set first."""
+    from .tools.timing import Stopped
+    while not event.wait(0.25):
+        if stop is not None and stop.is_set():
+            raise Stopped("place and route was stopped")
 
 
 def _device_families(target):
@@ -362,7 +443,10 @@ def _timing_markdown(t):
     if "fmax_mhz" in t:
         lines.append(f"- **{t['device']}**: Fmax **{t['fmax_mhz']:.1f} MHz** ({'meets' if t['met'] else 'misses'} "
                      f"the {t['constraint_mhz']:g} MHz constraint), {t['logic_cells']:,} of "
-                     f"{t['logic_available']:,} logic cells, placer seed {t['seed']}")
+                     f"{t['logic_available']:,} logic cells, placer seed {t['seed']}, "
+                     f"{t.get('effort', 'full')} effort" + (" (hwgen timing --effort full for nextpnr's "
+                                                            "timing-driven placement)"
+                                                            if t.get("effort") == "fast" else ""))
     else:
         lines.append(f"- not run: {t['reason']}")
     return lines + [""]

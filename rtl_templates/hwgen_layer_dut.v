@@ -1,8 +1,9 @@
 // hwgen per-layer adapter: one layer module of the RTL under test, taken out
-// of the network and given the network's stream ports, so that the batch
-// harness (hwgen_tb.v, DUT = hwgen_layer_dut) streams boundary vectors
-// straight into it. hwgen.tools.sim fills in the placeholders: the layer's
-// module name, the port widths and the instance's connections.
+// of the network and given the network's stream ports, so that a batch
+// harness (hwgen_batch.v, in the top hwgen.tools.sim generates) streams
+// boundary vectors straight into it. hwgen.tools.sim fills in the
+// placeholders: the adapter's own name, the layer's module name, the port
+// widths and the instance's connections.
 //
 // STREAM = 1: the layer module has stream ports of its own (a folded layer)
 // and they are wired straight through. STREAM = 0: a combinational layer
@@ -10,7 +11,7 @@
 // with `advance`; this adapter then carries the valid bit alongside, the
 // way the network does, and stalls the layer with the harness's sink.
 `timescale 1ns/1ps
-module hwgen_layer_dut #(
+module ${name} #(
     parameter integer STREAM = ${stream},
     parameter integer LATENCY = ${latency}
 ) (

@@ -40,5 +40,6 @@ async def stream_all_vectors(dut):
             os.replace(progress + ".tmp", progress)
     elapsed = time.perf_counter() - t0
     with open(os.environ["HWGEN_SIM_RESULT"], "w") as f:
+        # timed_out: bit k for the top's k-th design under test (hwgen.tools.sim._batch_top)
         json.dump({"cycles": int(dut.cycles.value), "timed_out": bool(int(dut.timed_out.value)),
-                   "wall_s": elapsed}, f)
+                   "timed_out_mask": int(dut.timed_out.value), "wall_s": elapsed}, f)

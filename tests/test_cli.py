@@ -184,6 +184,9 @@ def test_sim_catches_tampered_rtl_and_flow_reports(tmp_path):
     timing = report["timing"]
     assert timing["target"] == "ice40" and timing["tried"] == [] and 1 < timing["fmax_mhz"] < 1000
     assert 0 < timing["logic_cells"] <= timing["logic_available"] == 7680
+    # the flow places and routes at fast effort, beside the simulation and the proof
+    assert timing["effort"] == "fast" and report["config"]["timing_effort"] == "fast"
+    assert "fast effort" in md[0] and "timing | [timing_ice40]" in proc.stdout + proc.stderr
     proof = report["proof"]
     assert [r["result"] for r in proof["layers"]] == ["proven"] * 3 and proof["result"] == "proven"
     assert [r["layer"] for r in proof["layers"]] == ["fc0", "fc1", "argmax"] and proof["not_proven"] == []

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -141,11 +142,15 @@ def test_asic_without_liberty_is_one_clear_error(small_rtl, tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == f"hwgen: error: HWGEN_LIBERTY={env_missing} is not a file"
 
 
-@pytest.mark.parametrize("target", ["ice40", "ecp5"])
-def test_place_and_route_reports_fmax(small_rtl, target):
+@pytest.mark.parametrize("target, effort", [("ice40", "full"), ("ecp5", "full"), ("ecp5", "fast")])
+def test_place_and_route_reports_fmax(small_rtl, target, effort):
     from hwgen.tools.timing import DEVICES, place_and_route
-    res = place_and_route(small_rtl, target, freq=50)
+    res = place_and_route(small_rtl, target, freq=50, effort=effort)
     assert res["device"] == DEVICES[target]["device"] and res["constraint_mhz"] == 50
+    assert res["effort"] == effort
+    log = (small_rtl / "timing" / target / "nextpnr.log").read_text()
+    # fast effort: the electrostatic placer, not timing-driven; full: HeAP
+    assert ("Running Static placer" in log) == (effort == "fast") and ("HeAP" in log) == (effort == "full")
     assert 1 < res["fmax_mhz"] < 1000 and res["met"] == (res["fmax_mhz"] >= 50)
     # the whole network is placed: at least one logic cell per ice40/ecp5 LUT of the synthesis
     area = synthesize(small_rtl, target)["total"]
@@ -167,6 +172,21 @@ def test_timing_cli_writes_its_report(small_rtl, tmp_path):
     netlist = synthesize(small_rtl, "generic")["netlist"]
     bad = hwgen("timing", small_rtl / netlist)
     assert bad.returncode == 2 and "synthesized netlist" in bad.stderr.strip().splitlines()[-1]
+
+
+def test_stop_kills_place_and_route(small_rtl):
+    """The flow sets ``stop`` when its simulation or proof fails: nextpnr is
+    killed at once instead of being waited for."""
+    import threading
+    from hwgen.tools.timing import Stopped, place_and_route
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    t0 = time.perf_counter()
+    with pytest.raises(Stopped, match="was stopped"):
+        place_and_route(small_rtl, "ecp5", stop=stop)
+    assert time.perf_counter() - t0 < 30
+    with pytest.raises(HwgenError, match="unknown place-and-route effort 'most'"):
+        place_and_route(small_rtl, "ecp5", effort="most")
 
 
 def test_timing_timeout_stops_nextpnr_with_one_clear_error(small_rtl):
@@ -235,12 +255,22 @@ def test_flow_timing_auto_takes_the_smallest_device_the_design_fits(small_rtl):
     from hwgen.report import _Stages, _timing
     manifest = rtl.read_manifest(small_rtl)
     area = {"ice40": {"total": {"lut4": 9000}}}
-    result = _timing(FlowConfig(), small_rtl, area, manifest, _Stages(lambda m: None), lambda m: None)
-    assert result["target"] == "ecp5" and result["fmax_mhz"] > 1
+    result = _timing(FlowConfig(), small_rtl, area, manifest, _Stages(lambda m: None))
+    assert result["target"] == "ecp5" and result["fmax_mhz"] > 1 and result["effort"] == "fast"
     assert result["tried"] == [{"target": "ice40", "device": "iCE40 HX8K (ct256)", "needed": 9000,
                                 "available": 7680, "by": "ice40 synthesis, lut4"}]
-    off = _timing(FlowConfig(timing=None), small_rtl, area, manifest, None, None)
+    off = _timing(FlowConfig(timing=None), small_rtl, area, manifest, None)
     assert off == {"result": "off", "reason": "--no-timing"}
+    # a device the LUTs alone fill to over 90 % is passed over too (the demo's 7,252 LUT4 of the
+    # HX8K's 7,680 cells needed 8,956); a named device is tried all the same
+    from hwgen.report import AUTO_FILL
+    area = {"ice40": {"total": {"lut4": 7252}}}
+    config = FlowConfig(timing_effort="full")
+    result = _timing(config, small_rtl, area, manifest, _Stages(lambda m: None))
+    assert result["target"] == "ecp5" and result["effort"] == "full" and AUTO_FILL == 0.9
+    assert result["tried"][0]["by"] == "ice40 synthesis, lut4 over 90% of the device"
+    result = _timing(FlowConfig(timing="ice40"), small_rtl, area, manifest, _Stages(lambda m: None))
+    assert result["target"] == "ice40" and result["tried"] == []
 
 
 def test_design_too_big_for_the_device_is_named():

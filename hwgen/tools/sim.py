@@ -59,7 +59,7 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
              boundary_variants=DEFAULT_VARIANTS):
     """Simulate ``x`` (int [N, features]) through the RTL in ``rtl_dir``.
 
-    All vectors stream through the HDL harness ``rtl_templates/hwgen_tb.v``
+    All vectors stream through the HDL harness ``rtl_templates/hwgen_batch.v``
     in one run (no Python per cycle); the outputs are compared with the
     golden reference afterwards. On a mismatch (and ``diagnose``), the first
     failing vector is simulated again alone with waveforms on and the
@@ -78,8 +78,9 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
     With ``boundary`` (default), boundary vectors (:mod:`hwgen.tools.boundary`,
     ``boundary_variants`` versions of each) are simulated too: the first
     layer's through the whole network, after ``x`` in the same run, and
-    every layer's through that layer's own module in a harness of its own
-    (:func:`simulate_layers`). ``out["boundary"]`` has both, with each
+    every layer's through that layer's own module in a harness of its own,
+    in the same build and run (as :func:`simulate_layers` does alone).
+    ``out["boundary"]`` has both, with each
     layer's coverage; ``vectors``, ``mismatches`` and ``labels`` stay those
     of ``x``.
     Raises :class:`HwgenError` if the simulation cannot run at all.
@@ -108,26 +109,31 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
 
     work = Path(work_dir or rtl_dir / "sim").resolve() / simulator
     work.mkdir(parents=True, exist_ok=True)
-    params = _harness_inputs(model, rtl, x, work, backpressure, seed)
-    harness = resource("rtl_templates", "hwgen_tb.v")
+    network = _Batch(rtl["top"], _harness_inputs(model, rtl, x, work, backpressure, seed), "inputs.hex",
+                     "outputs.hex")
+    layers = _layer_batches(model, rtl, sources, sets, work, "layers", backpressure, seed) if sets else ([], [])
+    batches = [network, *(b for _, _, _, b in layers[1])]
     if log:
-        log(f"  building {rtl['top']} in the batch harness with {simulator} ...")
+        alone = f" and {len(batches) - 1} layer modules alone" if len(batches) > 1 else ""
+        log(f"  building {rtl['top']}{alone} in the batch harness with {simulator} ...")
     t0 = time.perf_counter()
-    runner = _build(simulator, [harness, *sources], "hwgen_tb", work / "build", {"DUT": rtl["top"]}, params,
-                    work / "build.log")
+    runner = _build_batches(simulator, batches, sources, work)
     t1 = time.perf_counter()
     if log:
-        log(f"  built in {t1 - t0:.1f} s; streaming {len(x)} vectors ...")
+        log(f"  built in {t1 - t0:.1f} s; streaming {len(x)} vectors"
+            + (f" and {sum(b.params['N'] for b in batches[1:])} through the layers" if len(batches) > 1 else "")
+            + " ...")
     with _Progress(work / "progress.json", len(x), log, every=progress_every):
         result = _test(runner, simulator, "test_batch", "hwgen_tb", work, work / "build", work / "test.log", {},
                        extra_env={"HWGEN_SIM_PROGRESS": str(work / "progress.json")})
     t2 = time.perf_counter()
     # a design that stalls leaves unwritten (x) outputs: they count as mismatches
-    labels, mismatched, first = _compare(_read_outputs(work / "outputs.hex", len(x)), golden, rtl)
+    words = _read_outputs(work / "outputs.hex", len(x))
+    labels, mismatched, first = _compare(words, golden, rtl)
     user = [k for k in mismatched if k < n_user]
     out = {"simulator": simulator, "vectors": n_user, "mismatches": len(user), "mismatched": user,
            "first_mismatches": [f for f in first if f["vector"] < n_user],
-           "labels": labels[:n_user], "cycles": result["cycles"], "stalled": bool(result.get("timed_out")),
+           "labels": labels[:n_user], "cycles": result["cycles"], "stalled": bool(result.get("timed_out_mask", 0) & 1),
            "inferences_per_s": len(x) / max(result["wall_s"], 1e-9), "build_s": t1 - t0, "run_s": t2 - t1}
     if mismatched and diagnose:
         if log:
@@ -137,15 +143,72 @@ def simulate(model, rtl_dir, x, *, simulator="verilator", work_dir=None, backpre
     if sets:
         bad = [k - n_user for k in mismatched if k >= n_user]
         shown = [dict(f, vector=f["vector"] - n_user) for f in first if f["vector"] >= n_user]
+        records, checks = layers
+        for k, check in enumerate(checks):
+            _check_layer(*check, work, bool(result.get("timed_out_mask", 0) >> (k + 1) & 1))
         out["boundary"] = {
             "variants": boundary_variants,
             "network": {"layer": model.layers[0].name, "vectors": len(x) - n_user, "mismatches": len(bad),
                         "mismatched": bad,
                         "first_mismatches": [dict(f, what=_what(sets[0], f["vector"])) for f in shown]},
-            "layers": simulate_layers(model, rtl_dir, sets, simulator=simulator, work_dir=work / "layers",
-                                      backpressure=backpressure, seed=seed, log=log),
+            "layers": records,
         }
     return out
+
+
+# --------------------------------------------------------------------------- the batch harness
+
+class _Batch:
+    """One design under test in the generated top: the DUT module, the
+    harness parameters (``N``, ``N_IN``, ``IN_W``, ``OUT_W``,
+    ``STALL_PER_256``, ``SEED``, ``MAX_CYCLES``), its input and output files
+    (relative to the simulation's directory) and the extra source (an
+    adapter) it needs."""
+
+    def __init__(self, module, params, in_file, out_file, source=None):
+        self.module, self.params, self.in_file, self.out_file, self.source = \
+            module, params, in_file, out_file, source
+
+
+def _batch_top(batches):
+    """The Verilog of ``hwgen_tb``: one ``hwgen_batch`` (rtl_templates/
+    hwgen_batch.v) and one DUT per batch, on one clock; ``done`` when all
+    are, ``timed_out`` bit k for batch k, ``cycles`` and ``received`` the first's."""
+    lines = ["// generated by hwgen.tools.sim: one batch harness (rtl_templates/hwgen_batch.v) per design "
+             "under test", "`timescale 1ns/1ps",
+             f"module hwgen_tb (input wire clk, output wire done, output wire [{len(batches) - 1}:0] timed_out, "
+             "output wire [31:0] cycles, output wire [31:0] received);"]
+    for k, b in enumerate(batches):
+        p = b.params
+        lines += [
+            f"    // {k}: {b.module}",
+            f"    wire rst{k}, iv{k}, ir{k}, ov{k}, or{k}, done{k}, to{k};",
+            f"    wire [{p['IN_W'] - 1}:0] ip{k};",
+            f"    wire [{p['OUT_W'] - 1}:0] op{k};",
+            f"    wire [31:0] cyc{k}, rec{k};",
+            f"    hwgen_batch #(.N({p['N']}), .N_IN({p['N_IN']}), .IN_W({p['IN_W']}), .OUT_W({p['OUT_W']}), "
+            f".STALL_PER_256({p['STALL_PER_256']}), .SEED({p['SEED']}), .MAX_CYCLES({p['MAX_CYCLES']}), "
+            f'.IN_FILE("{b.in_file}"), .OUT_FILE("{b.out_file}")) h{k} (',
+            f"        .clk(clk), .rst(rst{k}), .i_payload(ip{k}), .i_valid(iv{k}), .i_ready(ir{k}), "
+            f".o_payload(op{k}), .o_valid(ov{k}), .o_ready(or{k}),",
+            f"        .done(done{k}), .timed_out(to{k}), .cycles(cyc{k}), .received(rec{k}));",
+            f"    \\{b.module} dut{k} (",
+            f"        .clk(clk), .rst(rst{k}), .i__payload(ip{k}), .i__valid(iv{k}), .i__ready(ir{k}), "
+            f".o__payload(op{k}), .o__valid(ov{k}), .o__ready(or{k}));"]
+    n = range(len(batches))
+    lines += [f"    assign done = {' & '.join(f'done{k}' for k in n)};",
+              f"    assign timed_out = {{{', '.join(f'to{k}' for k in reversed(n))}}};",
+              "    assign cycles = cyc0;", "    assign received = rec0;", "endmodule", ""]
+    return "\n".join(lines)
+
+
+def _build_batches(simulator, batches, sources, work):
+    """Write the generated top into ``work`` and build it (``work/build``)."""
+    top = work / "hwgen_tb.v"
+    top.write_text(_batch_top(batches))
+    extra = [b.source for b in batches if b.source]
+    return _build(simulator, [top, resource("rtl_templates", "hwgen_batch.v"), *extra, *sources], "hwgen_tb",
+                  work / "build", {}, {}, work / "build.log")
 
 
 def boundary_failures(result):
@@ -232,7 +295,9 @@ def simulate_layers(model, rtl_dir, sets, *, simulator="verilator", work_dir=Non
     """Each layer's boundary vectors (``sets``, one
     :class:`~hwgen.tools.boundary.LayerVectors` per layer) through that
     layer's own module, in the batch harness behind an adapter
-    (``rtl_templates/hwgen_layer_dut.v``), compared with the artifact.
+    (``rtl_templates/hwgen_layer_dut.v``), compared with the artifact; all
+    layers in one build and one run. :func:`simulate` runs them in the
+    network's build.
     One record per layer (``sets[k]`` None: layer ``k`` is left out):
     ``layer``, ``module``, ``harness`` (None where
     the module cannot be driven alone, e.g. a synthesized netlist, with
@@ -246,10 +311,28 @@ def simulate_layers(model, rtl_dir, sets, *, simulator="verilator", work_dir=Non
     rtl_dir = Path(rtl_dir).resolve()
     rtl = read_manifest(rtl_dir)
     sources = [rtl_dir / name for name in [*rtl["sources"], *rtl.get("sim_sources", [])]]
-    records = {r.get("name"): r for r in rtl.get("layers", [])}
     work = Path(work_dir or rtl_dir / "sim" / simulator / "layers").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    records, checks = _layer_batches(model, rtl, sources, sets, work, ".", backpressure, seed)
+    if checks:
+        if log:
+            log(f"  {sum(c[3].params['N'] for c in checks)} boundary vectors through "
+                f"{', '.join(c[0]['module'] for c in checks)} alone ...")
+        runner = _build_batches(simulator, [c[3] for c in checks], sources, work)
+        result = _test(runner, simulator, "test_batch", "hwgen_tb", work, work / "build", work / "test.log", {})
+        for k, check in enumerate(checks):
+            _check_layer(*check, work, bool(result.get("timed_out_mask", 0) >> k & 1))
+    return records
+
+
+def _layer_batches(model, rtl, sources, sets, work, rel, backpressure, seed):
+    """``(records, checks)``: a record per layer of ``sets`` (see
+    :func:`simulate_layers`), and for each layer that can be driven alone
+    ``(record, layer, vectors, batch)``, its adapter and input file written
+    under ``work / rel / LAYER``."""
+    records = {r.get("name"): r for r in rtl.get("layers", [])}
     template = string.Template(resource("rtl_templates", "hwgen_layer_dut.v").read_text())
-    out = []
+    out, checks = [], []
     for layer, vectors in zip(model.layers, sets):
         if vectors is None:
             continue
@@ -266,7 +349,7 @@ def simulate_layers(model, rtl_dir, sets, *, simulator="verilator", work_dir=Non
         rec.update(module=module, harness=kind)
         lat = int(records[layer.name].get("datapath_latency", records[layer.name].get("latency", 0))) \
             if kind == "pipelined" else 0
-        here = work / layer.name
+        here = work / rel / layer.name
         here.mkdir(parents=True, exist_ok=True)
         if kind == "stream":
             conn = ", ".join(f".{p}({p})" for p in sorted(_STREAM_PORTS))
@@ -275,46 +358,50 @@ def simulate_layers(model, rtl_dir, sets, *, simulator="verilator", work_dir=Non
                 [f".{p}({p})" for p in ("clk", "rst", "advance") if p in ports]
             conn = ", ".join(conn)
         stalls = kind == "stream" or kind == "combinational" or "advance" in ports
+        in_w, out_w = ports["i__payload" if kind == "stream" else "x"][1], ports["o__payload" if kind == "stream" else "y"][1]
         adapter = here / "hwgen_layer_dut.v"
-        adapter.write_text(template.substitute(
-            stream=int(kind == "stream"), latency=lat, in_width=ports["i__payload" if kind == "stream" else "x"][1],
-            out_width=ports["o__payload" if kind == "stream" else "y"][1], module=f"\\{module} ",
-            connections=conn))
+        name = f"hwgen_layer_dut_{len(checks)}"
+        adapter.write_text(template.substitute(name=name, stream=int(kind == "stream"), latency=lat,
+                                               in_width=in_w, out_width=out_w, module=f"\\{module} ",
+                                               connections=conn))
         bits = layer.input_bits
         words = [sum(int(c) << (j * bits) for j, c in enumerate(row)) for row in vectors.inputs]
         (here / "inputs.hex").write_text("".join(f"{w:x}\n" for w in words))
         (here / "outputs.hex").unlink(missing_ok=True)
         n = len(words)
         interval = max(int(records[layer.name].get("interval", 1)), int(records[layer.name].get("cycles", 0)) + 2)
-        params = {"N": n, "N_IN": n, "IN_W": ports["i__payload" if kind == "stream" else "x"][1],
-                  "OUT_W": ports["o__payload" if kind == "stream" else "y"][1], "SEED": seed + 1,
+        params = {"N": n, "N_IN": n, "IN_W": in_w, "OUT_W": out_w, "SEED": seed + 2 + len(checks),
                   "STALL_PER_256": min(255, round(256 * backpressure)) if stalls else 0,
                   "MAX_CYCLES": 64 + lat + int(4 * (interval + lat) * n / (1 - backpressure))}
-        if log:
-            log(f"  layer {layer.name}: {n} boundary vectors through {module} alone ({kind}) ...")
-        runner = _build(simulator, [resource("rtl_templates", "hwgen_tb.v"), adapter, *sources], "hwgen_tb",
-                        here / "build", {"DUT": "hwgen_layer_dut"}, params, here / "build.log")
-        result = _test(runner, simulator, "test_batch", "hwgen_tb", here, here / "build", here / "test.log", {})
-        got = _read_outputs(here / "outputs.hex", n)
-        want = golden_codes(layer, vectors.inputs)
-        width = params["OUT_W"] // layer.out_features
-        bad = []
-        for k, word in enumerate(got):
-            if word is None:
-                bad.append((k, None))
-                continue
-            values = _scores(word, 0, width, layer.out_features) if layer.output == "scores" else \
-                [(word >> o) & 1 for o in range(layer.out_features)]
-            o = next((o for o in range(layer.out_features) if values[o] != want[k][o]), None)
-            if o is not None:
-                bad.append((k, o, int(want[k][o]), values[o]))
-        rec["mismatches"] = len(bad)
-        rec["mismatched"] = [b[0] for b in bad]
-        rec["stalled"] = bool(result.get("timed_out"))
-        rec["first_mismatches"] = [
-            {"vector": b[0], "what": _what(vectors, b[0]), "neuron": None if len(b) == 2 else b[1],
-             "expected": None if len(b) == 2 else b[2], "got": None if len(b) == 2 else b[3]} for b in bad[:10]]
-    return out
+        rel_dir = Path(rel) / layer.name
+        checks.append((rec, layer, vectors, _Batch(name, params, (rel_dir / "inputs.hex").as_posix(),
+                                                   (rel_dir / "outputs.hex").as_posix(), adapter)))
+    return out, checks
+
+
+def _check_layer(rec, layer, vectors, batch, work, stalled):
+    """Compare a layer's outputs (``batch.out_file`` under ``work``) with the
+    artifact; fill in ``rec`` (``stalled``: its outputs stopped coming)."""
+    n = batch.params["N"]
+    got = _read_outputs(work / batch.out_file, n)
+    want = golden_codes(layer, vectors.inputs)
+    width = batch.params["OUT_W"] // layer.out_features
+    bad = []
+    for k, word in enumerate(got):
+        if word is None:
+            bad.append((k, None))
+            continue
+        values = _scores(word, 0, width, layer.out_features) if layer.output == "scores" else \
+            [(word >> o) & 1 for o in range(layer.out_features)]
+        o = next((o for o in range(layer.out_features) if values[o] != want[k][o]), None)
+        if o is not None:
+            bad.append((k, o, int(want[k][o]), values[o]))
+    rec["mismatches"] = len(bad)
+    rec["mismatched"] = [b[0] for b in bad]
+    rec["stalled"] = stalled
+    rec["first_mismatches"] = [
+        {"vector": b[0], "what": _what(vectors, b[0]), "neuron": None if len(b) == 2 else b[1],
+         "expected": None if len(b) == 2 else b[2], "got": None if len(b) == 2 else b[3]} for b in bad[:10]]
 
 
 def _check_rtl(model, rtl, rtl_dir, golden):

@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -20,22 +21,50 @@ from . import targets as _targets
 from ..core.manifest import read_manifest
 from .synth import yosys_executable
 
-__all__ = ["DEVICES", "DoesNotFitError", "place_and_route", "logic_needed", "fit_advice", "format_table"]
+__all__ = ["DEVICES", "EFFORTS", "DoesNotFitError", "Stopped", "place_and_route", "synthesize_harness",
+           "logic_needed", "fit_advice", "format_table"]
 
 #: target -> nextpnr executable, its device arguments, the device's name, the
 #: default clock constraint (MHz) and the utilization entry counting logic cells
 #: (from :mod:`hwgen.tools.targets`)
 DEVICES = {name: t.pnr for name, t in _targets.REGISTRY.items() if t.pnr}
 
+#: effort -> nextpnr options. ``full``: nextpnr's defaults (HeAP analytic
+#: placement, then timing-driven annealing and routing). ``fast``: the
+#: electrostatic placer and no timing-driven placement or routing, about a
+#: third of the time; on the unrolled digits demo (ECP5-25k) it reached 33.0 MHz
+#: against ``full``'s 33.4 MHz (docs/results.md, bench/results/pnr_effort.json)
+EFFORTS = {"full": (), "fast": ("--placer", "static", "--no-tmdriv")}
 
-def _run(cmd, cwd, log_path, what, timeout=None):
+
+class Stopped(HwgenError):
+    """Place and route was stopped from outside (``stop`` was set) before it finished."""
+
+
+def _run(cmd, cwd, log_path, what, timeout=None, stop=None):
+    """Run ``cmd`` in ``cwd`` with its output in ``log_path``; raise on a
+    non-zero exit, after ``timeout`` seconds, or as soon as the
+    :class:`threading.Event` ``stop`` is set (the process is killed)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
     with open(log_path, "w") as logf:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=logf, stderr=subprocess.STDOUT)
         try:
-            proc = subprocess.run(cmd, cwd=cwd, stdout=logf, stderr=subprocess.STDOUT, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise HwgenError(f"{what} did not finish within {timeout:g} s and was stopped; a design that fills "
-                             f"most of the device may never route: try another --seed, a smaller design or a "
-                             f"longer --timeout (log: {log_path})") from None
+            while True:
+                try:
+                    proc.wait(timeout=0.25)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if stop is not None and stop.is_set():
+                    raise Stopped(f"{what} was stopped")
+                if deadline is not None and time.monotonic() > deadline:
+                    raise HwgenError(f"{what} did not finish within {timeout:g} s and was stopped; a design that "
+                                     f"fills most of the device may never route: try another --seed, a smaller "
+                                     f"design or a longer --timeout (log: {log_path})")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     if proc.returncode != 0:
         lines = log_path.read_text(errors="replace").strip().splitlines()
         errors = [line for line in lines if "ERROR" in line] or lines[-2:]
@@ -146,33 +175,27 @@ def _does_not_fit(log_text, device, arch="unrolled", target="ice40"):
             f"than the device has; {fit_advice(target, arch)}")
 
 
-def place_and_route(rtl_dir, target="ice40", *, freq=None, seed=1, log=None, timeout=None):
-    """Synthesize ``rtl_dir``'s network in the timing harness and place and
-    route it on ``target``'s device; ``timeout``: seconds nextpnr may take
-    (None: no limit; nextpnr's router can go on for good on a nearly full
-    device).
-
-    Before nextpnr runs, the synthesized netlist's logic cells are counted
-    (:func:`logic_needed`); a design that needs more than the device has
-    raises :class:`DoesNotFitError`, naming both and what to try.
-
-    Returns ``{"target", "device", "fmax_mhz", "constraint_mhz", "met",
-    "logic_cells", "logic_available", "logic_estimate", "utilization", "seed",
-    "seconds"}`` (``logic_estimate``: the count made before nextpnr).
-    """
+def _checked(rtl_dir, target):
     if target not in DEVICES:
         raise HwgenError(f"unknown timing target {target!r}; choose one of {', '.join(DEVICES)}")
-    dev = DEVICES[target]
-    freq = float(freq or dev["freq"])
-    if freq <= 0:
-        raise HwgenError(f"the clock constraint must be positive, not {freq} MHz")
-    if timeout is not None and timeout <= 0:
-        raise HwgenError(f"the timeout must be positive, not {timeout} s")
     rtl_dir = Path(rtl_dir).resolve()
     rtl = read_manifest(rtl_dir)
     _targets.check_family(rtl.get("family", "generic"), target, rtl_dir)
     if "target" in rtl:
         raise HwgenError(f"{rtl_dir} holds a synthesized netlist; point hwgen timing at the RTL directory")
+    return rtl_dir, rtl
+
+
+def synthesize_harness(rtl_dir, target="ice40", *, log=None, stop=None):
+    """Synthesize ``rtl_dir``'s network in the timing harness for
+    ``target``'s device (``RTLDIR/timing/<target>/netlist.json``) and count
+    the logic cells it needs (:func:`logic_needed`); a design that needs
+    more than the device has raises :class:`DoesNotFitError`. Returns
+    ``{"target", "needed", "seconds"}``, which :func:`place_and_route`
+    takes as ``harness`` (the flow synthesizes the next device's harness
+    while it decides on the first)."""
+    rtl_dir, rtl = _checked(rtl_dir, target)
+    dev = DEVICES[target]
     work = rtl_dir / "timing" / target
     work.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(resource("rtl_templates", "timing_wrapper.v"), work / "timing_wrapper.v")
@@ -182,20 +205,62 @@ def place_and_route(rtl_dir, target="ice40", *, freq=None, seed=1, log=None, tim
         sources=" ".join([*(f"../../{s}" for s in rtl["sources"]), "timing_wrapper.v"]),
         in_width=in_width, out_width=out_width, netlist_json="netlist.json")
     (work / "synth.ys").write_text(script)
+    (work / "netlist.json").unlink(missing_ok=True)
     t0 = time.perf_counter()
     if log:
         log(f"  yosys: {target} synthesis in the timing harness ...")
-    _run([yosys_executable(), "-q", "-s", "synth.ys"], work, work / "synth.log", f"yosys {target} synthesis")
+    _run([yosys_executable(), "-q", "-s", "synth.ys"], work, work / "synth.log", f"yosys {target} synthesis",
+         stop=stop)
     needed = _check_fit(work, target, rtl.get("arch", "unrolled"))
     if log:
         log(f"  {target}: needs about {needed:,} of the {dev['capacity']:,} {dev['logic']} logic cells")
+    return {"target": target, "needed": needed, "seconds": time.perf_counter() - t0}
+
+
+def place_and_route(rtl_dir, target="ice40", *, freq=None, seed=1, log=None, timeout=None, effort="full",
+                    stop=None, harness=None):
+    """Synthesize ``rtl_dir``'s network in the timing harness
+    (:func:`synthesize_harness`, unless ``harness`` is its result already)
+    and place and route it on ``target``'s device; ``timeout``: seconds
+    nextpnr may take (None: no limit; nextpnr's router can go on for good
+    on a nearly full device); ``effort``: ``"full"`` or ``"fast"``
+    (:data:`EFFORTS`); ``stop``: a :class:`threading.Event` that, once set,
+    kills the running tool and raises :class:`Stopped`.
+
+    Before nextpnr runs, the synthesized netlist's logic cells are counted
+    (:func:`logic_needed`); a design that needs more than the device has
+    raises :class:`DoesNotFitError`, naming both and what to try.
+
+    Returns ``{"target", "device", "fmax_mhz", "constraint_mhz", "met",
+    "logic_cells", "logic_available", "logic_estimate", "utilization", "seed",
+    "effort", "seconds"}`` (``logic_estimate``: the count made before nextpnr).
+    """
+    rtl_dir, rtl = _checked(rtl_dir, target)
+    if effort not in EFFORTS:
+        raise HwgenError(f"unknown place-and-route effort {effort!r}; choose one of {', '.join(EFFORTS)}")
+    dev = DEVICES[target]
+    freq = float(freq or dev["freq"])
+    if freq <= 0:
+        raise HwgenError(f"the clock constraint must be positive, not {freq} MHz")
+    if timeout is not None and timeout <= 0:
+        raise HwgenError(f"the timeout must be positive, not {timeout} s")
+    if harness is not None and harness.get("target") != target:
+        raise HwgenError(f"the timing harness given was synthesized for {harness.get('target')!r}, not {target!r}")
+    t0 = time.perf_counter()
+    ahead = 0.0 if harness is None else harness["seconds"]   # the harness synthesis that ran before
+    harness = harness or synthesize_harness(rtl_dir, target, log=log, stop=stop)
+    needed = harness["needed"]
+    work = rtl_dir / "timing" / target
     if log:
-        log(f"  {dev['tool']}: placing and routing on {dev['device']} at {freq:g} MHz (seed {seed}) ...")
+        log(f"  {dev['tool']}: placing and routing on {dev['device']} at {freq:g} MHz (seed {seed}, "
+            f"{effort} effort) ...")
     (work / "report.json").unlink(missing_ok=True)
     try:
         _run([find_tool(dev["tool"], "timing"), *dev["args"], "--json", "netlist.json", "--freq", f"{freq:g}",
-              "--seed", str(seed), "--timing-allow-fail", "--report", "report.json", "-q"],
-             work, work / "nextpnr.log", f"{dev['tool']} on {dev['device']}", timeout)
+              "--seed", str(seed), "--timing-allow-fail", "--report", "report.json", *EFFORTS[effort]],
+             work, work / "nextpnr.log", f"{dev['tool']} on {dev['device']}", timeout, stop)
+    except Stopped:
+        raise
     except HwgenError:
         too_big = _does_not_fit((work / "nextpnr.log").read_text(errors="replace"), dev["device"],
                                 rtl.get("arch", "unrolled"), target)
@@ -212,7 +277,8 @@ def place_and_route(rtl_dir, target="ice40", *, freq=None, seed=1, log=None, tim
     result = {"target": target, "device": dev["device"], "fmax_mhz": round(fmax, 2), "constraint_mhz": freq,
               "met": fmax >= freq, "logic_cells": logic["used"], "logic_available": logic["available"],
               "logic_estimate": needed,
-              "utilization": util, "seed": seed, "seconds": round(time.perf_counter() - t0, 2)}
+              "utilization": util, "seed": seed, "effort": effort,
+              "seconds": round(time.perf_counter() - t0 + ahead, 2)}
     if log:
         log(f"  {target}: Fmax {fmax:.1f} MHz ({'meets' if fmax >= freq else 'misses'} {freq:g} MHz), "
             f"{logic['used']}/{logic['available']} logic cells")
@@ -220,9 +286,9 @@ def place_and_route(rtl_dir, target="ice40", *, freq=None, seed=1, log=None, tim
 
 
 def format_table(results):
-    rows = [("target", "device", "Fmax MHz", "constraint", "logic cells")]
+    rows = [("target", "device", "Fmax MHz", "constraint", "logic cells", "effort")]
     rows += [(r["target"], r["device"], f"{r['fmax_mhz']:.1f}", f"{r['constraint_mhz']:g} "
-              f"({'met' if r['met'] else 'missed'})", f"{r['logic_cells']}/{r['logic_available']}")
-             for r in results]
+              f"({'met' if r['met'] else 'missed'})", f"{r['logic_cells']}/{r['logic_available']}",
+              r.get("effort", "full")) for r in results]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
