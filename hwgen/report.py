@@ -211,9 +211,9 @@ def _timing(config, rtl_dir, area, manifest, stages, stop=None, ready=None):
     with ThreadPoolExecutor(1, thread_name_prefix="hwgen-harness") as ahead:
         pending = {}
         if auto and len(candidates) > 1:
-            last = candidates[-1]
-            pending[last] = ahead.submit(stages.run, f"harness_{last}",
-                                         lambda: synthesize_harness(rtl_dir, last, log=log, stop=either))
+            largest = candidates[-1]
+            pending[largest] = ahead.submit(stages.run, f"harness_{largest}", lambda t=largest: synthesize_harness(
+                rtl_dir, t, log=log, stop=either))
         try:
             for target in candidates:
                 dev = DEVICES[target]

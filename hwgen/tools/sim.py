@@ -358,7 +358,8 @@ def _layer_batches(model, rtl, sources, sets, work, rel, backpressure, seed):
                 [f".{p}({p})" for p in ("clk", "rst", "advance") if p in ports]
             conn = ", ".join(conn)
         stalls = kind == "stream" or kind == "combinational" or "advance" in ports
-        in_w, out_w = ports["i__payload" if kind == "stream" else "x"][1], ports["o__payload" if kind == "stream" else "y"][1]
+        in_port, out_port = ("i__payload", "o__payload") if kind == "stream" else ("x", "y")
+        in_w, out_w = ports[in_port][1], ports[out_port][1]
         adapter = here / "hwgen_layer_dut.v"
         name = f"hwgen_layer_dut_{len(checks)}"
         adapter.write_text(template.substitute(name=name, stream=int(kind == "stream"), latency=lat,
