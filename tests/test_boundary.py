@@ -104,6 +104,34 @@ def test_wide_layers_use_the_split_search(monkeypatch):
     assert lv.covered >= len(live) - 1 and lv.covered + len(lv.uncovered) == layer.out_features
 
 
+def test_wide_layers_get_scale_vectors_that_tell_each_scale_apart():
+    """Beyond 1,024 input bits (200 pixels x 8 bits) the scale search starts
+    from the neuron's own boundary vectors: every ``scale b`` vector found
+    makes the neuron with plane b's scale one more or one less decide
+    differently, and every neuron gets them."""
+    import dataclasses
+    rng = np.random.default_rng(7)
+    layer = random_model(rng, [200, 6, 4], input_bits=8, frac_bits=8, prune=0.1).layers[0]
+    assert layer.in_features * layer.input_bits > boundary.MAX_SEPARATE_BITS
+    lv = boundary.layer_vectors(layer, variants=1)
+    base = boundary.golden_codes(layer, lv.inputs)
+    found = set()
+    for k, (o, label) in enumerate(lv.what):
+        if not label.startswith("scale"):
+            continue
+        b = int(label.split()[1]) - 1
+        told = []
+        for sign in (1, -1):
+            alpha = layer.alpha.copy()
+            alpha[o, b] += sign
+            mutant = dataclasses.replace(layer, alpha=alpha)
+            told.append(boundary.golden_codes(mutant, lv.inputs[k:k + 1])[0, o] != base[k, o])
+        assert any(told), (o, label)
+        found.add((o, b))
+    planes = {b for b in range(layer.max_bits) if layer.nbits.max() > b}
+    assert {o for o, _ in found} == set(range(layer.out_features)) and {b for _, b in found} == planes
+
+
 def test_network_inputs_carry_the_first_layers_windows():
     rng = np.random.default_rng(2)
     model = random_cnn(rng, (2, 5, 5), [(3, (3, 3), 1)], [6, 4], input_bits=3)

@@ -38,8 +38,12 @@ __all__ = ["LayerVectors", "layer_vectors", "network_inputs", "golden_codes", "D
 DEFAULT_VARIANTS = 8
 #: the exact enumeration is used while (input bits) x (distinct sums) stays under this
 MAX_REACH_WORK = 1 << 34
-#: layers of up to this many input bits also get inputs that tell each scale +-1 apart
+#: layers of up to this many input bits search for inputs that tell each scale +-1
+#: apart from several starts (the greedy costs (input bits)^2); wider layers
+#: search from their own boundary vectors only, a bounded number of flips
 MAX_SEPARATE_BITS = 1024
+#: the flips each start of a wide layer's scale search may take
+WIDE_SEPARATE_STEPS = 256
 
 
 @dataclass
@@ -94,8 +98,8 @@ def layer_vectors(layer, variants=DEFAULT_VARIANTS, seed=0):
     n_vars = view.in_features * (view.input_bits if view.input == "uint" else 1)
     rows, what = [np.zeros(n_vars, np.int64), np.ones(n_vars, np.int64)], [(None, "all low"), (None, "all high")]
     covered, uncovered, exact = 0, [], True
-    # the greedy separation costs (input bits)^2 a search: wide layers go without
-    planes = _plane_forms(view) if kind == "threshold" and n_vars <= MAX_SEPARATE_BITS else []
+    planes = _plane_forms(view) if kind == "threshold" else []
+    wide = n_vars > MAX_SEPARATE_BITS
     for o, (coeffs, _) in enumerate(forms):
         for high in (True, False):
             x = rng.integers(0, 2, n_vars)
@@ -115,7 +119,9 @@ def layer_vectors(layer, variants=DEFAULT_VARIANTS, seed=0):
             uncovered.append(o)
         for b, plane in enumerate(planes):
             for sign in (1, -1):       # the neuron with this plane's scale one more, one less
-                x = _separates(forms[o], _add(forms[o], plane[o], sign), n_vars, rng)
+                other = _add(forms[o], plane[o], sign)
+                x = _separates_from(forms[o], other, n_vars, [bits for _, bits in found]) if wide else \
+                    _separates(forms[o], other, n_vars, rng)
                 if x is not None:
                     rows.append(x)
                     what.append((o, f"scale {b + 1}"))
@@ -153,6 +159,40 @@ def _separates(form, other, n_vars, rng):
     for v in names:
         x[v] = found.get(v, 0)
     return x
+
+
+def _separates_from(form, other, n_vars, starts, steps=None):
+    """For a wide layer: bits on which thresholds ``form >= 0`` and ``other
+    >= 0`` differ, found by the greedy descent of
+    :func:`hwgen.tools.symbolic._separate`, vectorized, from ``starts`` only
+    (the neuron's boundary vectors, next to both thresholds), at most
+    ``steps`` flips each (:data:`WIDE_SEPARATE_STEPS`); or None. A search."""
+    a, b = _normalize(form), _normalize(other)
+    if a == b or not starts:
+        return None
+    steps = WIDE_SEPARATE_STEPS if steps is None else steps
+    for (pa, ta), (pb, tb) in ((a, b), (b, a)):     # pa . x >= ta and not pb . x >= tb
+        ca, cb = np.zeros(n_vars, np.int64), np.zeros(n_vars, np.int64)
+        for v, c in pa.items():
+            ca[v] = c
+        for v, c in pb.items():
+            cb[v] = c
+        for start in starts:
+            x = np.array(start, dtype=np.int64)
+            sa, sb = int(ca @ x) - ta, int(cb @ x) - tb
+            for _ in range(steps + 1):
+                penalty = max(0, -sa) + max(0, sb + 1)
+                if penalty == 0:
+                    return x
+                sign = 1 - 2 * x          # flipping bit v adds sign[v] * its coefficient
+                na, nb = sa + sign * ca, sb + sign * cb
+                pens = np.maximum(0, -na) + np.maximum(0, nb + 1)
+                v = int(np.argmin(pens))
+                if pens[v] >= penalty:
+                    break
+                x[v] ^= 1
+                sa, sb = int(na[v]), int(nb[v])
+    return None
 
 
 def _boundary(normalized, n_vars, variants, rng):
