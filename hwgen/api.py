@@ -174,7 +174,11 @@ def prove(artifact: Artifact, rtl_dir, *, method: str = "auto", max_fan_in: int 
     each layer's exact linear forms off the netlist (any fan-in); "sat"
     runs Yosys SAT against a reference circuit for fan-ins up to
     ``max_fan_in``; "auto" uses SAT where the symbolic proof cannot follow
-    the netlist. :func:`hwgen.tools.equiv.summarize` counts the records."""
+    the netlist. Folded and pipelined layers are proven by a clocked
+    symbolic simulation (:mod:`hwgen.tools.sequential`; ``method``
+    "symbolic" or "auto"), within ``timeout_s`` each; their records say
+    which handshake ``schedules`` were covered.
+    :func:`hwgen.tools.equiv.summarize` counts the records."""
     from .tools.equiv import DEFAULT_MAX_FAN_IN, check_rtl
     with _locked(rtl_dir, "prove"):
         return check_rtl(artifact, rtl_dir, method=method,

@@ -565,7 +565,8 @@ def cmd_equiv(args):
                         timeout_s=args.timeout, log=_log)
     for r in results:
         detail = r.get("reason") or f"{r['method']}, {r['seconds']} s" + \
-            (f", log {Path(args.rtl) / r['log']}" if r.get("log") else "")
+            (f", log {Path(args.rtl) / r['log']}" if r.get("log") else "") + \
+            (f"; {r['schedules']}" if r.get("schedules") and r["result"] == "proven" else "")
         print(f"{r['layer']}: {r['result']} ({detail})")
         if r["result"] == "counterexample":
             what = "scores" if r["layer"] == "argmax" else "input"

@@ -269,7 +269,7 @@ def _device_families(target):
     return REGISTRY[target].families
 
 
-#: seconds the flow's SAT proof may take per part (hwgen equiv's default is 300)
+#: seconds the flow's proof may take per part, SAT or clocked simulation (hwgen equiv's default is 300)
 PROOF_TIMEOUT_S = 60
 
 

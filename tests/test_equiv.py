@@ -133,8 +133,8 @@ def test_reference_refuses_what_it_does_not_model():
 def test_conv_window_datapaths_are_proven(tmp_path, folded):
     """A CNN's conv layer: its window datapath (fan-in channels x 3 x 3) is
     proven equal to its neurons, and so is fc0 (fan-in 27, symbolically);
-    folded dense layers are skipped as sequential; RTL with one conv plane
-    bit flipped is a counterexample, by either method."""
+    folded dense layers are proven by the clocked simulation; RTL with one
+    conv plane bit flipped is a counterexample, by either method."""
     rng = np.random.default_rng(12)
     model = random_cnn(rng, (1, 5, 5), [(3, (3, 3), 1)], [4, 3], input_bits=2, frac_bits=3, prune=0.2)
     folding = [None, (1, 1), (1, 1)] if folded else None
@@ -142,8 +142,8 @@ def test_conv_window_datapaths_are_proven(tmp_path, folded):
     results = check_rtl(model, tmp_path / "rtl", timeout_s=240)
     assert results[0]["result"] == "proven", results[0]
     if folded:
-        assert [r["result"] for r in results[1:3]] == ["skipped", "skipped"]
-        assert "folded" in results[1]["reason"]
+        assert [(r["result"], r["method"]) for r in results[1:3]] == [("proven", "symbolic-sequential")] * 2
+        assert "by induction" in results[1]["schedules"]
     else:
         assert [r["result"] for r in results[1:3]] == ["proven", "proven"]   # fc0: fan-in 27
     assert results[3]["layer"] == "argmax"

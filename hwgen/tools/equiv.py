@@ -6,8 +6,11 @@ compared with the artifact's (any fan-in, pixels or +-1 inputs, thresholds
 or scores). The argmax comparison tree is proven by Yosys SAT against a
 reference argmax (ties to the lowest index). Where the symbolic proof
 cannot follow a layer (Xilinx LUT primitives), the SAT proof below takes
-over for fan-ins up to ``max_fan_in``. Folded (sequential) and pipelined
-layers are not proven: the result says so, and the check is incomplete.
+over for fan-ins up to ``max_fan_in``. Folded and pipelined layers (and a
+folded conv layer's window datapath) are proven by
+:mod:`hwgen.tools.sequential`: the same affine evaluation, simulated clock
+by clock with the control concrete, for every inference on the full-rate
+handshake (by induction) and on random stall schedules after reset.
 
 The SAT proof: for each layer of an RTL directory, hwgen writes an independent reference
 module straight from the artifact's effective integer weights
@@ -235,6 +238,7 @@ def check_rtl(model, rtl_dir, *, method="auto", max_fan_in=DEFAULT_MAX_FAN_IN, t
     "proven", "counterexample", "unproven", "timeout" or "skipped" (with a
     ``reason``); :func:`summarize` counts them.
     """
+    from .sequential import prove_clocked
     from .symbolic import prove_layer
     if method not in METHODS:
         raise HwgenError(f"the proof method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -245,17 +249,23 @@ def check_rtl(model, rtl_dir, *, method="auto", max_fan_in=DEFAULT_MAX_FAN_IN, t
                          f"{[layer.name for layer in model.layers]}")
     results = []
     for layer, entry in zip(model.layers, rtl["layers"]):
-        module = entry.get("datapath_module", entry["module"] if "pe" not in entry else None)
-        latency = entry.get("datapath_latency", entry.get("latency", 0))
-        if module is None:
-            results.append({"layer": layer.name, "result": "skipped", "reason":
-                            "folded: a sequential datapath (weights in ROM), which the proof of "
-                            "combinational layers does not cover; simulation does"})
-        elif latency:
-            results.append({"layer": layer.name, "result": "skipped", "reason":
-                            f"pipelined ({latency} cycles): the proof covers combinational layers; "
-                            f"prove RTL generated with --pipeline 0, which has the same adder "
-                            f"structures without the registers"})
+        # a folded layer's stream (a folded conv layer: its window datapath), or a datapath
+        module = (entry.get("window_module", entry["module"]) if "pe" in entry
+                  else entry.get("datapath_module", entry["module"]))
+        latency = 0 if "pe" in entry else entry.get("datapath_latency", entry.get("latency", 0))
+        if "pe" in entry or latency:
+            what = (f"folded ({entry['pe']} x {entry.get('simd')}, {entry.get('cycles')} cycles)" if "pe" in entry
+                    else f"pipelined ({latency} cycles)")
+            if method == "sat":
+                results.append({"layer": layer.name, "result": "skipped", "reason":
+                                f"{what}: sequential, which the SAT proof does not cover (the symbolic one does)"})
+            else:
+                if log:
+                    log(f"  {layer.name}: simulating {module} symbolically, {what} (fan-in {layer.in_features}, "
+                        f"{layer.out_features} neurons) ...")
+                results.append(prove_clocked(layer, rtl_dir, module, rtl["score_width"], latency=latency,
+                                             cycles=entry.get("cycles", entry.get("interval")),
+                                             timeout_s=timeout_s))
         else:
             record = None
             if method in ("auto", "symbolic"):

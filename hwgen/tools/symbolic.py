@@ -45,8 +45,8 @@ from ..errors import HwgenError
 from ..core.manifest import read_manifest
 from .synth import yosys_executable
 
-__all__ = ["Unsupported", "netlist_forms", "reference_forms", "compare_threshold", "prove_layer",
-           "MAX_REACH_BITS", "MAX_DIFFERING"]
+__all__ = ["Unsupported", "netlist_forms", "reference_forms", "compare_threshold", "judge_outputs",
+           "prove_layer", "MAX_REACH_BITS", "MAX_DIFFERING"]
 
 #: the reachable-sum enumeration gives up beyond this many distinct sums
 #: (a Python int bitset of 2^26 bits is 8 MB, shifted once per input bit)
@@ -156,7 +156,10 @@ def _as_boolean(bit):
     _, w, k = bit
     low = _fit(w.form, k + 1, False)    # bit k of R is bit k of R mod 2^(k+1), in 0..2^(k+1)-1
     if low is None:
-        return ("u", f"bit {k} of {w.cell}'s result (range {w.lo}..{w.hi}) is not a single threshold", w)
+        low = _fit(w.form, k + 1, True)     # or the sign bit of R read as k+1 signed bits
+        if low is None:
+            return ("u", f"bit {k} of {w.cell}'s result (range {w.lo}..{w.hi}) is not a single threshold", w)
+        return ("t", _add(_const(-1), low, -1))   # 1 iff the signed value < 0, i.e. -V - 1 >= 0
     if k == 0:
         return ("b", low)
     return ("t", _add(low, _const(-(1 << k))))
@@ -744,37 +747,63 @@ def prove_layer(layer, rtl_dir, module, score_width):
         outs = netlist_forms(mod, {x_port: var_of})["y"]
     except Unsupported as exc:
         return unproven(str(exc), None, exc.word)
+    verdict = judge_outputs(layer, kind, ref, outs, width, module, n_vars)
+    if verdict[0] == "counterexample":
+        return confirmed(*verdict[1:])
+    if verdict[0] == "unproven":
+        return unproven(*verdict[1:])
+    result["equivalent_thresholds"] = verdict[1]
+    return done("proven")
+
+
+def judge_outputs(layer, kind, ref, outs, width, module, n_vars=None):
+    """Compare the output bits ``outs`` (``width`` per neuron) of ``module``
+    with the artifact's forms ``ref``. Returns ``("proven", equivalent
+    thresholds)``, ``("counterexample", neuron, reason, {var: bit})`` or
+    ``("unproven", reason, neuron, word or None)``. ``n_vars``: where given,
+    a form over any other variable (an earlier input, a register's unknown
+    state) is not the layer's function of this input: unproven."""
+    def foreign(form):
+        return n_vars is not None and any(v >= n_vars or v < 0 for v in form[0])
+
+    equivalent = 0
     for o, form in enumerate(ref):
         bits = outs[o * width:(o + 1) * width]
         if kind == "scores":
             try:
                 got = _read(bits, True, f"score {o} of {module}")
             except Unsupported as exc:
-                return unproven(str(exc), o, exc.word)
+                return "unproven", str(exc), o, exc.word
+            if foreign(got):
+                return "unproven", (f"score {o} of {module} depends on more than this input (an earlier "
+                                    f"input or a register's state)"), o, None
             diff = _add(got, form, -1)
             if diff[0] or diff[1]:   # distinct affine forms over bits differ somewhere; this is one place
                 x = {} if diff[1] else {next(iter(diff[0])): 1}
-                return confirmed(o, f"score {o} is {_show(got)} in the RTL and {_show(form)} in the "
-                                    f"artifact", x)
+                return "counterexample", o, (f"score {o} is {_show(got)} in the RTL and {_show(form)} in "
+                                             f"the artifact"), x
             continue
         bit = _as_boolean(bits[0])
         if bit[0] == "u":
-            return unproven(bit[1], o, bit[2] if len(bit) > 2 else None)
+            return "unproven", bit[1], o, bit[2] if len(bit) > 2 else None
         if bit[0] == "c":
             bit = ("t", _const(0 if bit[1] else -1))
         elif bit[0] == "b":   # a 0/1 form f: 1 iff f - 1 >= 0
             bit = ("t", _add(bit[1], _const(-1)))
+        if foreign(bit[1]):
+            return "unproven", (f"neuron {o} of {module} depends on more than this input (an earlier "
+                                f"input or a register's state)"), o, None
         try:
             verdict, detail = compare_threshold(bit[1], form)
         except Unsupported as exc:
-            return unproven(str(exc), o)
+            return "unproven", str(exc), o, None
         if verdict == "counterexample":
-            return confirmed(o, f"neuron {o} fires on a different set of inputs", detail)
+            return "counterexample", o, f"neuron {o} fires on a different set of inputs", detail
         if verdict == "unproven":
-            return unproven(detail, o)
+            return "unproven", detail, o, None
         if _normalize(bit[1]) != _normalize(form):
-            result["equivalent_thresholds"] += 1
-    return done("proven")
+            equivalent += 1
+    return "proven", equivalent
 
 
 def _reference_outputs(layer, values):
