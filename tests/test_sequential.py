@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from hwgen import rtl
-from hwgen.tools.equiv import check_rtl, summarize
+from hwgen.tools.equiv import check_argmax, check_rtl, summarize
 from hwgen.tools.sequential import Machine, _Port, _Schedule, _zeros, prove_clocked
 from hwgen.tools.symbolic import _netlist_json
 
@@ -82,7 +82,7 @@ def test_an_accumulator_kept_between_inferences_is_caught(tmp_path):
 def test_folded_cnn_layers_are_proven(tmp_path):
     """A folded CNN: the conv layer's folded window datapath and the folded
     dense layers, one of them fed through a port Amaranth renamed (a
-    permutation of its payload wire)."""
+    permutation of its payload wire), and the argmax: all of it proven."""
     rng = np.random.default_rng(501)
     model = random_cnn(rng, (1, 4, 4), [(3, (2, 2), 1)], [6, 4], input_bits=2, frac_bits=4, prune=0.2)
     rtl.generate(model, tmp_path / "rtl", folding=[(1, 2), (2, 3), (2, 3)])
@@ -90,8 +90,8 @@ def test_folded_cnn_layers_are_proven(tmp_path):
     assert [(r["layer"], r["result"]) for r in results[:3]] == [("conv0", "proven"), ("fc0", "proven"),
                                                                 ("fc1", "proven")]
     assert all(r["method"] == "symbolic-sequential" for r in results[:3])
-    s = summarize(results)
-    assert s["not_proven"] == ["argmax"]
+    assert results[3]["method"] == "sat-sequential"
+    assert summarize(results)["complete"]
 
 
 def test_a_wrong_latency_is_not_proven(tmp_path):
@@ -127,3 +127,41 @@ def test_the_concrete_simulation_follows_the_rom(tmp_path):
         outs, _ = port.run(port.after_reset(), [bits], 1, _Schedule(), _zeros, 2000)
         got = [outs[0][o][1] for o in range(5)]
         assert got == layer_outputs(model.layers[0], list(x))
+
+
+def _argmax_text(path):
+    text = path.read_text()
+    start = text.index("module \\hwgen_top.argmax")
+    return text, start, text.index("endmodule", start)
+
+
+@pytest.mark.parametrize("arch", ["pipelined tree", "scan"])
+def test_clocked_argmax_is_proven_and_its_mutants_are_not(tmp_path, arch):
+    """A pipelined comparison tree (new scores every clock) and a scan over
+    held scores, proven by bounded SAT from any state of their registers;
+    the tree with its first comparison's operands swapped, and the scan
+    that no longer restarts its running maximum at the first score (right
+    from reset on positive scores, wrong after an earlier inference), are
+    counterexamples."""
+    model = random_model(np.random.default_rng(3), [6, 5, 4], input_bits=2, frac_bits=3)
+    kw = {"pipeline": 1} if arch == "pipelined tree" else {"folding": [(1, 3), (2, 5)]}
+    man = rtl.generate(model, tmp_path / "rtl", **kw)
+    assert man["argmax_module"] is None and man["argmax_latency"] > 0
+    res = check_argmax(tmp_path / "rtl")
+    assert (res["result"], res["method"]) == ("proven", "sat-sequential"), res
+    path = tmp_path / "rtl" / "hwgen_top.v"
+    text, start, end = _argmax_text(path)
+    body = text[start:end]
+    if arch == "pipelined tree":
+        m = re.search(r"\$signed\(([^()]+)\) - \$signed\(([^()]+)\)", body)
+        assert m, "the tree's first comparison was not found"
+        edited = body[:m.start()] + f"$signed({m.group(2)}) - $signed({m.group(1)})" + body[m.end():]
+    else:
+        assert "k < " in body, "the folded design's argmax is not a scan"
+        m = re.search(r"assign (\\\$\d+) {2}= (\\\$\d+) {2}\| (\\\$\d+) \[(\d+)\];", body)
+        assert m, "the scan's first-score term was not found"
+        edited = body[:m.start()] + f"assign {m.group(1)}  = {m.group(3)} [{m.group(4)}];" + body[m.end():]
+    path.write_text(text[:start] + edited + text[end:])
+    bad = check_argmax(tmp_path / "rtl")
+    assert bad["result"] == "counterexample", bad
+    assert len(bad["counterexample"]) == 4

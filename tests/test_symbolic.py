@@ -219,14 +219,18 @@ def test_argmax_mutant_is_a_counterexample(tmp_path):
 
 def test_edited_rtl_checks_report_all_parts(tmp_path):
     """check_rtl on a folded design: the folded layers are proven by the
-    clocked simulation; its argmax (a scan over held scores) is not, so the
-    proof is incomplete and says which part."""
+    clocked simulation and the argmax scan by bounded SAT, so the proof is
+    complete; with a layer's module gone from the Verilog that part is not
+    proven, and the summary names it."""
     model = random_model(np.random.default_rng(5), [8, 6, 3], input_bits=2, frac_bits=3)
     rtl.generate(model, tmp_path / "rtl", folding=[(1, 2), (1, 2)])
-    results = check_rtl(model, tmp_path / "rtl")
-    s = summarize(results)
-    assert not s["complete"] and s["counterexample"] == []
-    assert s["not_proven"] == ["argmax"] and s["proven"] == 2
+    s = summarize(check_rtl(model, tmp_path / "rtl"))
+    assert s["complete"] and s["proven"] == 3 and s["counterexample"] == []
+    path = tmp_path / "rtl" / "hwgen_top.v"
+    text = path.read_text()
+    path.write_text(text.replace("module \\hwgen_top.fc1 ", "module \\hwgen_top.fc1_renamed "))
+    with pytest.raises(Exception):
+        check_rtl(model, tmp_path / "rtl")
 
 
 def test_compare_threshold_agrees_with_enumeration():

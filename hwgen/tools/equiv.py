@@ -4,7 +4,8 @@ Every combinational layer is proven by :mod:`hwgen.tools.symbolic`: its
 exact linear forms, read off the netlist with an overflow-freedom argument,
 compared with the artifact's (any fan-in, pixels or +-1 inputs, thresholds
 or scores). The argmax comparison tree is proven by Yosys SAT against a
-reference argmax (ties to the lowest index). Where the symbolic proof
+reference argmax (ties to the lowest index); a clocked argmax (pipelined
+tree or scan) by bounded SAT over its clocks from any register state. Where the symbolic proof
 cannot follow a layer (Xilinx LUT primitives), the SAT proof below takes
 over for fan-ins up to ``max_fan_in``. Folded and pipelined layers (and a
 folded conv layer's window datapath) are proven by
@@ -135,6 +136,14 @@ def _sat(rtl_dir, name, gold, gate, timeout_s):
     (work / f"{name}.gate.v").write_text(gate)
     script = resource("rtl_templates", "equiv.ys").read_text().format(
         sources=" ".join(f"../{s}" for s in [*rtl["sources"], *rtl.get("sim_sources", [])]), name=name)
+    return _run_sat(rtl_dir, name, script, timeout_s)
+
+
+def _run_sat(rtl_dir, name, script, timeout_s):
+    """Run the Yosys ``script`` in ``rtl_dir/equiv`` as ``name``.ys: its
+    SAT verdict (see :func:`_sat`)."""
+    work = rtl_dir / "equiv"
+    work.mkdir(exist_ok=True)
     (work / f"{name}.ys").write_text(script)
     log_path = work / f"{name}.log"
     log_path.unlink(missing_ok=True)
@@ -190,6 +199,61 @@ def _argmax_verilog(n, width):
     return "\n".join(gold) + "\n", iw
 
 
+def _argmax_check(n, width, latency, ports, module):
+    """``check``: the clocked argmax ``module`` (``ports``: its port names)
+    beside the reference ``gold``, ``ok`` iff their indices agree, and the
+    ``-set-at 1`` options that start the wrapper's counters at 0. A scan (ports ``k``,
+    ``step``) gets its scores held from the first clock and ``k`` counting
+    the clocks, as the network's held stage drives it; a pipelined tree gets
+    new scores every clock, and is compared with the reference on the
+    scores of ``latency`` clocks before (a delay line)."""
+    nw, iw = n * width, max((n - 1).bit_length(), 1)
+    lines = [f"module check(input clk, input [{nw - 1}:0] x, output ok);",
+             f"  wire [{iw - 1}:0] index, want;"]
+    conn = {"clk": "clk", "rst": "1'b0", "advance": "1'b1", "index": "index"}
+    init = []
+    if "k" in ports:
+        cw = max(latency.bit_length(), 1)
+        lines += [f"  reg [{nw - 1}:0] held;", "  reg started;", f"  reg [{cw - 1}:0] seen;",
+                  f"  wire [{nw - 1}:0] s = started ? held : x;",
+                  "  always @(posedge clk) begin",
+                  "    held <= s; started <= 1'b1;",
+                  f"    if (seen != {latency}) seen <= seen + 1'b1;",
+                  "  end",
+                  "  gold reference (.x(s), .y(want));"]
+        conn.update(scores="s", k="seen", step=f"seen != {latency}")
+        init = ["-set-at 1 started 0", "-set-at 1 seen 0"]
+    else:
+        delayed = "x"
+        for d in range(latency):
+            lines += [f"  reg [{nw - 1}:0] d{d};", f"  always @(posedge clk) d{d} <= {delayed};"]
+            delayed = f"d{d}"
+        lines.append(f"  gold reference (.x({delayed}), .y(want));")
+        conn["scores"] = "x"
+    unknown = sorted(set(ports) - set(conn))
+    if unknown:
+        raise HwgenError(f"the argmax module {module} has ports {unknown} that the proof does not drive")
+    lines += [f"  \\{module} dut (" + ", ".join(f".{p}({conn[p]})" for p in sorted(ports)) + ");",
+              "  assign ok = index == want;", "endmodule"]
+    return "\n".join(lines) + "\n", " ".join(init)
+
+
+def _check_argmax_clocked(rtl_dir, rtl, module, timeout_s):
+    """:func:`check_argmax` for a clocked argmax: a bounded SAT proof
+    (``rtl_templates/equiv_seq.ys``) over ``argmax_latency + 1`` clocks."""
+    from .symbolic import _netlist_json
+    n, width, latency = rtl["n_classes"], rtl["score_width"], int(rtl["argmax_latency"])
+    mod = _netlist_json(rtl_dir, [*rtl["sources"], *rtl.get("sim_sources", [])], module, rtl_dir / "equiv")
+    check, init = _argmax_check(n, width, latency, list(mod["ports"]), module)
+    gold, _ = _argmax_verilog(n, width)
+    work = rtl_dir / "equiv"
+    (work / "argmax.check.v").write_text(gold + check)
+    script = resource("rtl_templates", "equiv_seq.ys").read_text().format(
+        sources=" ".join(f"../{s}" for s in [*rtl["sources"], *rtl.get("sim_sources", [])]), name="argmax",
+        steps=latency + 1, skip=latency, init=init)
+    return _run_sat(rtl_dir, "argmax", script, timeout_s)
+
+
 def check_argmax(rtl_dir, timeout_s=300):
     """Prove the RTL's argmax tree equal to a reference argmax for every
     score vector (Yosys SAT). ``{"layer": "argmax", "method": "sat",
@@ -200,18 +264,27 @@ def check_argmax(rtl_dir, timeout_s=300):
     module = rtl.get("argmax_module")
     record = {"layer": "argmax", "method": "sat", "result": "skipped", "counterexample": None}
     if module is None:
-        reason = ("rtl.json names no argmax module (RTL of hwgen 0.1: regenerate it)"
-                  if "argmax_module" not in rtl else
-                  "a pipelined argmax or a scan (sequential): covered by simulation, not by this proof")
-        return {**record, "reason": reason}
+        if "argmax_module" not in rtl or not rtl.get("argmax_latency"):
+            return {**record, "reason": "rtl.json names no argmax module (RTL of hwgen 0.1: regenerate it)"}
+        # a pipelined tree or a scan: the network's argmax submodule, proven over its clocks
+        module = f"{rtl['top']}.argmax"
+        verdict, log, seconds, log_path = _check_argmax_clocked(rtl_dir, rtl, module, timeout_s)
+        record.update(method="sat-sequential", schedules=(
+            f"any earlier state, {rtl['argmax_latency']} clocks at full rate (the scores held for a scan, "
+            f"new every clock for a pipelined tree)"))
+    else:
+        verdict = None
     n, width = rtl["n_classes"], rtl["score_width"]
     gold, iw = _argmax_verilog(n, width)
-    gate = (f"module gate(input [{n * width - 1}:0] x, output [{iw - 1}:0] y);\n"
-            f"  \\{module} dut (.scores(x), .index(y));\nendmodule\n")
-    verdict, log, seconds, log_path = _sat(rtl_dir, "argmax", gold, gate, timeout_s)
+    if verdict is None:
+        gate = (f"module gate(input [{n * width - 1}:0] x, output [{iw - 1}:0] y);\n"
+                f"  \\{module} dut (.scores(x), .index(y));\nendmodule\n")
+        verdict, log, seconds, log_path = _sat(rtl_dir, "argmax", gold, gate, timeout_s)
     cex = None
     if verdict == "counterexample":
-        m = re.search(r"^\s*\\in_x\s+\S+\s+\S+\s+([01]+)\s*$", log, re.MULTILINE)
+        # the scores of the first clock: the combinational miter's input, or the clocked check's x at step 1
+        m = re.search(r"^\s*\\in_x\s+\S+\s+\S+\s+([01]+)\s*$", log, re.MULTILINE) or \
+            re.search(r"^\s*1\s+\\x\s+\S+\s+\S+\s+([01]+)\s*$", log, re.MULTILINE)
         if m:
             word = int(m.group(1), 2)
             cex = [((word >> (k * width)) & ((1 << width) - 1)) for k in range(n)]
