@@ -25,13 +25,14 @@ each must be the artifact's neuron over *this* input's variables only.
 
 **Every inference, by induction** (the full-rate schedule: an input always
 offered, the output always taken). The first inference after reset is
-proven from the reset state. Then the states at the transfers of inferences
-1 and 2 are compared; the register and memory bits that are the same
-constant in both are kept, all others become free variables (any value).
-From that generalized state the next inference is proven again, and the
-state at the transfer after it must again hold those constants, with the
-same number of inferences in flight. Every state at an input transfer is
-then in that set (true at the first, and kept by every step), so every
+proven from the reset state. Then the states at two consecutive offers
+(the first clock an input is offered), once the pipeline holds as many
+inferences at each, are compared; the register and memory bits that are
+the same constant in both are kept, all others become free variables (any
+value). From that generalized state the next inference is proven again,
+and the state at the offer after it must again hold those constants, with
+the same number of inferences in flight. Every state at an offer is then
+in that set (true at the first, and kept by every step), so every
 inference's outputs are proven, whatever the earlier inputs were.
 
 **Backpressure** is checked on a few seeded random schedules (inputs
