@@ -30,6 +30,7 @@ __version__ = "0.2.0.dev0"   # pyproject.toml reads it (the one place it is set)
 _LAZY = {
     **dict.fromkeys(["generate_rtl", "synthesize", "place_and_route", "simulate", "SimResult", "prove"], "api"),
     "run_flow": "report",
+    **dict.fromkeys(["from_qonnx", "to_qonnx"], "interop"),
     "export": "training.exporter",
     **dict.fromkeys(["HBBLinear", "HBBConv2d", "SignActivation", "ResidualActivation", "LogitScale", "HBBMLP",
                      "HBBCNN", "finish_training", "set_progress"], "training.nn"),

@@ -1,4 +1,4 @@
-"""The ``hwgen`` command line: train, export, rtl, synth, timing, sim, equiv, flow, sweep.
+"""The ``hwgen`` command line: train, export, import, export-onnx, rtl, synth, timing, sim, equiv, flow, sweep.
 
 Building the parser imports no torch and no Amaranth (``hwgen --help`` is
 fast): the option vocabularies come from :mod:`hwgen.training.options`,
@@ -371,6 +371,28 @@ def cmd_export(args):
          f"weight bits, histogram {integer.bit_histogram()}")
 
 
+def cmd_import(args):
+    from .core import artifact
+    from .interop import from_qonnx
+    integer = from_qonnx(args.model)
+    artifact.save(integer, args.output)
+    imported = integer.meta.get("imported", {})
+    for note in imported.get("notes", []):
+        logger.warning(f"note: {note}")
+    shapes = " -> ".join(f"{l.name} {'conv ' if l.op == 'conv2d' else ''}{l.out_features}" for l in integer.layers)
+    _log(f"artifact {args.output}: {len(integer.layers)} layers ({shapes}), {integer.input_bits}-bit inputs, "
+         f"avg {integer.avg_weight_bits():.3f} weight bits, histogram {integer.bit_histogram()}")
+
+
+def cmd_export_onnx(args):
+    from .core import artifact
+    from .interop import save_qonnx
+    integer = artifact.load(args.artifact)
+    save_qonnx(integer, args.output)
+    _log(f"QONNX model {args.output}: {len(integer.layers)} layers as bit-planes with MultiThreshold "
+         f"activations; its output is the integer class scores")
+
+
 def _sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -683,6 +705,7 @@ def build_parser():
     sub = _Subcommands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     _add_train_command(sub)
     _add_export_command(sub)
+    _add_interop_commands(sub)
     _add_rtl_command(sub)
     _add_synth_command(sub)
     _add_timing_command(sub)
@@ -707,6 +730,19 @@ def _add_export_command(sub):
     p.add_argument("--frac-bits", type=_int_within(0, 24), default=8,
                    help="fixed-point bits of the scales, 0..24 (default: 8)")
     p.set_defaults(func=cmd_export)
+
+
+def _add_interop_commands(sub):
+    p = sub.add_parser("import", help="read a QONNX model (Brevitas export_qonnx, FINN, hls4ml) into an "
+                       "integer artifact, exactly (needs the onnx extra)")
+    p.add_argument("model", help="the .onnx file (external data next to it is read too)")
+    p.add_argument("-o", "--output", required=True, help="artifact file to write (.hwgen)")
+    p.set_defaults(func=cmd_import)
+    p = sub.add_parser("export-onnx", help="write an artifact as a QONNX model that qonnx's execute_onnx runs "
+                       "to the same integer scores (needs the onnx extra)")
+    p.add_argument("artifact")
+    p.add_argument("-o", "--output", required=True, help="QONNX file to write (.onnx)")
+    p.set_defaults(func=cmd_export_onnx)
 
 
 def _add_rtl_command(sub):

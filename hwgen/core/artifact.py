@@ -175,6 +175,13 @@ class Artifact:
         from .reference import infer
         return infer(self, x).scores
 
+    def to_qonnx(self):
+        """This model as a QONNX ``onnx.ModelProto`` (:func:`hwgen.interop.to_qonnx`; needs the
+        ``onnx`` extra): bit-planes times their scales, ``MultiThreshold`` activations, integer
+        class scores out. :func:`hwgen.from_qonnx` reads it back byte-identical."""
+        from ..interop import to_qonnx       # the interop layer sits on top of this one: imported on use
+        return to_qonnx(self)
+
     def bit_histogram(self):
         """``{"b": count}`` of the weights with ``b`` bits, over all layers."""
         counts = np.zeros(MAX_BITS + 1, dtype=np.int64)

@@ -27,8 +27,17 @@ LOCK_NAME = ".hwgen.lock"
 
 
 def write_bytes(path, data):
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename)."""
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename).
+    A path that names a directory, or whose directory is missing or a file,
+    is refused by name (not by the temporary file's)."""
     path = Path(path)
+    if path.is_dir():
+        raise HwgenError(f"cannot write {path}: it is a directory, not a file")
+    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise HwgenError(f"cannot write {path}: {blocked} is a file, not a directory")
+    if not path.parent.is_dir():
+        raise HwgenError(f"cannot write {path}: directory {path.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
