@@ -29,8 +29,6 @@ weights one plane (0 = pruned), other integers the fewest planes (at most
 """
 import json
 import math
-import os
-import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
